@@ -1,0 +1,284 @@
+"""feeds.yaml -> a typed, validated Config; every error names the file, line and field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+DEFAULT_USER_AGENT = (
+    "aggregator/0.1 (+https://github.com/; multilingual feed republisher; polite: conditional GET)"
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(Exception):
+    """An invalid feeds.yaml; str() is one line per problem, each naming file:line and field."""
+
+    def __init__(self, path: Path, problems: Sequence[tuple[int | None, str, str]]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = []
+        for line, fld, msg in self.problems:
+            where = f"{path}:{line}" if line else str(path)
+            lines.append(f"{where}: {fld}: {msg}" if fld else f"{where}: {msg}")
+        super().__init__("\n".join(lines))
+
+
+def parse_duration(value: object) -> timedelta:
+    """'15m', '1h', '90s', '2d' or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 15m, 1h or 90s")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 1h or 1d")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def normalise_language_tag(value: str) -> str:
+    """'en_us' -> 'en-US'; raises ValueError for codes no locale database knows."""
+    tag = value.strip().replace("_", "-")
+    parts = tag.split("-")
+    if not parts[0].isalpha() or not 2 <= len(parts[0]) <= 3:
+        raise ValueError(f"{value!r} is not a BCP 47 language tag (e.g. en, es, pt-BR)")
+    parts[0] = parts[0].lower()
+    for i, p in enumerate(parts[1:], 1):
+        if len(p) == 2 and p.isalpha():
+            parts[i] = p.upper()
+        elif len(p) == 4 and p.isalpha():
+            parts[i] = p.title()
+    try:
+        Locale.parse(parts[0])
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(f"unknown language code {parts[0]!r}") from None
+    return "-".join(parts)
+
+
+def _language(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a language code such as en or es")
+    return normalise_language_tag(value)
+
+
+def _feed_language(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return _language(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+LanguageTag = Annotated[str, BeforeValidator(_language)]
+FeedLanguage = Annotated[str, BeforeValidator(_feed_language)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Model):
+    title: str = "Aggregated news"
+    link: HttpUrl = HttpUrl("http://127.0.0.1:8080/")
+    base_url: HttpUrl = HttpUrl("http://127.0.0.1:8080/")
+    timezone: str = "UTC"
+    languages: list[LanguageTag] = Field(default_factory=lambda: ["en"], min_length=1)
+    entries_per_feed: int = Field(50, ge=1, le=1000)
+    locales: dict[str, str] = Field(default_factory=dict)  # language -> babel locale override
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/London)")
+        return v
+
+    @field_validator("languages")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        primaries = [t.split("-")[0] for t in v]
+        if len(set(primaries)) != len(primaries):
+            raise ValueError("each language may be listed only once")
+        return primaries
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class FetchSettings(_Model):
+    concurrency: int = Field(32, ge=1, le=1000)
+    per_host: int = Field(2, ge=1, le=100)
+    timeout: Duration = timedelta(seconds=30)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+class Defaults(_Model):
+    interval: Duration = timedelta(minutes=15)
+
+
+class FeedConfig(_Model):
+    url: HttpUrl
+    name: str | None = None
+    language: FeedLanguage = "auto"
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    max_bytes: int | None = Field(None, ge=1024)
+    allow_private: bool = False
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return str(self.url)
+
+    @property
+    def title(self) -> str:
+        return self.name or self.key
+
+
+class Config(_Model):
+    site: Site = Field(default_factory=Site)
+    defaults: Defaults = Field(default_factory=Defaults)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)
+
+    def interval_for(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.defaults.interval
+
+    def feed(self, name_or_url: str) -> FeedConfig | None:
+        for f in self.feeds:
+            if name_or_url in (f.name, f.key, str(f.url).rstrip("/")):
+                return f
+        return None
+
+
+def _line_of(node: Any, loc: Sequence[str | int]) -> int | None:
+    """Walk ruamel's node tree along a pydantic error location; 1-based line of the deepest hit."""
+    line: int | None = None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    if line is None and isinstance(node, CommentedMap | CommentedSeq):
+        line = node.lc.line + 1
+    return line
+
+
+def _field_name(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate feeds.yaml. Raises ConfigError naming file, line and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(p, [(None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(p, [(None, "", f"cannot read: {e}")]) from None
+    return parse_config(text, p)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(path, [(line, "", f"not valid YAML: {e.problem}")]) from None
+    if tree is None:
+        tree = CommentedMap()
+    if not isinstance(tree, CommentedMap):
+        raise ConfigError(path, [(1, "", "the top level must be a mapping (site:, feeds:, ...)")])
+    try:
+        config = Config.model_validate({**_plain(tree), "path": path})
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see README for the fields)"
+            elif err["type"] == "missing":
+                msg = "required field is missing"
+            problems.append((_line_of(tree, loc), _field_name(loc), msg))
+        raise ConfigError(path, problems) from None
+    problems = []
+    seen: dict[str, int] = {}
+    for i, feed in enumerate(config.feeds):
+        key = feed.key
+        if key in seen:
+            problems.append(
+                (
+                    _line_of(tree, ["feeds", i, "url"]),
+                    f"feeds[{i}].url",
+                    f"duplicate url {key} (already listed as feeds[{seen[key]}])",
+                )
+            )
+        seen.setdefault(key, i)
+    names: dict[str, int] = {}
+    for i, feed in enumerate(config.feeds):
+        if feed.name and feed.name in names:
+            problems.append(
+                (
+                    _line_of(tree, ["feeds", i, "name"]),
+                    f"feeds[{i}].name",
+                    f"duplicate name {feed.name!r} (already used by feeds[{names[feed.name]}])",
+                )
+            )
+        if feed.name:
+            names.setdefault(feed.name, i)
+    if problems:
+        raise ConfigError(path, problems)
+    return config
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types -> plain dicts/lists, so pydantic sees ordinary data."""
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node

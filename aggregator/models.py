@@ -1,0 +1,189 @@
+"""Plain typed data shared by every stage of the pipeline.
+
+Each stage takes and returns these; none of them knows about HTTP, SQL or files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How one poll of one feed ended."""
+
+    OK = "ok"  # 2xx with a body that parsed
+    NOT_MODIFIED = "not-modified"  # 304: nothing to do
+    HTTP_ERROR = "http-error"  # 4xx/5xx
+    NETWORK_ERROR = "network-error"  # refused, reset, DNS, TLS, timeout
+    TOO_LARGE = "too-large"
+    NOT_A_FEED = "not-a-feed"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What the retriever learnt from one HTTP exchange; no parsing has happened yet."""
+
+    feed_url: str  # the URL as written in feeds.yaml: the feed's identity
+    url: str  # the URL finally answered (after redirects)
+    status: int | None  # None when no HTTP answer arrived at all
+    outcome: Outcome
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None  # words for an operator, set whenever outcome is not OK/NOT_MODIFIED
+    fetched_at: datetime | None = None
+    duration_ms: float = 0.0
+    permanent_redirect: str | None = None  # where a 301/308 chain ended, if it did
+    retry_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One entry as the source document states it, before language and dedupe decisions."""
+
+    source_id: str | None  # guid / atom:id / JSON id, if the source gave one
+    link: str | None
+    title: str
+    summary: str  # HTML as the source gave it (sanitised only when rendered)
+    content: str  # HTML
+    author: str | None = None
+    categories: tuple[str, ...] = ()
+    published: datetime | None = None  # aware, UTC
+    updated: datetime | None = None  # aware, UTC
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None  # declared on the entry itself (xml:lang, dc:language)
+    translations: tuple[tuple[str, str], ...] = ()  # (hreflang, href) alternates
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    language: str | None  # declared by the document (channel language, feed xml:lang)
+    format: str  # "rss20", "atom10", "json11", ...
+    entries: tuple[ParsedEntry, ...]
+    warning: str | None = None  # set when the document was broken but usable
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One place an entry was seen: a feed and the link that feed used for it."""
+
+    feed_url: str
+    feed_name: str
+    source_key: str
+    link: str | None
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A parsed entry made ready to store: language resolved, keys computed, dates clamped."""
+
+    feed_url: str
+    source_key: str  # the source's id, else its link, else a content fingerprint
+    canonical_url: str | None
+    fingerprint: str  # normalised title + day + feed: survives unstable ids
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str | None
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    published: datetime  # never None: falls back to first-seen time
+    updated: datetime | None
+    language: str | None  # primary subtag ("en"), None when unknown
+    language_tag: str | None  # full BCP 47 tag as declared ("en-GB")
+    language_evidence: str  # entry | document | config | identified | none
+    content_hash: str  # what "changed" means for an update
+    translations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    id: str
+    feed_url: str
+    source_key: str
+    canonical_url: str | None
+    fingerprint: str
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str | None
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    published: datetime
+    updated: datetime | None
+    first_seen: datetime
+    language: str | None
+    language_tag: str | None
+    language_evidence: str
+    day: date
+    content_hash: str
+    sources: tuple[Source, ...] = ()
+    translations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the store remembers about a feed between polls."""
+
+    url: str
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled: datetime | None = None
+    last_status: int | None = None
+    last_outcome: str | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    next_poll: datetime | None = None
+    title: str | None = None
+    permanent_url: str | None = None
+    gone: bool = False
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePlan:
+    """The dedupe decision for one feed's poll, applied by the store in one transaction."""
+
+    inserts: tuple[StoredEntry, ...] = ()
+    updates: tuple[StoredEntry, ...] = ()  # content changed: rewrite, keep first-seen and day
+    new_sources: tuple[tuple[str, Source], ...] = ()  # (entry id, where else it was seen)
+    language_fixes: tuple[tuple[str, str, str | None, str], ...] = ()  # (id, lang, tag, evidence)
+    unchanged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    """What one poll of one feed did, for logs, the CLI and `status`."""
+
+    feed_url: str
+    feed_name: str
+    outcome: Outcome
+    status: int | None
+    error: str | None
+    inserted: int = 0
+    updated: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    warning: str | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inserted or self.updated or self.merged)

@@ -1,0 +1,150 @@
+"""ParsedEntry -> Candidate: plain titles, trusted dates, resolved language and dedupe keys.
+
+Pure: the clock ("now") and the site's settings come in as arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from . import language
+from .models import Candidate, ParsedEntry, ParsedFeed
+from .text import fold, html_to_text, shorten
+
+# Dates outside this window are not believed: they fall back to the first-seen time.
+EARLIEST_BELIEVABLE = datetime.fromisoformat("1990-01-01T00:00:00+00:00")
+FUTURE_TOLERANCE = timedelta(days=1)
+
+TRACKING_PARAMS = {
+    "fbclid",
+    "gclid",
+    "dclid",
+    "msclkid",
+    "mc_cid",
+    "mc_eid",
+    "igshid",
+    "yclid",
+    "_ga",
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def canonical_url(link: str | None) -> str | None:
+    """A link reduced to what identifies the article.
+
+    http/https and www. are treated as one site, the host is lower-cased, default ports,
+    fragments, tracking parameters and trailing slashes dropped, the query sorted.
+    """
+    if not link:
+        return None
+    try:
+        parts = urlsplit(link.strip())
+        port = parts.port
+    except ValueError:
+        return link.strip() or None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return link.strip() or None
+    host = parts.hostname.lower().removeprefix("www.")
+    if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+    )
+    path = parts.path.rstrip("/") or ""
+    return urlunsplit(("https", host, path, urlencode(query), ""))
+
+
+def normalise_title(title: str) -> str:
+    """Case, accents, punctuation and spacing removed: 'Perù – Il…' -> 'peru il'."""
+    decomposed = unicodedata.normalize("NFKD", title.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_WORD.findall(stripped))
+
+
+def fingerprint(feed_url: str, title: str, day: str) -> str:
+    """Same feed, same normalised title, same day: the same article even if its ids change."""
+    return _hash(feed_url, normalise_title(title), day)
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+
+
+def trusted_date(value: datetime | None, now: datetime) -> datetime:
+    """A publication date to believe: missing, ancient or future dates become `now`."""
+    if value is None or value < EARLIEST_BELIEVABLE or value > now + FUTURE_TOLERANCE:
+        return now
+    return value
+
+
+def prepare(
+    feed: ParsedFeed,
+    feed_url: str,
+    configured_language: str,
+    site_languages: tuple[str, ...],
+    zone: ZoneInfo,
+    now: datetime,
+) -> list[Candidate]:
+    """Turn one parsed document into candidates ready for the dedupe decision."""
+    out = []
+    for entry in feed.entries:
+        out.append(
+            _candidate(entry, feed, feed_url, configured_language, site_languages, zone, now)
+        )
+    return out
+
+
+def _candidate(
+    entry: ParsedEntry,
+    feed: ParsedFeed,
+    feed_url: str,
+    configured_language: str,
+    site_languages: tuple[str, ...],
+    zone: ZoneInfo,
+    now: datetime,
+) -> Candidate:
+    title = (
+        html_to_text(entry.title) if "<" in entry.title or "&" in entry.title else fold(entry.title)
+    )
+    published = trusted_date(entry.published or entry.updated, now)
+    updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
+    day = published.astimezone(zone).date().isoformat()
+    summary_text = html_to_text(entry.summary or entry.content)
+    lang = language.resolve(
+        entry.language,
+        feed.language,
+        configured_language,
+        f"{title}. {shorten(summary_text, 400)}",
+        site_languages,
+    )
+    link = entry.link
+    fp = fingerprint(feed_url, title, day)
+    source_key = entry.source_id or link or f"fingerprint:{fp}"
+    return Candidate(
+        feed_url=feed_url,
+        source_key=source_key,
+        canonical_url=canonical_url(link),
+        fingerprint=fp,
+        link=link,
+        title=title,
+        summary=entry.summary,
+        content=entry.content,
+        author=entry.author,
+        categories=entry.categories,
+        enclosures=entry.enclosures,
+        published=published,
+        updated=updated,
+        language=lang.language,
+        language_tag=lang.tag,
+        language_evidence=lang.evidence,
+        content_hash=_hash(title, entry.summary, entry.content, link or ""),
+        translations=entry.translations,
+    )

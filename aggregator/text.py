@@ -1,0 +1,68 @@
+"""Pure text helpers shared by language identification, dedupe and rendering."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+_BLOCK = re.compile(
+    r"<(/?)(p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre)\b", re.I
+)
+_SPACE = re.compile(r"\s+")
+
+# What survives into republished HTML: ordinary structure, links, images, emphasis.
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "cite", "code", "dd", "del", "dl", "dt", "em",
+    "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
+    "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang", "lang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "*": {"lang", "dir"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def sanitize_html(fragment: str) -> str:
+    """Untrusted HTML -> HTML safe to republish (no script, handlers, javascript:/data: URLs)."""
+    if not fragment:
+        return ""
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """HTML -> one line of plain text: tags stripped, entities decoded, whitespace folded."""
+    if not fragment:
+        return ""
+    if "<" in fragment:
+        spaced = _BLOCK.sub(r" <\1\2", fragment)
+        fragment = nh3.clean(spaced, tags=set(), strip_comments=True)
+    return fold(html.unescape(fragment))
+
+
+def fold(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary, marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.") + "…"
