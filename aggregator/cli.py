@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -37,7 +38,8 @@ class Context:
         try:
             return load_config(self.config_path)
         except ConfigError as e:
-            console.print(f"[red]invalid configuration[/red]\n{e}", markup=True, highlight=False)
+            # Plain echo, not rich: one problem per unwrapped line, easy to grep and to click.
+            click.echo(f"invalid configuration:\n{e}", err=True)
             sys.exit(1)
 
     def store(self) -> Store:
@@ -118,9 +120,7 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
         for name in feed_names:
             found = config.feed(name)
             if found is None:
-                raise click.BadParameter(
-                    f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed"
-                )
+                raise click.BadParameter(f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed")
             feeds.append(found)
     store = ctx.store()
     try:
@@ -131,9 +131,7 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
             console=console, transient=True, disable=not console.is_terminal,
         ) as progress:  # fmt: skip
             task = progress.add_task("poll", total=len(feeds))
-            reports = asyncio.run(
-                poll_many(feeds, config, store, on_done=lambda r: progress.advance(task))
-            )
+            reports = asyncio.run(poll_many(feeds, config, store, on_done=lambda r: progress.advance(task)))
         elapsed = (datetime.now(UTC) - started).total_seconds()
         if not no_publish:
             publish_all(store, config, ctx.public_dir)
@@ -169,14 +167,12 @@ def publish(ctx: Context) -> None:
         report = publish_all(store, config, ctx.public_dir)
     finally:
         store.close()
-    out.print(
-        f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}"
-    )
+    out.print(f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}")
 
 
 @main.command()
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="The day (YYYY-MM-DD, in site.timezone). Default: the latest day with entries.")  # fmt: skip
+              help="Day (YYYY-MM-DD) in site.timezone. Default: the latest day with entries.")  # fmt: skip
 @click.option("--lang", "language", default="all", show_default=True,
               help="A language from site.languages, or 'all'.")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text",
@@ -211,9 +207,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--feed", "feed_name", default=None, metavar="NAME", help="One feed's recent poll history."
-)
+@click.option("--feed", "feed_name", default=None, metavar="NAME", help="One feed's recent poll history.")
 @pass_ctx
 def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
     """A table of every feed: language, last poll, HTTP status, entries stored, last error."""
@@ -294,9 +288,7 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
 def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json: bool) -> None:
     feed = config.feed(name)
     if feed is None:
-        raise click.BadParameter(
-            f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed"
-        )
+        raise click.BadParameter(f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed")
     rows = store.fetch_log(feed.key)
     if as_json:
         sys.stdout.write(json.dumps({"feed": feed.key, "polls": rows}, indent=2) + "\n")
@@ -347,13 +339,9 @@ def run(ctx: Context, host: str, port: int) -> None:
 
     config = ctx.config()
     logging.getLogger().setLevel(logging.INFO)
-    console.print(
-        f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds"
-    )
-    try:
+    console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Service(config, ctx.data_dir).run(host, port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class Site(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/London)")
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/London)") from None
         return v
 
     @field_validator("languages")
@@ -165,9 +165,9 @@ class FeedConfig(_Model):
 
 
 class Config(_Model):
-    site: Site = Field(default_factory=Site)
-    defaults: Defaults = Field(default_factory=Defaults)
-    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    site: Site = Field(default_factory=lambda: Site())
+    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    fetch: FetchSettings = Field(default_factory=lambda: FetchSettings())
     feeds: list[FeedConfig] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)
 

@@ -94,9 +94,7 @@ def decide(
                 elif match.id in updates:
                     updates[match.id] = replace(updates[match.id], **lang)  # type: ignore[arg-type]
                 else:
-                    language_fixes.append(
-                        (match.id, c.language or "", c.language_tag, c.language_evidence)
-                    )
+                    language_fixes.append((match.id, c.language or "", c.language_tag, c.language_evidence))
                     updates_view[match.id] = replace(match, **lang)  # type: ignore[arg-type]
                 index(current(match))
             continue

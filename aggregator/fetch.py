@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
@@ -185,9 +186,7 @@ class Fetcher:
                 **base,  # type: ignore[arg-type]
             )
         if status >= 400 or status < 200:
-            retry = (
-                parse_retry_after(headers.get("retry-after"), now) if status in (429, 503) else None
-            )
+            retry = parse_retry_after(headers.get("retry-after"), now) if status in (429, 503) else None
             return FetchResult(
                 outcome=Outcome.HTTP_ERROR,
                 error=f"HTTP {status} {response.reason_phrase}".strip(),
@@ -252,8 +251,6 @@ def _failure(feed: FeedConfig, url: str, response: httpx.Response, error: str) -
 
 
 def _with_timing(result: FetchResult, now: datetime, ms: float) -> FetchResult:
-    from dataclasses import replace
-
     return replace(result, fetched_at=now, duration_ms=round(ms, 1))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
 from .config import normalise_language_tag
 
@@ -79,7 +79,7 @@ def identify(text: str, candidates: tuple[str, ...]) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _detector(codes: tuple[str, ...]) -> object | None:
+def _detector(codes: tuple[str, ...]) -> LanguageDetector | None:
     languages = []
     for code in codes:
         try:
@@ -88,6 +88,4 @@ def _detector(codes: tuple[str, ...]) -> object | None:
             continue  # a language lingua does not know cannot be identified, only declared
     if len(languages) < 2:
         return None
-    return (
-        LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
-    )
+    return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()

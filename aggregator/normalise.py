@@ -96,9 +96,7 @@ def prepare(
     """Turn one parsed document into candidates ready for the dedupe decision."""
     out = []
     for entry in feed.entries:
-        out.append(
-            _candidate(entry, feed, feed_url, configured_language, site_languages, zone, now)
-        )
+        out.append(_candidate(entry, feed, feed_url, configured_language, site_languages, zone, now))
     return out
 
 
@@ -111,9 +109,7 @@ def _candidate(
     zone: ZoneInfo,
     now: datetime,
 ) -> Candidate:
-    title = (
-        html_to_text(entry.title) if "<" in entry.title or "&" in entry.title else fold(entry.title)
-    )
+    title = html_to_text(entry.title) if "<" in entry.title or "&" in entry.title else fold(entry.title)
     published = trusted_date(entry.published or entry.updated, now)
     updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
     day = published.astimezone(zone).date().isoformat()
@@ -145,6 +141,6 @@ def _candidate(
         language=lang.language,
         language_tag=lang.tag,
         language_evidence=lang.evidence,
-        content_hash=_hash(title, entry.summary, entry.content, link or ""),
+        content_hash=_hash(title, entry.summary, entry.content),  # not the link: it may churn
         translations=entry.translations,
     )

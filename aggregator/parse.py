@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from html import escape
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
@@ -72,8 +73,7 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         alternates = _html_alternates(body, url)
         if alternates:
             raise NotAFeed(
-                "this is a web page, not a feed; it advertises these feeds: "
-                + ", ".join(alternates),
+                "this is a web page, not a feed; it advertises these feeds: " + ", ".join(alternates),
                 alternates,
             )
         problem = d.get("bozo_exception")
@@ -119,14 +119,14 @@ def _xml_entry(e: Any) -> tuple[ParsedEntry, bool]:
                 language = detail["language"]
                 break
     enclosures = tuple(
-        Enclosure(url=l["href"], type=l.get("type"), length=_int(l.get("length")))
-        for l in e.get("links", [])
-        if l.get("rel") == "enclosure" and l.get("href")
+        Enclosure(url=link["href"], type=link.get("type"), length=_int(link.get("length")))
+        for link in e.get("links", [])
+        if link.get("rel") == "enclosure" and link.get("href")
     )
     translations = tuple(
-        (l["hreflang"], l["href"])
-        for l in e.get("links", [])
-        if l.get("rel") == "alternate" and l.get("hreflang") and l.get("href")
+        (link["hreflang"], link["href"])
+        for link in e.get("links", [])
+        if link.get("rel") == "alternate" and link.get("hreflang") and link.get("href")
     )
     source_id = e.get("id") or None
     author = e.get("author") or None
@@ -140,7 +140,7 @@ def _xml_entry(e: Any) -> tuple[ParsedEntry, bool]:
             author=author,
             categories=tuple(t["term"] for t in e.get("tags", []) if t.get("term")),
             published=_time(e.get("published_parsed")),
-            updated=_time(e.get("updated_parsed")),
+            updated=_time(dict.get(e, "updated_parsed")),  # plain get: no published fallback
             enclosures=enclosures,
             language=language,
             translations=translations,
@@ -187,11 +187,9 @@ def _json_entry(item: dict[str, Any], base: str) -> tuple[ParsedEntry, bool]:
     if truncated:
         title = title[:MAX_TITLE_CHARS].rstrip() + "…"
     link = _str(item.get("url"))
-    authors = item.get("authors") or (
-        [item["author"]] if isinstance(item.get("author"), dict) else []
-    )
+    authors = _list(item.get("authors")) or _list([item.get("author")])
     author = next((a.get("name") for a in authors if isinstance(a, dict) and a.get("name")), None)
-    attachments = item.get("attachments") if isinstance(item.get("attachments"), list) else []
+    attachments = _list(item.get("attachments"))
     content = _str(item.get("content_html"))
     if content is None and item.get("content_text"):
         content = _escape_text(str(item["content_text"]))
@@ -203,13 +201,11 @@ def _json_entry(item: dict[str, Any], base: str) -> tuple[ParsedEntry, bool]:
             summary=_escape_text(_str(item.get("summary")) or ""),
             content=content or "",
             author=author,
-            categories=tuple(str(t) for t in item.get("tags", []) if isinstance(t, str)),
+            categories=tuple(t for t in _list(item.get("tags")) if isinstance(t, str)),
             published=_iso(item.get("date_published")),
             updated=_iso(item.get("date_modified")),
             enclosures=tuple(
-                Enclosure(
-                    url=a["url"], type=_str(a.get("mime_type")), length=_int(a.get("size_in_bytes"))
-                )
+                Enclosure(url=a["url"], type=_str(a.get("mime_type")), length=_int(a.get("size_in_bytes")))
                 for a in attachments
                 if isinstance(a, dict) and isinstance(a.get("url"), str)
             ),
@@ -236,12 +232,9 @@ class _AlternateFinder(HTMLParser):
         if tag != "link" or len(self.found) >= 10:
             return
         a = {k: (v or "") for k, v in attrs}
-        if (
-            "alternate" in a.get("rel", "").lower().split()
-            and a.get("type", "").lower() in self.FEED_TYPES
-        ):
-            if a.get("href"):
-                self.found.append(urljoin(self.base, a["href"]))
+        rels = a.get("rel", "").lower().split()
+        if "alternate" in rels and a.get("type", "").lower() in self.FEED_TYPES and a.get("href"):
+            self.found.append(urljoin(self.base, a["href"]))
 
 
 def _html_alternates(body: bytes, url: str) -> tuple[str, ...]:
@@ -285,6 +278,11 @@ def _str(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON value that should be a list; anything else (hostile or sloppy feeds) is empty."""
+    return [v for v in value if v is not None] if isinstance(value, list) else []
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -293,8 +291,6 @@ def _int(value: Any) -> int | None:
 
 
 def _escape_text(text: str) -> str:
-    from html import escape
-
     return escape(text)
 
 

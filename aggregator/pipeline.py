@@ -133,9 +133,7 @@ async def poll_feed(
 
 def _log(r: PollReport) -> None:
     if r.error:
-        log.warning(
-            "feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error
-        )
+        log.warning("feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error)
     else:
         log.info(
             "feed=%r outcome=%s status=%s new=%d updated=%d merged=%d unchanged=%d ms=%.0f%s",

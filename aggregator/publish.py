@@ -44,18 +44,14 @@ def frontpage(
         day = store.latest_day(lang, not_after=today)
     if day is None:
         failing = tuple(
-            s
-            for s in store.feed_states().values()
-            if s.last_error and s.url in {f.key for f in config.feeds}
+            s for s in store.feed_states().values() if s.last_error and s.url in {f.key for f in config.feeds}
         )
         return FrontPage(day=None, language=language, sections=(), failing=failing)
     entries = store.day(day, lang)
     return FrontPage(day=day, language=language, sections=group_sections(entries, config, language))
 
 
-def group_sections(
-    entries: list[StoredEntry], config: Config, language: str
-) -> tuple[Section, ...]:
+def group_sections(entries: list[StoredEntry], config: Config, language: str) -> tuple[Section, ...]:
     """Sections in site.languages order; other languages (combined page only) after them."""
     if language != "all":
         return (Section(language, tuple(entries)),) if entries else ()
@@ -69,9 +65,7 @@ def group_sections(
     return tuple(sections)
 
 
-def publish(
-    store: Store, config: Config, public_dir: Path, now: datetime | None = None
-) -> PublishReport:
+def publish(store: Store, config: Config, public_dir: Path, now: datetime | None = None) -> PublishReport:
     written: list[str] = []
     unchanged = 0
     site = config.site

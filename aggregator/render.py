@@ -124,18 +124,14 @@ def frontpage_json(page: FrontPage) -> str:
                 "summary": lede(e),
                 "language": e.language,
                 "published": e.published.isoformat(),
-                "sources": [
-                    {"feed": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources
-                ],
+                "sources": [{"feed": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources],
             }
             for section in page.sections
             for e in section.entries
         ],
     }
     if page.day is None:
-        doc["failing"] = [
-            {"feed": f.url, "name": f.name, "error": f.last_error} for f in page.failing
-        ]
+        doc["failing"] = [{"feed": f.url, "name": f.name, "error": f.last_error} for f in page.failing]
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -150,7 +146,8 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
     ]
     feed_name = page.language
     alt = "".join(
-        f'<link rel="alternate" type="{mime}" href="{root}feeds/{feed_name}.{ext}" title="{escape(title)} ({label})">'
+        f'<link rel="alternate" type="{mime}" href="{root}feeds/{feed_name}.{ext}" '
+        f'title="{escape(title)} ({label})">'
         for ext, mime, label in (
             ("atom", "application/atom+xml", "Atom"),
             ("rss", "application/rss+xml", "RSS"),
@@ -185,7 +182,8 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
             parts.append("</ul>")
     else:
         parts.append(
-            f'<h2><time datetime="{page.day.isoformat()}">{escape(heading(page.day, page.language, site))}</time></h2>'
+            f'<h2><time datetime="{page.day.isoformat()}">'
+            f"{escape(heading(page.day, page.language, site))}</time></h2>"
         )
         for section in page.sections:
             code = section.language
@@ -242,9 +240,7 @@ def _feed_meta(site: Site, language: str) -> tuple[str, str, str]:
     base = str(site.base_url)
     self_base = urljoin(base, f"feeds/{language}")
     page = urljoin(base, "" if language == "all" else f"{language}/")
-    title = (
-        site.title if language == "all" else f"{site.title} ({language_name(language, language)})"
-    )
+    title = site.title if language == "all" else f"{site.title} ({language_name(language, language)})"
     return self_base, page, title
 
 
@@ -262,8 +258,7 @@ def _generator(entries: list[StoredEntry], site: Site, language: str, ext: str) 
     fg.link(href=f"{self_base}.{ext}", rel="self")
     fg.link(href=page, rel="alternate")
     fg.description(
-        f"Latest entries from {site.title}"
-        + ("" if language == "all" else f" in {language_name(language)}")
+        f"Latest entries from {site.title}" + ("" if language == "all" else f" in {language_name(language)}")
     )
     if language != "all":
         fg.language(language)
@@ -349,9 +344,7 @@ def json_feed(entries: list[StoredEntry], site: Site, language: str) -> str:
         if attachments:
             item["attachments"] = attachments
         item["_aggregator"] = {
-            "sources": [
-                {"feed_url": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources
-            ]
+            "sources": [{"feed_url": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources]
         }
         items.append(item)
     doc["items"] = items

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from .config import Config, FeedConfig
 from .fetch import Fetcher
 from .pipeline import poll_feed, sync_feeds
-from .publish import publish
+from .publish import PublishReport, publish
 from .serve import create_app
 from .store import Store
 
@@ -76,10 +76,9 @@ class Service:
         except Exception:
             log.exception("publish failed")
             return
-        if report:
-            log.info("published files=%d unchanged=%d", len(report.written), report.unchanged)
+        log.info("published files=%d unchanged=%d", len(report.written), report.unchanged)
 
-    def _publish_sync(self) -> object:
+    def _publish_sync(self) -> PublishReport:
         store = Store(self.store.path)  # own connection: SQLite objects stay on their thread
         try:
             return publish(store, self.config, self.public_dir)

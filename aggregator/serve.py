@@ -6,6 +6,7 @@ The server shares nothing with the poller but the files on disk and the store.
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -28,9 +29,13 @@ class _PublicFiles(StaticFiles):
     """StaticFiles with feed content types: front-page JSON is plain JSON, feeds are feed+json."""
 
     def file_response(
-        self, full_path: str | Path, stat_result: object, scope: Scope, status_code: int = 200
-    ) -> Response:  # type: ignore[override]
-        response = super().file_response(full_path, stat_result, scope, status_code)  # type: ignore[arg-type]
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
         path = Path(full_path)
         ctype = CONTENT_TYPES.get(path.suffix)
         if path.suffix == ".json" and path.parent.name != "feeds":

@@ -146,9 +146,7 @@ class Store:
             )
         for i in range(current, SCHEMA_VERSION):
             # One script per step, so a crash mid-migration leaves the previous version intact.
-            self.db.conn.executescript(
-                f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version={i + 1}; COMMIT;"
-            )
+            self.db.conn.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version={i + 1}; COMMIT;")
 
     # -- feeds ----------------------------------------------------------------
     def sync_feeds(self, feeds: Iterable[tuple[str, str, str]]) -> None:
@@ -222,9 +220,7 @@ class Store:
 
     def prune_fetch_log(self, older_than: timedelta, now: datetime) -> int:
         with self.db.conn:
-            cur = self.db.execute(
-                "DELETE FROM fetch_log WHERE started < ?", [_ts(now - older_than)]
-            )
+            cur = self.db.execute("DELETE FROM fetch_log WHERE started < ?", [_ts(now - older_than)])
             return int(cur.rowcount)
 
     def fetch_log(self, feed_url: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -283,10 +279,10 @@ class Store:
             return
         with self.db.conn:
             if plan.inserts:
-                self.db["entries"].insert_all(
+                self.db.table("entries").insert_all(
                     (_entry_row(e) for e in plan.inserts), pk="id", ignore=True
                 )
-                self.db["entry_sources"].insert_all(
+                self.db.table("entry_sources").insert_all(
                     (_source_row(e.id, s) for e in plan.inserts for s in e.sources),
                     pk=("feed_url", "source_key"),
                     ignore=True,
@@ -298,15 +294,14 @@ class Store:
                 sets = ", ".join(f"{k} = ?" for k in row)
                 self.db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*row.values(), e.id])
             if plan.new_sources:
-                self.db["entry_sources"].insert_all(
+                self.db.table("entry_sources").insert_all(
                     (_source_row(eid, s) for eid, s in plan.new_sources),
                     pk=("feed_url", "source_key"),
                     ignore=True,
                 )
             for eid, lang, tag, evidence in plan.language_fixes:
                 self.db.execute(
-                    "UPDATE entries SET language = ?, language_tag = ?, language_evidence = ? "
-                    "WHERE id = ?",
+                    "UPDATE entries SET language = ?, language_tag = ?, language_evidence = ? WHERE id = ?",
                     [lang or None, tag, evidence, eid],
                 )
 
@@ -369,8 +364,7 @@ class Store:
         ids = [r["id"] for r in rows]
         for chunk in _chunks(ids):
             for s in self._query(
-                f"SELECT * FROM entry_sources WHERE entry_id IN ({_marks(chunk)}) "
-                "ORDER BY first_seen, rowid",
+                f"SELECT * FROM entry_sources WHERE entry_id IN ({_marks(chunk)}) ORDER BY first_seen, rowid",
                 chunk,
             ):
                 sources.setdefault(s["entry_id"], []).append(
@@ -407,9 +401,7 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
         "content": e.content,
         "author": e.author,
         "categories": json.dumps(list(e.categories), ensure_ascii=False),
-        "enclosures": json.dumps(
-            [[x.url, x.type, x.length] for x in e.enclosures], ensure_ascii=False
-        ),
+        "enclosures": json.dumps([[x.url, x.type, x.length] for x in e.enclosures], ensure_ascii=False),
         "translations": json.dumps([list(t) for t in e.translations], ensure_ascii=False),
         "published": _ts(e.published),
         "updated": _ts(e.updated),

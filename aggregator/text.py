@@ -7,9 +7,7 @@ import re
 
 import nh3
 
-_BLOCK = re.compile(
-    r"<(/?)(p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre)\b", re.I
-)
+_BLOCK = re.compile(r"<(/?)(p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre)\b", re.I)
 _SPACE = re.compile(r"\s+")
 
 # What survives into republished HTML: ordinary structure, links, images, emphasis.

@@ -73,7 +73,7 @@ def test_seed_front_page_is_reproduced(seeded: tuple[Path, Path, FeedServer]) ->
 
 
 def test_mixed_feed_duplicates_are_merged_with_both_sources(seeded: tuple[Path, Path, FeedServer]) -> None:
-    config, data, server = seeded
+    config, data, _ = seeded
     db = sqlite3.connect(data / "aggregator.db")
     # 7 distinct articles (6 on the seed day + Monday's); the mixed feed adds none.
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 7
@@ -113,7 +113,9 @@ def test_outputs_are_valid_feeds_for_every_language(seeded: tuple[Path, Path, Fe
     assert "Tuesday, 17 January 2023" in page if lang in ("en", "all") else "2023-01-17" in page
 
 
-def test_refused_and_garbage_feeds_fail_without_stopping_others(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_refused_and_garbage_feeds_fail_without_stopping_others(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
     serve_seed(feed_server)
     garbage = feed_server.add("/garbage.xml", bytes(range(256)) * 8, "application/xml")
     config = write_config(

@@ -1,0 +1,103 @@
+"""Serving the published tree: content types, validators, 304, HEAD; and the `run` main job."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from aggregator.serve import create_app
+from tests.conftest import ROOT
+from tests.feedserver import FeedServer
+from tests.test_end_to_end import serve_seed, write_config
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    public = tmp_path / "public"
+    (public / "feeds").mkdir(parents=True)
+    (public / "en").mkdir()
+    (public / "feeds" / "en.atom").write_text("<feed/>")
+    (public / "feeds" / "en.rss").write_text("<rss/>")
+    (public / "feeds" / "en.json").write_text("{}")
+    (public / "index.html").write_text("<p>front</p>")
+    (public / "index.json").write_text("{}")
+    (public / "index.txt").write_text("front")
+    (public / "en" / "index.html").write_text("<p>en</p>")
+    return TestClient(create_app(public))
+
+
+@pytest.mark.parametrize(("path", "ctype"), [
+    ("/feeds/en.atom", "application/atom+xml"),
+    ("/feeds/en.rss", "application/rss+xml"),
+    ("/feeds/en.json", "application/feed+json"),
+    ("/index.json", "application/json"),
+    ("/index.txt", "text/plain"),
+    ("/", "text/html"),
+    ("/en/", "text/html"),
+])  # fmt: skip
+def test_content_types(client: TestClient, path: str, ctype: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith(ctype)
+
+
+def test_validators_and_304(client: TestClient) -> None:
+    r = client.get("/feeds/en.atom")
+    etag, modified = r.headers["etag"], r.headers["last-modified"]
+    assert client.get("/feeds/en.atom", headers={"If-None-Match": etag}).status_code == 304
+    assert client.get("/feeds/en.atom", headers={"If-Modified-Since": modified}).status_code == 304
+    head = client.head("/feeds/en.atom")
+    assert head.status_code == 200 and head.headers["etag"] == etag and head.content == b""
+
+
+def test_missing_and_health(client: TestClient) -> None:
+    assert client.get("/feeds/xx.atom").status_code == 404
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_polls_publishes_serves_and_stops_on_ctrl_c(tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_seed(feed_server)
+    config = write_config(tmp_path / "feeds.yaml", feed_server)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(tmp_path / "data"),
+         "run", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        entries = 0
+        deadline = time.monotonic() + 60  # first polls come within the start-up jitter (10 s)
+        while time.monotonic() < deadline and entries < 7:
+            time.sleep(0.5)
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/feeds/all.atom", timeout=2)
+            except httpx.TransportError:
+                continue
+            if r.status_code == 200:
+                entries = len(feedparser.parse(r.content).entries)
+        assert entries == 7
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+        assert "Tuesday, 17 January 2023" in page and "Борьба Ленина с бюрократией" in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
