@@ -91,12 +91,7 @@ async def poll_feed(
             outcome, error = Outcome.NOT_A_FEED, f"could not parse: {type(e).__name__}: {e}"
         else:
             title, warning = parsed.title, parsed.warning
-            existing = store.lookup(
-                feed.key,
-                [c.source_key for c in candidates],
-                [c.canonical_url for c in candidates if c.canonical_url],
-                [c.fingerprint for c in candidates],
-            )
+            existing = store.lookup(feed.key, candidates)
             plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
             store.apply(plan)
             inserted, updated = len(plan.inserts), len(plan.updates)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from .models import (
+    Candidate,
     Enclosure,
     FeedState,
     FetchResult,
@@ -247,14 +248,11 @@ class Store:
         return out
 
     # -- entries --------------------------------------------------------------
-    def lookup(
-        self,
-        feed_url: str,
-        source_keys: Sequence[str],
-        canonical_urls: Sequence[str],
-        fingerprints: Sequence[str],
-    ) -> list[StoredEntry]:
+    def lookup(self, feed_url: str, candidates: Sequence[Candidate]) -> list[StoredEntry]:
         """Stored entries a poll's candidates may match; every condition uses an index."""
+        source_keys = [c.source_key for c in candidates]
+        canonical_urls = [c.canonical_url for c in candidates if c.canonical_url]
+        fingerprints = [c.fingerprint for c in candidates]
         ids: set[str] = set()
         for chunk in _chunks(source_keys):
             q = f"SELECT entry_id FROM entry_sources WHERE feed_url = ? AND source_key IN ({_marks(chunk)})"
