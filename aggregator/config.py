@@ -110,6 +110,21 @@ class Site(_Model):
     languages: list[LanguageTag] = Field(default_factory=lambda: ["en"], min_length=1)
     entries_per_feed: int = Field(50, ge=1, le=1000)
     locales: dict[str, str] = Field(default_factory=dict)  # language -> babel locale override
+    # Regexes over entry links with a named group `key`: links with the same key in different
+    # languages are translations of one article ("also in: ES · IT").
+    translation_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("translation_patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {e}") from None
+            if "key" not in compiled.groupindex:
+                raise ValueError(f"{pattern!r} needs a named group (?P<key>...) for the shared part")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -4,6 +4,9 @@ Rules, in order (the first that matches wins):
   1. same feed, same source key (id, else link)      -> the same entry: update if changed
   2. same feed, same fingerprint (title + day)        -> the same entry (ids that change per poll)
   3. same canonical URL, compatible language          -> the same article seen in another feed
+  4. same language, same normalised title (long enough to mean something), published within
+     48 h                                             -> the same article under another link,
+     unless both links are distinct pages of one site (two articles that share a title)
   otherwise a new entry. Entries whose languages are both known and differ are never merged.
 """
 
@@ -11,13 +14,40 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .models import Candidate, Source, StoredEntry, UpdatePlan
 
 # How strong each kind of language evidence is; identification beats nothing, declarations beat both.
 EVIDENCE_RANK = {"entry": 4, "document": 3, "config": 2, "identified": 1, "none": 0}
+NEAR_DUPLICATE_WINDOW = timedelta(hours=48)
+# Titles shorter than this ("News", "Editorial") are too generic to prove two entries the same.
+MIN_TITLE_WORDS = 4
+MIN_TITLE_CHARS = 20
+
+
+def meaningful_title(title_key: str) -> bool:
+    return title_key.count(" ") + 1 >= MIN_TITLE_WORDS or len(title_key) >= MIN_TITLE_CHARS
+
+
+def distinct_pages_of_one_site(a: str | None, b: str | None) -> bool:
+    """Both links known, on the same host, and different: two articles, whatever their titles."""
+    if not a or not b or a == b:
+        return False
+    return urlsplit(a).netloc == urlsplit(b).netloc
+
+
+def near_duplicate(e: StoredEntry, c: Candidate) -> bool:
+    return (
+        e.language is not None
+        and e.language == c.language
+        and e.title_key == c.title_key
+        and meaningful_title(c.title_key)
+        and abs(e.published - c.published) <= NEAR_DUPLICATE_WINDOW
+        and not distinct_pages_of_one_site(e.canonical_url, c.canonical_url)
+    )
 
 
 def entry_id(feed_url: str, source_key: str) -> str:
@@ -39,6 +69,7 @@ def decide(
     by_source: dict[tuple[str, str], StoredEntry] = {}
     by_fingerprint: dict[str, StoredEntry] = {}
     by_url: dict[str, list[StoredEntry]] = {}
+    by_title: dict[tuple[str, str], list[StoredEntry]] = {}
 
     def index(e: StoredEntry) -> None:
         for s in e.sources:
@@ -47,6 +78,8 @@ def decide(
         by_fingerprint[e.fingerprint] = e
         if e.canonical_url:
             by_url.setdefault(e.canonical_url, []).append(e)
+        if e.language and e.title_key:
+            by_title.setdefault((e.language, e.title_key), []).append(e)
 
     for e in existing:
         index(e)
@@ -75,6 +108,9 @@ def decide(
             continue
         same_url = [current(e) for e in by_url.get(c.canonical_url or "", [])]
         match = next((e for e in same_url if compatible(e.language, c.language)), None)
+        if match is None and c.language:
+            same_title = [current(e) for e in by_title.get((c.language, c.title_key), [])]
+            match = next((e for e in same_title if near_duplicate(e, c)), None)
         if match is not None:
             source = Source(c.feed_url, feed_name, c.source_key, c.link, now)
             if match.id in inserts:
@@ -136,6 +172,9 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
         content_hash=c.content_hash,
         sources=(Source(c.feed_url, feed_name, c.source_key, c.link, now),),
         translations=c.translations,
+        title_key=c.title_key,
+        translation_key=c.translation_key,
+        published_zone=c.published_zone,
     )
 
 
@@ -158,4 +197,6 @@ def _updated(old: StoredEntry, c: Candidate, now: datetime) -> StoredEntry:
         language_evidence=c.language_evidence if better_language else old.language_evidence,
         content_hash=c.content_hash,
         translations=c.translations or old.translations,
+        title_key=c.title_key,
+        translation_key=old.translation_key or c.translation_key,
     )

@@ -64,6 +64,7 @@ class ParsedEntry:
     enclosures: tuple[Enclosure, ...] = ()
     language: str | None = None  # declared on the entry itself (xml:lang, dc:language)
     translations: tuple[tuple[str, str], ...] = ()  # (hreflang, href) alternates
+    published_zone: str | None = None  # the source's UTC offset, e.g. "+01:00"; times are UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class Candidate:
     language_evidence: str  # entry | document | config | identified | none
     content_hash: str  # what "changed" means for an update
     translations: tuple[tuple[str, str], ...] = ()
+    title_key: str = ""  # normalised title: near-duplicates across feeds share it
+    translation_key: str | None = None  # from site.translation_patterns: translations share it
+    published_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,9 @@ class StoredEntry:
     content_hash: str
     sources: tuple[Source, ...] = ()
     translations: tuple[tuple[str, str], ...] = ()
+    title_key: str = ""
+    translation_key: str | None = None
+    published_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

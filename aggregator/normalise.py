@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from . import language
 from .models import Candidate, ParsedEntry, ParsedFeed
-from .text import fold, html_to_text, shorten
+from .text import fold, html_to_text, normalise_title, shorten
 
 # Dates outside this window are not believed: they fall back to the first-seen time.
 EARLIEST_BELIEVABLE = datetime.fromisoformat("1990-01-01T00:00:00+00:00")
@@ -32,7 +32,6 @@ TRACKING_PARAMS = {
     "_ga",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def canonical_url(link: str | None) -> str | None:
@@ -62,11 +61,20 @@ def canonical_url(link: str | None) -> str | None:
     return urlunsplit(("https", host, path, urlencode(query), ""))
 
 
-def normalise_title(title: str) -> str:
-    """Case, accents, punctuation and spacing removed: 'Perù – Il…' -> 'peru il'."""
-    decomposed = unicodedata.normalize("NFKD", title.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(_WORD.findall(stripped))
+@lru_cache(maxsize=32)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+def translation_key(link: str | None, patterns: tuple[str, ...]) -> str | None:
+    """The part of a link that translations share, per the operator's site.translation_patterns."""
+    if not link or not patterns:
+        return None
+    for i, pattern in enumerate(_compiled(patterns)):
+        m = pattern.search(link)
+        if m and m.group("key"):
+            return f"{i}:{m.group('key')}"
+    return None
 
 
 def fingerprint(feed_url: str, title: str, day: str) -> str:
@@ -92,12 +100,13 @@ def prepare(
     site_languages: tuple[str, ...],
     zone: ZoneInfo,
     now: datetime,
+    translation_patterns: tuple[str, ...] = (),
 ) -> list[Candidate]:
     """Turn one parsed document into candidates ready for the dedupe decision."""
-    out = []
-    for entry in feed.entries:
-        out.append(_candidate(entry, feed, feed_url, configured_language, site_languages, zone, now))
-    return out
+    return [
+        _candidate(e, feed, feed_url, configured_language, site_languages, zone, now, translation_patterns)
+        for e in feed.entries
+    ]
 
 
 def _candidate(
@@ -108,6 +117,7 @@ def _candidate(
     site_languages: tuple[str, ...],
     zone: ZoneInfo,
     now: datetime,
+    translation_patterns: tuple[str, ...],
 ) -> Candidate:
     title = html_to_text(entry.title) if "<" in entry.title or "&" in entry.title else fold(entry.title)
     published = trusted_date(entry.published or entry.updated, now)
@@ -122,7 +132,8 @@ def _candidate(
         site_languages,
     )
     link = entry.link
-    fp = fingerprint(feed_url, title, day)
+    title_key = normalise_title(title)
+    fp = _hash(feed_url, title_key, day)
     source_key = entry.source_id or link or f"fingerprint:{fp}"
     return Candidate(
         feed_url=feed_url,
@@ -143,4 +154,7 @@ def _candidate(
         language_evidence=lang.evidence,
         content_hash=_hash(title, entry.summary, entry.content),  # not the link: it may churn
         translations=entry.translations,
+        title_key=title_key,
+        translation_key=translation_key(link, translation_patterns),
+        published_zone=entry.published_zone if published is not now else None,
     )

@@ -8,6 +8,7 @@ JSON Feed 1.0/1.1 is read here into the same typed result.
 from __future__ import annotations
 
 import calendar
+import email.utils
 import json
 import re
 from collections.abc import Mapping
@@ -140,6 +141,7 @@ def _xml_entry(e: Any) -> tuple[ParsedEntry, bool]:
             author=author,
             categories=tuple(t["term"] for t in e.get("tags", []) if t.get("term")),
             published=_time(e.get("published_parsed")),
+            published_zone=_zone(e.get("published") or dict.get(e, "updated")),
             updated=_time(dict.get(e, "updated_parsed")),  # plain get: no published fallback
             enclosures=enclosures,
             language=language,
@@ -203,6 +205,7 @@ def _json_entry(item: dict[str, Any], base: str) -> tuple[ParsedEntry, bool]:
             author=author,
             categories=tuple(t for t in _list(item.get("tags")) if isinstance(t, str)),
             published=_iso(item.get("date_published")),
+            published_zone=_zone(item.get("date_published")),
             updated=_iso(item.get("date_modified")),
             enclosures=tuple(
                 Enclosure(url=a["url"], type=_str(a.get("mime_type")), length=_int(a.get("size_in_bytes")))
@@ -268,6 +271,27 @@ def _iso(value: Any) -> datetime | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+def _zone(raw: Any) -> str | None:
+    """The UTC offset a source wrote its date in ("+01:00"), kept beside the UTC time."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    raw = raw.strip()
+    offset: float | None = None
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        off = dt.utcoffset()
+        offset = off.total_seconds() if off is not None else None
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is not None and parsed[9] is not None:
+            offset = float(parsed[9])
+    if offset is None:
+        return None
+    sign = "-" if offset < 0 else "+"
+    minutes = int(abs(offset)) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _text(value: Any) -> str:

@@ -59,6 +59,7 @@ def _process(
         tuple(config.site.languages),
         config.site.zone,
         now,
+        tuple(config.site.translation_patterns),
     )
     return parsed, candidates
 

@@ -48,7 +48,39 @@ def frontpage(
         )
         return FrontPage(day=None, language=language, sections=(), failing=failing)
     entries = store.day(day, lang)
-    return FrontPage(day=day, language=language, sections=group_sections(entries, config, language))
+    return FrontPage(
+        day=day,
+        language=language,
+        sections=group_sections(entries, config, language),
+        also_in=translations_of(store, entries, site.languages),
+    )
+
+
+def translations_of(
+    store: Store, entries: list[StoredEntry], order: list[str]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Entry id -> (language, link) of its translations: the source's own hreflang alternates,
+    stored entries those alternates point to, and entries sharing an operator-declared key."""
+    found: dict[str, dict[str, str]] = {}
+    keyed = [e.translation_key for e in entries if e.translation_key]
+    by_key: dict[str, list[StoredEntry]] = {}
+    for other in store.by_translation_keys(keyed) if keyed else []:
+        by_key.setdefault(other.translation_key or "", []).append(other)
+    for e in entries:
+        links = found.setdefault(e.id, {})
+        for hreflang, href in e.translations:
+            code = hreflang.split("-")[0].lower()
+            if code != e.language:
+                links.setdefault(code, href)
+        for other in by_key.get(e.translation_key or "", []):
+            if other.language and other.language != e.language and other.link:
+                links.setdefault(other.language, other.link)
+    rank = {code: i for i, code in enumerate(order)}
+    return {
+        eid: tuple(sorted(links.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+        for eid, links in found.items()
+        if links
+    }
 
 
 def group_sections(entries: list[StoredEntry], config: Config, language: str) -> tuple[Section, ...]:

@@ -7,7 +7,8 @@ byte-identical outputs (their ETags do not change).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
@@ -39,6 +40,7 @@ class FrontPage:
     language: str  # a language code or "all"
     sections: tuple[Section, ...]
     failing: tuple[FeedState, ...] = ()  # shown while the page is empty
+    also_in: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # id -> (lang, link)
 
 
 def locale_for(language: str, site: Site) -> str:
@@ -125,6 +127,7 @@ def frontpage_json(page: FrontPage) -> str:
                 "language": e.language,
                 "published": e.published.isoformat(),
                 "sources": [{"feed": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources],
+                "also_in": [{"lang": lang, "link": link} for lang, link in page.also_in.get(e.id, ())],
             }
             for section in page.sections
             for e in section.entries
@@ -195,7 +198,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
             else:
                 parts.append("<section>")
             for e in section.entries:
-                parts.append(_article_html(e))
+                parts.append(_article_html(e, page.also_in.get(e.id, ())))
             parts.append("</section>")
     parts += [
         "</main>",
@@ -208,17 +211,17 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
     return "\n".join(parts) + "\n"
 
 
-def _article_html(e: StoredEntry) -> str:
+def _article_html(e: StoredEntry, also_in: tuple[tuple[str, str], ...]) -> str:
     code = e.language_tag or e.language or "und"
     title = escape(_title(e))
     link = _safe_link(e.link)
     head = f'<a href="{escape(link)}">{title}</a>' if link else title
     sources = " · ".join(escape(s.feed_name) for s in e.sources)
     also = ""
-    if e.translations:
+    if also_in:
         links = " · ".join(
             f'<a href="{escape(href)}" hreflang="{escape(hl)}" lang="{escape(hl)}">{escape(hl.upper())}</a>'
-            for hl, href in e.translations
+            for hl, href in also_in
             if _safe_link(href)
         )
         also = f'<p class="src">also in: {links}</p>' if links else ""

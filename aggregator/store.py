@@ -7,7 +7,8 @@ deleted because a source dropped them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,12 +25,23 @@ from .models import (
     StoredEntry,
     UpdatePlan,
 )
+from .text import normalise_title
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Each migration takes the schema from version i to i+1; never edit one that has shipped.
-MIGRATIONS: list[str] = [
-    """
+
+def _backfill_title_keys(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT id, title FROM entries").fetchall()
+    conn.executemany(
+        "UPDATE entries SET title_key = ? WHERE id = ?", [(normalise_title(t), i) for i, t in rows]
+    )
+
+
+# Each migration takes the schema from version i to i+1: SQL, then an optional Python step,
+# in one transaction. Never edit one that has shipped; add the next.
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
+    (
+        """
     CREATE TABLE feeds (
         url TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -98,6 +110,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX fetch_log_feed_started ON fetch_log (feed_url, started);
     """,
+        None,
+    ),
+    (
+        # Near-duplicates (same language + normalised title), translations, original offsets.
+        """
+    ALTER TABLE entries ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN translation_key TEXT;
+    ALTER TABLE entries ADD COLUMN published_zone TEXT;
+    CREATE INDEX entries_language_title_key ON entries (language, title_key);
+    CREATE INDEX entries_translation_key ON entries (translation_key) WHERE translation_key IS NOT NULL;
+    """,
+        _backfill_title_keys,
+    ),
 ]
 
 
@@ -145,9 +170,22 @@ class Store:
                 f"{self.path} has schema version {current}, newer than this program's "
                 f"{SCHEMA_VERSION}: upgrade aggregator"
             )
+        conn = self.db.conn
         for i in range(current, SCHEMA_VERSION):
-            # One script per step, so a crash mid-migration leaves the previous version intact.
-            self.db.conn.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version={i + 1}; COMMIT;")
+            sql, step = MIGRATIONS[i]
+            # One transaction per step: a crash mid-migration leaves the previous version intact.
+            conn.execute("BEGIN")
+            try:
+                for statement in (s.strip() for s in sql.split(";")):
+                    if statement:
+                        conn.execute(statement)
+                if step is not None:
+                    step(conn)
+                conn.execute(f"PRAGMA user_version={i + 1}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # -- feeds ----------------------------------------------------------------
     def sync_feeds(self, feeds: Iterable[tuple[str, str, str]]) -> None:
@@ -253,7 +291,15 @@ class Store:
         source_keys = [c.source_key for c in candidates]
         canonical_urls = [c.canonical_url for c in candidates if c.canonical_url]
         fingerprints = [c.fingerprint for c in candidates]
+        titles: dict[str, list[str]] = {}
+        for c in candidates:
+            if c.language and c.title_key:
+                titles.setdefault(c.language, []).append(c.title_key)
         ids: set[str] = set()
+        for lang, keys in titles.items():
+            for chunk in _chunks(keys):
+                q = f"SELECT id FROM entries WHERE language = ? AND title_key IN ({_marks(chunk)})"
+                ids.update(r[0] for r in self.db.execute(q, [lang, *chunk]))
         for chunk in _chunks(source_keys):
             q = f"SELECT entry_id FROM entry_sources WHERE feed_url = ? AND source_key IN ({_marks(chunk)})"
             ids.update(r[0] for r in self.db.execute(q, [feed_url, *chunk]))
@@ -287,7 +333,8 @@ class Store:
                 )
             for e in plan.updates:
                 row = _entry_row(e)
-                for fixed in ("id", "first_seen", "day", "feed_url", "source_key", "fingerprint"):
+                for fixed in ("id", "first_seen", "day", "feed_url", "source_key", "fingerprint",
+                              "published", "published_zone"):  # fmt: skip
                     row.pop(fixed)
                 sets = ", ".join(f"{k} = ?" for k in row)
                 self.db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*row.values(), e.id])
@@ -338,6 +385,13 @@ class Store:
                 [day.isoformat(), language],
             )
         return self._with_sources(rows)
+
+    def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(keys):
+            q = f"SELECT * FROM entries WHERE translation_key IN ({_marks(chunk)})"
+            rows.extend(self._query(q, chunk))
+        return [_stored_entry(r, ()) for r in rows]
 
     def count_entries(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
@@ -409,6 +463,9 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
         "language_evidence": e.language_evidence,
         "day": e.day.isoformat(),
         "content_hash": e.content_hash,
+        "title_key": e.title_key,
+        "translation_key": e.translation_key,
+        "published_zone": e.published_zone,
     }
 
 
@@ -448,6 +505,9 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         content_hash=r["content_hash"],
         sources=sources,
         translations=tuple((a, b) for a, b in json.loads(r["translations"])),
+        title_key=r["title_key"],
+        translation_key=r["translation_key"],
+        published_zone=r["published_zone"],
     )
 
 

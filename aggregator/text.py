@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 import nh3
 
 _BLOCK = re.compile(r"<(/?)(p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre)\b", re.I)
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 # What survives into republished HTML: ordinary structure, links, images, emphasis.
 ALLOWED_TAGS = {
@@ -64,3 +66,10 @@ def shorten(text: str, limit: int) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.") + "…"
+
+
+def normalise_title(title: str) -> str:
+    """Case, accents, punctuation and spacing removed: 'Perù – Il…' -> 'peru il'."""
+    decomposed = unicodedata.normalize("NFKD", title.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_WORD.findall(stripped))

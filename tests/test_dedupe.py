@@ -99,9 +99,9 @@ def test_different_languages_are_never_merged() -> None:
 
 
 def test_declared_language_beats_unknown() -> None:
-    unknown = stored_after("MIX", [entry(title="xyz", summary="")], language="auto")
+    unknown = stored_after("MIX", [entry(title="1917 · 2017", summary="")], language="auto")
     assert unknown[0].language is None and unknown[0].language_evidence == "none"
-    plan = run("B", [entry(source_id="b", title="xyz", summary="")], unknown, language="es")
+    plan = run("B", [entry(source_id="b", title="1917 · 2017", summary="")], unknown, language="es")
     assert plan.language_fixes == ((unknown[0].id, "es", "es", "config"),)
 
 
