@@ -14,10 +14,12 @@ are specific to the entry and trusted as written.
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
+
+import pycld2
 
 from .config import normalise_language_tag
 
@@ -50,6 +52,26 @@ _SCRIPT_LANGUAGES = {
     "GEORGIAN": {"ka"},
     "ARMENIAN": {"hy"},
 }
+
+
+# Character ranges of those scripts; a regex scan is far cheaper than naming every character.
+_SCRIPT_PATTERNS = [
+    (script, re.compile(f"[{ranges}]"))
+    for script, ranges in (
+        ("CYRILLIC", "\u0400-\u052f"),
+        ("GREEK", "\u0370-\u03ff\u1f00-\u1fff"),
+        ("ARABIC", "\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff"),
+        ("HEBREW", "\u0590-\u05ff"),
+        ("HIRAGANA", "\u3040-\u309f"),
+        ("KATAKANA", "\u30a0-\u30ff"),
+        ("CJK", "\u3040-\u30ff\u4e00-\u9fff\u3400-\u4dbf\uac00-\ud7af"),
+        ("HANGUL", "\uac00-\ud7af\u1100-\u11ff"),
+        ("DEVANAGARI", "\u0900-\u097f"),
+        ("THAI", "\u0e00-\u0e7f"),
+        ("GEORGIAN", "\u10a0-\u10ff"),
+        ("ARMENIAN", "\u0530-\u058f"),
+    )
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +138,15 @@ def identify(text: str, candidates: tuple[str, ...]) -> str | None:
 
 
 def contradiction(declared: str, text: str, candidates: tuple[str, ...]) -> str | None:
-    """The language the text is really in, when it clearly is not `declared`; else None."""
+    """The language the text is really in, when it clearly is not `declared`; else None.
+
+    Two stages: CLD2 (compiled, ~15 us) confirms most declarations outright; only when it
+    disagrees does py3langid (~100 us) decide, with the strict thresholds above. Stage one can
+    only confirm, never overrule, so it cannot cause a wrong answer, only a missed one.
+    """
     text = text.strip()[:IDENTIFY_CHARS]
+    if _cld2_confirms(declared, text):
+        return None
     script = dominant_script(text)
     if script and declared not in _SCRIPT_LANGUAGES.get(script, set()):
         # Cyrillic text declared as English, say: no statistics needed to see it is wrong.
@@ -133,32 +162,38 @@ def contradiction(declared: str, text: str, candidates: tuple[str, ...]) -> str 
     return None
 
 
+_CLD2_OLD_CODES = {"iw": "he", "in": "id", "jw": "jv", "tl": "fil"}
+
+
+def _cld2_confirms(declared: str, text: str) -> bool:
+    try:
+        _, _, details = pycld2.detect(text, bestEffort=True)
+    except pycld2.error:  # CLD2 rejects some invalid UTF-8; then let py3langid judge
+        return False
+    code = str(details[0][1]).split("-")[0].lower()
+    return _CLD2_OLD_CODES.get(code, code) == declared
+
+
 def dominant_script(text: str) -> str | None:
     """The non-Latin script most letters of `text` are in, or None for Latin or mixed text."""
-    counts: dict[str, int] = {}
-    letters = 0
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        letters += 1
-        if ch < "\u0250":  # ASCII and Latin-1/Extended-A/B: Latin
-            continue
-        name = unicodedata.name(ch, "")
-        script = name.split(" ", 1)[0]
-        if script in _SCRIPT_LANGUAGES:
-            counts[script] = counts.get(script, 0) + 1
-    if not counts or not letters:
+    if text.isascii():
         return None
-    script, n = max(counts.items(), key=lambda kv: kv[1])
-    return script if n * 2 > letters else None
+    letters = _letters(text) or 1
+    for script, pattern in _SCRIPT_PATTERNS:
+        if len(pattern.findall(text)) * 2 > letters:
+            return script
+    return None
 
 
 def _is_script_language(code: str) -> bool:
     return any(code in langs for langs in _SCRIPT_LANGUAGES.values())
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def _letters(text: str) -> int:
-    return sum(1 for c in text if c.isalpha())
+    return len(_LETTER.findall(text))
 
 
 @lru_cache(maxsize=1)

@@ -68,8 +68,11 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
+# Combining marks of the Basic Multilingual Plane, deleted by str.translate (C speed).
+_COMBINING = {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
+
+
 def normalise_title(title: str) -> str:
     """Case, accents, punctuation and spacing removed: 'Perù – Il…' -> 'peru il'."""
-    decomposed = unicodedata.normalize("NFKD", title.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = unicodedata.normalize("NFKD", title.casefold()).translate(_COMBINING)
     return " ".join(_WORD.findall(stripped))
