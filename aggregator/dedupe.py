@@ -1,18 +1,23 @@
 """Pure: candidates from one poll + the stored entries they may match -> an UpdatePlan.
 
 Rules, in order (the first that matches wins):
-  1. same feed, same source key (id, else link)      -> the same entry: update if changed
-  2. same feed, same fingerprint (title + day)        -> the same entry (ids that change per poll)
-  3. same canonical URL, compatible language          -> the same article seen in another feed
-  4. same language, same normalised title (long enough to mean something), published within
-     48 h                                             -> the same article under another link,
-     unless both links are distinct pages of one site (two articles that share a title)
-  otherwise a new entry. Entries whose languages are both known and differ are never merged.
+  1. Same feed, same source key (id, else link): the same entry, updated if its text changed.
+     But when title AND publication time both differ, it is another post that the feed gave
+     the same id or link (it happens), stored under a key of its own.
+  2. Same feed, same fingerprint (title + day), the title not a lone word ("Presseschau"),
+     and the stored entry's own id gone from this poll's document: the same entry under an id
+     that changes per poll. Two items of one document are two entries, however alike.
+  3. Another feed, same canonical URL, compatible language: the same article, syndicated.
+  4. Same language, same normalised title (long enough to mean something), published within
+     48 h: the same article under another link, unless both links are distinct pages of one
+     site (two articles that share a title).
+  Otherwise a new entry. Entries whose languages are both known and differ are never merged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -23,13 +28,29 @@ from .models import Candidate, Source, StoredEntry, UpdatePlan
 # How strong each kind of language evidence is; identification beats nothing, declarations beat both.
 EVIDENCE_RANK = {"entry": 4, "document": 3, "config": 2, "identified": 1, "none": 0}
 NEAR_DUPLICATE_WINDOW = timedelta(hours=48)
-# Titles shorter than this ("News", "Editorial") are too generic to prove two entries the same.
-MIN_TITLE_WORDS = 4
-MIN_TITLE_CHARS = 20
+# Titles shorter than this ("News", "Weekly roundup") are too generic to prove two entries the
+# same; "Créature des marais" (3 words, 19 characters) is not. Long unspaced titles (CJK) count.
+MIN_TITLE_WORDS = 3
+MIN_TITLE_CHARS = 15
+MIN_UNSPACED_CHARS = 20
 
 
 def meaningful_title(title_key: str) -> bool:
-    return title_key.count(" ") + 1 >= MIN_TITLE_WORDS or len(title_key) >= MIN_TITLE_CHARS
+    words = title_key.count(" ") + 1
+    return (words >= MIN_TITLE_WORDS and len(title_key) >= MIN_TITLE_CHARS) or (
+        len(title_key) >= MIN_UNSPACED_CHARS
+    )
+
+
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
+
+
+def specific_title(title_key: str) -> bool:
+    """Enough to tell one feed's items apart on one day: not a lone word like "Presseschau"
+    or "Editorial" (a recurring column). In scripts written without spaces, 4 characters do."""
+    if " " in title_key:
+        return True
+    return bool(_UNSPACED.search(title_key)) and len(title_key) >= 4
 
 
 def distinct_pages_of_one_site(a: str | None, b: str | None) -> bool:
@@ -37,6 +58,23 @@ def distinct_pages_of_one_site(a: str | None, b: str | None) -> bool:
     if not a or not b or a == b:
         return False
     return urlsplit(a).netloc == urlsplit(b).netloc
+
+
+def own_keys(e: StoredEntry, feed_url: str) -> set[str]:
+    """The source keys under which `feed_url` carried entry `e` (empty: another feed's entry)."""
+    keys = {s.source_key for s in e.sources if s.feed_url == feed_url}
+    if e.feed_url == feed_url:
+        keys.add(e.source_key)
+    return keys
+
+
+def two_posts(e: StoredEntry, c: Candidate, now: datetime) -> bool:
+    """One id or link, two posts: both dated (not first-seen fallbacks), at different times,
+    with different titles. A correction keeps its date; a re-stamped date keeps its title."""
+    different_text = e.title_key != c.title_key or (not c.title_key and e.content_hash != c.content_hash)
+    return (
+        different_text and e.published != c.published and e.published != e.first_seen and c.published != now
+    )
 
 
 def near_duplicate(e: StoredEntry, c: Candidate) -> bool:
@@ -95,8 +133,16 @@ def decide(
     def current(e: StoredEntry) -> StoredEntry:
         return inserts.get(e.id) or updates.get(e.id) or updates_view.get(e.id) or e
 
+    present = {c.source_key for c in candidates}
     for c in candidates:
-        match = by_source.get((c.feed_url, c.source_key)) or by_fingerprint.get(c.fingerprint)
+        match = by_source.get((c.feed_url, c.source_key))
+        if match is not None and two_posts(current(match), c, now):
+            c = replace(c, source_key=f"{c.source_key}#{c.fingerprint}")
+            match = by_source.get((c.feed_url, c.source_key))
+        if match is None and specific_title(c.title_key):
+            same_print = by_fingerprint.get(c.fingerprint)
+            if same_print is not None and not (own_keys(same_print, c.feed_url) & present):
+                match = same_print
         if match is not None:
             match = current(match)
             if match.feed_url == c.feed_url and match.content_hash != c.content_hash:
@@ -107,7 +153,10 @@ def decide(
                 unchanged += 1
             continue
         same_url = [current(e) for e in by_url.get(c.canonical_url or "", [])]
-        match = next((e for e in same_url if compatible(e.language, c.language)), None)
+        match = next(
+            (e for e in same_url if compatible(e.language, c.language) and not own_keys(e, c.feed_url)),
+            None,
+        )
         if match is None and c.language:
             same_title = [current(e) for e in by_title.get((c.language, c.title_key), [])]
             match = next((e for e in same_title if near_duplicate(e, c)), None)

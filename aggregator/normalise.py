@@ -20,17 +20,29 @@ from .text import fold, html_to_text, normalise_title, shorten
 EARLIEST_BELIEVABLE = datetime.fromisoformat("1990-01-01T00:00:00+00:00")
 FUTURE_TOLERANCE = timedelta(days=1)
 
+# Query parameters that say where a click came from, not which article it is: the common
+# campaign tags plus publishers' own feed markers (Le Monde's xtor, heise's wt_mc, ...).
 TRACKING_PARAMS = {
-    "fbclid",
-    "gclid",
-    "dclid",
-    "msclkid",
-    "mc_cid",
-    "mc_eid",
-    "igshid",
-    "yclid",
-    "_ga",
-}
+    "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "_gl",
+    "xtor", "wt_mc", "wt_zmc", "at_medium", "at_campaign", "at_custom1", "ocid", "cmpid", "ncid",
+    "ns_mchannel", "ns_source", "ns_campaign", "ito", "sr_share", "_hsenc", "_hsmi", "mkt_tok",
+    "oly_enc_id", "oly_anon_id", "vero_id", "rb_clickid", "s_cid", "spm", "feature", "smid",
+}  # fmt: skip
+# Any parameter whose value says "this came from a feed" (ref=rss, src=rss, from=atom-feed).
+_FEED_VALUE = re.compile(r"^(rss|atom|rdf|feed|xml)([._\-].*)?$", re.I)
+_FEED_NAMES = {"rss", "atom", "feed"}  # a bare ?rss or ?feed marker
+
+
+def _tracking(name: str, value: str) -> bool:
+    key = name.lower()
+    return (
+        key.startswith("utm_")
+        or key in TRACKING_PARAMS
+        or key in _FEED_NAMES
+        or bool(_FEED_VALUE.match(value))
+    )
+
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -52,11 +64,7 @@ def canonical_url(link: str | None) -> str | None:
     host = parts.hostname.lower().removeprefix("www.")
     if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
         host = f"{host}:{port}"
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
-    )
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k, v))
     path = parts.path.rstrip("/") or ""
     return urlunsplit(("https", host, path, urlencode(query), ""))
 
