@@ -123,3 +123,69 @@ def test_same_title_on_other_site_different_link_is_not_merged() -> None:
 
 def test_entry_ids_are_stable() -> None:
     assert dedupe.entry_id("A", "k") == dedupe.entry_id("A", "k") != dedupe.entry_id("B", "k")
+
+
+def test_near_duplicate_on_another_site_within_48h_is_merged() -> None:
+    title = "Peru: mass movement prepares to march on Lima"
+    stored = stored_after("A", [entry(title=title, link="https://a.org/peru")])
+    later = entry(source_id="b", title=title.upper() + "!", link="https://b.org/x/1",
+                  published=datetime(2023, 1, 18, 20, tzinfo=UTC))  # fmt: skip
+    plan = run("B", [later], stored)
+    assert not plan.inserts and plan.new_sources[0][0] == stored[0].id
+
+
+def test_near_duplicate_rule_respects_window_site_and_length() -> None:
+    title = "Peru: mass movement prepares to march on Lima"
+    stored = stored_after("A", [entry(title=title, link="https://a.org/peru")])
+    too_late = entry(
+        source_id="b", title=title, link="https://b.org/1", published=datetime(2023, 1, 20, tzinfo=UTC)
+    )
+    same_site = entry(source_id="c", title=title, link="https://a.org/peru-2")
+    assert len(run("B", [too_late], stored, now=NOW + timedelta(days=3)).inserts) == 1
+    assert len(run("B", [same_site], stored).inserts) == 1
+    short = stored_after("A", [entry(title="Weekly roundup", link="https://a.org/w")])
+    assert (
+        len(run("B", [entry(source_id="d", title="Weekly roundup", link="https://b.org/w")], short).inserts)
+        == 1
+    )
+
+
+def test_two_posts_under_one_guid_are_two_entries() -> None:
+    first = entry(title="A greeting", published=datetime(2023, 1, 17, 9, tzinfo=UTC))
+    second = entry(title="An essay on Dropbox", published=datetime(2023, 1, 17, 9, 30, tzinfo=UTC))
+    stored = stored_after("A", [first])
+    plan = run("A", [first, second], stored)
+    assert len(plan.inserts) == 1 and plan.inserts[0].title == "An essay on Dropbox"
+    again = run("A", [first, second], [*stored, *plan.inserts])  # and stays so on the next poll
+    assert not again.inserts and again.unchanged == 2
+
+
+def test_same_titled_items_of_one_document_are_not_merged() -> None:
+    warning = "Aviso. Nivel amarillo. Vientos. Ronda"
+    a = entry(source_id="w1", link="https://aemet.es/1", title=warning)
+    b = entry(source_id="w2", link="https://aemet.es/2", title=warning,
+              published=datetime(2023, 1, 17, 9, 41, tzinfo=UTC))  # fmt: skip
+    assert len(run("A", [a, b], []).inserts) == 2
+
+
+def test_lone_word_titles_do_not_fingerprint() -> None:
+    stored = stored_after(
+        "A", [entry(source_id=None, title="Presseschau", link="https://z.de/1", published=None)]
+    )
+    plan = run(
+        "A", [entry(source_id=None, title="Presseschau", link="https://z.de/2", published=None)], stored
+    )
+    assert len(plan.inserts) == 1
+
+
+def test_translation_key_from_operator_pattern() -> None:
+    feed = ParsedFeed(title="t", link=None, language=None, format="rss20",
+                      entries=(entry(link="https://site.org/es/12345-hola"),))  # fmt: skip
+    pattern = r"https://site\.org/[a-z]{2}/(?P<key>\d+)-"
+    [c] = normalise.prepare(feed, "A", "es", SITE, ZONE, NOW, (pattern,))
+    assert c.translation_key == "0:12345"
+
+
+def test_source_time_zone_is_kept() -> None:
+    [e] = stored_after("A", [replace(entry(), published_zone="+01:00")])
+    assert e.published_zone == "+01:00" and e.published.tzinfo is UTC

@@ -73,3 +73,25 @@ def test_correction_updates_in_place(tmp_path: Path, feed_server: FeedServer) ->
     rows = db.execute("SELECT id, first_seen, day, summary, updated FROM entries").fetchall()
     assert [r[:3] for r in rows] == first
     assert rows[0][3] == "About one, corrected" and rows[0][4] is not None
+
+
+def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
+    from aggregator.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0][0] + "; PRAGMA user_version=1;")
+    db.execute(
+        "INSERT INTO entries (id, feed_url, source_key, fingerprint, title, summary, content, "
+        "published, first_seen, language_evidence, day, content_hash) VALUES "
+        "('e1', 'F', 'k', 'fp', 'Perù – Il movimento!', '', '', '2023-01-17T09:00:00+00:00', "
+        "'2023-01-17T09:00:00+00:00', 'config', '2023-01-17', 'h')"
+    )
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.version == SCHEMA_VERSION == 2
+    [entry] = store.entries_by_id(["e1"])
+    assert entry.title_key == "peru il movimento" and entry.published_zone is None
+    indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
+    assert {"entries_language_title_key", "entries_translation_key"} <= indexes
