@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import render
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, FeedConfig, load_config
 from .models import Outcome, PollReport
-from .pipeline import poll_many, sync_feeds
+from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
 from .publish import publish as publish_all
 from .store import Store
@@ -131,7 +131,15 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
             console=console, transient=True, disable=not console.is_terminal,
         ) as progress:  # fmt: skip
             task = progress.add_task("poll", total=len(feeds))
-            reports = asyncio.run(poll_many(feeds, config, store, on_done=lambda r: progress.advance(task)))
+            reports = asyncio.run(
+                poll_many(
+                    feeds,
+                    config,
+                    store,
+                    on_done=lambda r: progress.advance(task),
+                    retry_gone=bool(feed_names),  # naming a gone feed asks to try it again
+                )
+            )
         elapsed = (datetime.now(UTC) - started).total_seconds()
         if not no_publish:
             publish_all(store, config, ctx.public_dir)
@@ -141,19 +149,24 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
 
 
 def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
-    ok = [r for r in reports if r.outcome in (Outcome.OK, Outcome.NOT_MODIFIED)]
-    failed = [r for r in reports if r not in ok]
+    skipped = [r for r in reports if r.skipped]
+    polled = [r for r in reports if not r.skipped]
+    ok = [r for r in polled if r.outcome in (Outcome.OK, Outcome.NOT_MODIFIED)]
+    failed = [r for r in polled if r not in ok]
     new = sum(r.inserted for r in reports)
     out.print(
-        f"polled {len(reports)} feeds in {elapsed:.1f} s: {len(ok)} ok, {len(failed)} failed; "
+        f"polled {len(polled)} feeds in {elapsed:.1f} s: {len(ok)} ok, {len(failed)} failed; "
         f"{new} new, {sum(r.updated for r in reports)} updated, "
         f"{sum(r.merged for r in reports)} merged from other feeds"
+        + (f"; {len(skipped)} skipped (gone)" if skipped else "")
     )
-    for r in reports:
-        if r.warning and r in ok:
+    for r in ok:
+        if r.warning:
             out.print(f"  warning  {r.feed_name}: {r.warning}")
     for r in failed:
         out.print(f"  FAILED   {r.feed_name}: {r.error}")
+    for r in skipped:
+        out.print(f"  SKIPPED  {r.feed_name}: {r.error}")
 
 
 @main.command()
@@ -218,8 +231,10 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         if feed_name:
             _feed_history(ctx, config, store, feed_name, as_json)
             return
-        configured = {f.key for f in config.feeds}
+        configured = {f.key: f for f in config.feeds}
         stats = [s for s in store.feed_stats() if s.state.url in configured]
+        now = datetime.now(UTC)
+        intervals = {s.state.url: _interval_words(config, configured[s.state.url], store, now) for s in stats}
         total = store.count_entries()
         languages = store.language_counts()
     finally:
@@ -241,6 +256,9 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
                     "last_error": s.state.last_error,
                     "warning": s.state.warning,
                     "next_poll": _iso(s.state.next_poll),
+                    "interval": intervals[s.state.url][0],
+                    "interval_seconds": intervals[s.state.url][1],
+                    "enabled": configured[s.state.url].enabled,
                     "moved_to": s.state.permanent_url,
                     "gone": s.state.gone,
                 }
@@ -260,16 +278,20 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         "HTTP",
         "entries",
         "errors",
+        "every",
         "next poll",
-        "last error",
+        "last error / warning",
     ):
         table.add_column(col, overflow="fold")
     for s in stats:
-        note = s.state.last_error or s.state.warning or ""
-        if s.state.permanent_url:
-            note = f"moved permanently to {s.state.permanent_url}: update feeds.yaml. {note}"
+        notes = [s.state.last_error or "", s.state.warning or ""]
         if s.state.gone:
-            note = f"410 Gone: no longer polled. {note}"
+            notes[0] = "410 Gone: no longer polled (its entries are kept); remove it from feeds.yaml"
+        if s.state.permanent_url:
+            notes.insert(0, f"moved permanently to {s.state.permanent_url}: update feeds.yaml")
+        next_poll = _short(s.state.next_poll)
+        if s.state.gone or not configured[s.state.url].enabled:
+            next_poll = "never" if s.state.gone else "disabled"
         table.add_row(
             s.state.name,
             s.language,
@@ -277,8 +299,9 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
             str(s.state.last_status or "—"),
             str(s.seen_in),
             str(s.state.error_count),
-            _short(s.state.next_poll),
-            note,
+            intervals[s.state.url][0],
+            next_poll,
+            "; ".join(n for n in notes if n),
         )
     out.print(table)
     counts = ", ".join(f"{k}: {v}" for k, v in languages.items())
@@ -294,12 +317,30 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
         sys.stdout.write(json.dumps({"feed": feed.key, "polls": rows}, indent=2) + "\n")
         return
     table = Table(title=f"{feed.title}: last {len(rows)} polls")
-    for col in ("started (UTC)", "HTTP", "bytes", "ms", "outcome", "error"):
+    for col in ("started (UTC)", "URL", "HTTP", "bytes", "ms", "outcome", "error"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["started"], str(r["status"] or "—"), str(r["bytes"] or "—"),
+        url = "" if r["url"] == feed.key else r["url"]  # only shown when it differs (redirects)
+        table.add_row(r["started"], url, str(r["status"] or "—"), str(r["bytes"] or "—"),
                       f"{r['duration_ms'] or 0:.0f}", r["outcome"], r["error"] or "")  # fmt: skip
     out.print(table)
+
+
+def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:
+    """The feed's poll interval before back-off, as words and seconds ("auto: 3h 30m")."""
+    interval = poll_interval(feed, config, lambda: store.entries_published_since(feed.key, now - WEEK))
+    seconds = int(interval.total_seconds())
+    words = _duration(seconds)
+    return (f"auto: {words}" if config.interval_for(feed) == "auto" else words), seconds
+
+
+def _duration(seconds: int) -> str:
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (not parts and unit == "s"):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -18,6 +18,7 @@ from pydantic import (
     HttpUrl,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -93,7 +94,18 @@ def _feed_language(value: object) -> str:
     return _language(value)
 
 
+def _interval(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ValueError(f"{e} (or auto, to follow how often the feed publishes)") from None
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A fixed duration, or "auto": adapt to how often the feed publishes (see pipeline.auto_interval).
+Interval = Annotated[timedelta | Literal["auto"], BeforeValidator(_interval)]
 LanguageTag = Annotated[str, BeforeValidator(_language)]
 FeedLanguage = Annotated[str, BeforeValidator(_feed_language)]
 
@@ -154,21 +166,42 @@ class FetchSettings(_Model):
     timeout: Duration = timedelta(seconds=30)
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     user_agent: str = DEFAULT_USER_AGENT
+    log_retention: Duration = timedelta(days=30)  # fetch_log rows older than this are pruned
+
+
+def _check_bounds(lo: timedelta | None, hi: timedelta | None) -> None:
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError("min_interval must not be longer than max_interval")
 
 
 class Defaults(_Model):
-    interval: Duration = timedelta(minutes=15)
+    interval: Interval = timedelta(minutes=15)
+    # Bounds of `interval: auto`; a feed may override them.
+    min_interval: Duration = timedelta(minutes=15)
+    max_interval: Duration = timedelta(hours=24)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Defaults:
+        _check_bounds(self.min_interval, self.max_interval)
+        return self
 
 
 class FeedConfig(_Model):
     url: HttpUrl
     name: str | None = None
     language: FeedLanguage = "auto"
-    interval: Duration | None = None
+    interval: Interval | None = None
+    min_interval: Duration | None = None
+    max_interval: Duration | None = None
     timeout: Duration | None = None
     max_bytes: int | None = Field(None, ge=1024)
-    allow_private: bool = False
+    allow_private: bool = False  # let redirects lead to private/loopback/link-local addresses
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FeedConfig:
+        _check_bounds(self.min_interval, self.max_interval)
+        return self
 
     @property
     def key(self) -> str:
@@ -186,7 +219,7 @@ class Config(_Model):
     feeds: list[FeedConfig] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)
 
-    def interval_for(self, feed: FeedConfig) -> timedelta:
+    def interval_for(self, feed: FeedConfig) -> timedelta | Literal["auto"]:
         return feed.interval or self.defaults.interval
 
     def feed(self, name_or_url: str) -> FeedConfig | None:

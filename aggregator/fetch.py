@@ -2,16 +2,30 @@
 
 The retriever never parses: it returns bytes plus the HTTP facts (status, validators,
 headers, timing), so a poll of one feed is a self-contained job.
+
+Limits, all enforced here:
+- concurrency: a global and a per-host semaphore (the host of the URL polled);
+- one deadline per poll (connect, headers, every redirect and the whole body);
+- the body is read raw and decompressed here in bounded steps, so `max_bytes` counts
+  decoded bytes and a gzip/deflate bomb costs at most `max_bytes` plus one step;
+- redirects are followed by hand: at most 5, loops detected, 301/308 chains remembered,
+  and each target's addresses checked against the SSRF rule (see `AddressGuard`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import ipaddress
+import socket
 import time
+import zlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -21,55 +35,259 @@ from .models import FeedState, FetchResult, Outcome
 
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = timedelta(hours=24)
+DECODE_STEP = 256 * 1024  # most bytes one decompression step may produce
+# An unread answer (304, redirect, error page) up to this size is read and dropped, so its
+# connection can be kept alive for the next request; a longer one costs the connection.
+DRAIN_BYTES = 64 * 1024
+# httpx's pool slows down as requests in flight on one client grow (its per-request
+# bookkeeping walks every connection), so requests are spread over a few clients.
+REQUESTS_PER_CLIENT = 2
 _PERMANENT = {301, 308}
 _REDIRECTS = {301, 302, 303, 307, 308}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 
 
 class _TooLarge(Exception):
     pass
 
 
+class _Refused(Exception):
+    """A redirect (or remembered URL) the SSRF rule does not allow; str() says why."""
+
+
+class _BadEncoding(Exception):
+    pass
+
+
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
-    """Retry-After as seconds or an HTTP date, capped at 24 h from now."""
+    """Retry-After as seconds or an HTTP date, never in the past, capped at 24 h from now."""
     if not value:
         return None
     value = value.strip()
     when: datetime | None
     if value.isdigit():
-        when = now + timedelta(seconds=int(value))
+        seconds = min(int(value), int(MAX_RETRY_AFTER.total_seconds()))  # huge numbers overflow
+        when = now + timedelta(seconds=seconds)
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
     return min(max(when, now), now + MAX_RETRY_AFTER)
 
 
+# -- SSRF guard -----------------------------------------------------------------------
+#
+# The rule: the URL in feeds.yaml is trusted as written, whatever address it has (the
+# operator chose it). A redirect target, and a remembered 301/308 URL, may lead to
+# public addresses, and to non-public ones only inside a zone the configured URL is
+# itself in: a feed on 127.0.0.1 may redirect within loopback, a feed on 10.1.2.3 within
+# 10.0.0.0/8, but a public feed may reach neither, and no feed may reach link-local
+# (169.254.169.254, the cloud metadata service) unless it lives there. Every address a
+# target's host resolves to must pass, and the check happens before connecting. A feed
+# with `allow_private: true` skips the rule. The address is resolved again when httpx
+# connects; a host whose DNS answer changes in between (rebinding) is not caught.
+
+_ZONES: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...] = tuple(
+    (name, tuple(ipaddress.ip_network(n) for n in nets))
+    for name, nets in (
+        ("loopback", ("127.0.0.0/8", "::1/128")),
+        ("private 10.0.0.0/8", ("10.0.0.0/8",)),
+        ("private 172.16.0.0/12", ("172.16.0.0/12",)),
+        ("private 192.168.0.0/16", ("192.168.0.0/16",)),
+        ("shared 100.64.0.0/10", ("100.64.0.0/10",)),
+        ("link-local", ("169.254.0.0/16", "fe80::/10")),
+        ("unique-local fc00::/7", ("fc00::/7",)),
+    )
+)
+
+
+def _unmapped(addr: IPAddress) -> IPAddress:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def is_public(addr: IPAddress) -> bool:
+    addr = _unmapped(addr)
+    return addr.is_global and not addr.is_multicast
+
+
+def address_kind(addr: IPAddress) -> str:
+    """Words for why an address is not public."""
+    addr = _unmapped(addr)
+    for attr, words in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(addr, attr):
+            return words
+    return "public" if is_public(addr) else "non-public"
+
+
+def address_zone(addr: IPAddress) -> str:
+    """The zone a non-public address shares with its neighbours; else the address itself."""
+    addr = _unmapped(addr)
+    for name, nets in _ZONES:
+        if any(addr.version == n.version and addr in n for n in nets):
+            return name
+    return str(addr)
+
+
+def check_target(addresses: Sequence[IPAddress], trusted_zones: set[str]) -> str | None:
+    """None when every address may be reached; else words naming the first that may not."""
+    for addr in addresses:
+        if not is_public(addr) and address_zone(addr) not in trusted_zones:
+            kind = address_kind(addr)
+            return f"{_unmapped(addr)} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
+    return None
+
+
+async def system_resolver(host: str, port: int) -> Sequence[IPAddress]:
+    """The host's addresses, from the event loop's getaddrinfo (what httpx will use)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+class AddressGuard:
+    """Applies the SSRF rule for one poll; resolves the configured host only if needed."""
+
+    def __init__(self, configured_url: str, allow_private: bool, resolver: Resolver) -> None:
+        self.configured_url = configured_url
+        self.allow_private = allow_private
+        self.resolver = resolver
+        self._trusted: set[str] | None = None
+
+    async def _addresses(self, url: str) -> Sequence[IPAddress]:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            return [ipaddress.ip_address(host)]
+        except ValueError:
+            pass
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return await self.resolver(host, port)
+
+    async def check(self, url: str) -> None:
+        """Raise _Refused when `url` may not be fetched under the rule."""
+        if self.allow_private:
+            return
+        if self._trusted is None:
+            try:
+                configured = await self._addresses(self.configured_url)
+            except (OSError, ValueError):
+                configured = []  # unresolvable: only public targets are allowed
+            self._trusted = {address_zone(a) for a in configured if not is_public(a)}
+        try:
+            targets = await self._addresses(url)
+        except (OSError, ValueError) as e:
+            raise _Refused(f"could not resolve {urlsplit(url).hostname}: {e}") from None
+        problem = check_target(targets, self._trusted)
+        if problem:
+            raise _Refused(
+                f"refused to follow to {url}: {problem} and the feed's own address is not "
+                "(SSRF guard; set allow_private: true on this feed to allow it)"
+            )
+
+
+# -- body decoding ----------------------------------------------------------------------
+
+
+class _Decoder:
+    """Content-Encoding undone in bounded steps: each step yields at most DECODE_STEP bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding.strip().lower()
+        self._z: Any = None  # zlib's decompress object has no public type
+        if self.encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            self._z = zlib.decompressobj(zlib.MAX_WBITS)  # zlib-wrapped, as HTTP says
+            self._first = True
+        elif self.encoding not in ("", "identity"):
+            raise _BadEncoding(f"the server used Content-Encoding {encoding!r}, which was not asked for")
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._z is None:
+            yield data
+            return
+        if self.encoding == "deflate" and self._first and data:
+            self._first = False
+            try:
+                probe = self._z.copy()
+                probe.decompress(data[:64], 1)
+            except zlib.error:
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+        pending = data
+        # Each pass consumes input or yields output (else it stops); the caller stops
+        # at max_bytes, so a bomb never gets further than that plus one step.
+        while True:
+            try:
+                out = self._z.decompress(pending, DECODE_STEP)
+            except zlib.error as e:
+                raise _BadEncoding(f"body could not be decompressed ({self.encoding}): {e}") from None
+            tail = self._z.unconsumed_tail
+            if self._z.eof:
+                tail = self._z.unused_data
+                if tail and self.encoding in ("gzip", "x-gzip"):
+                    self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # next gzip member
+                else:
+                    tail = b""  # trailing bytes after the stream are ignored
+            if out:
+                yield out
+            if not tail and len(out) < DECODE_STEP:
+                return  # input used up and no output held back
+            if not out and len(tail) >= len(pending):
+                return  # no progress: stop rather than spin
+            pending = tail
+
+
+# -- the fetcher ------------------------------------------------------------------------
+
+
 class Fetcher:
-    """One shared httpx client with a global and a per-host concurrency limit."""
+    """Shared httpx clients behind a global and a per-host concurrency limit.
+
+    Requests go to the least busy of several clients (REQUESTS_PER_CLIENT in flight each):
+    a 304 poll of 2,000 feeds took 2.2 s through one client and 0.7 s through sixteen."""
 
     def __init__(
         self,
         settings: FetchSettings,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        clients: int | None = None,
     ) -> None:
         self.settings = settings
+        self.resolver = resolver
         self._global = asyncio.Semaphore(settings.concurrency)
         self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host)
         )
-        limits = httpx.Limits(
-            max_connections=settings.concurrency,
-            max_keepalive_connections=settings.concurrency,
-        )
-        self._client = httpx.AsyncClient(
+        if clients is None:
+            clients = 1 if transport else -(-settings.concurrency // REQUESTS_PER_CLIENT)
+        per_client = -(-settings.concurrency // clients)
+        # One TLS context for all clients: building one loads the CA bundle (~20 ms each).
+        self._tls = httpx.create_ssl_context()
+        self._clients = [self._client(per_client, transport) for _ in range(clients)]
+        self._load = [0] * clients  # requests in flight per client; each goes to the least busy
+
+    def _client(self, connections: int, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             transport=transport,
-            limits=limits,
-            timeout=httpx.Timeout(settings.timeout.total_seconds()),
+            verify=self._tls,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            timeout=httpx.Timeout(self.settings.timeout.total_seconds()),
             headers={
-                "User-Agent": settings.user_agent,
+                "User-Agent": self.settings.user_agent,
                 "Accept": (
                     "application/atom+xml, application/rss+xml, application/feed+json, "
                     "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
@@ -81,7 +299,8 @@ class Fetcher:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -94,13 +313,18 @@ class Fetcher:
         url = (state.permanent_url if state and state.permanent_url else None) or feed.key
         timeout = (feed.timeout or self.settings.timeout).total_seconds()
         max_bytes = feed.max_bytes or self.settings.max_bytes
-        started = time.perf_counter()
-        now = datetime.now(UTC)
         host = urlsplit(url).hostname or ""
         async with self._global, self._per_host[host]:
+            # Timed from here: waiting for a free slot is not the feed's fault.
+            started = time.perf_counter()
+            now = datetime.now(UTC)
+            index = min(range(len(self._load)), key=self._load.__getitem__)
+            self._load[index] += 1
             try:
                 async with asyncio.timeout(timeout):
-                    result = await self._exchange(feed, url, state, max_bytes, now)
+                    result = await self._exchange(
+                        self._clients[index], feed, url, state, max_bytes, now, timeout
+                    )
             except TimeoutError:
                 result = FetchResult(
                     feed_url=feed.key,
@@ -109,28 +333,39 @@ class Fetcher:
                     outcome=Outcome.NETWORK_ERROR,
                     error=f"no complete answer within {timeout:g} s (connect, headers and body)",
                 )
+            finally:
+                self._load[index] -= 1
         return _with_timing(result, now, (time.perf_counter() - started) * 1000)
 
     async def _exchange(
         self,
+        client: httpx.AsyncClient,
         feed: FeedConfig,
         url: str,
         state: FeedState | None,
         max_bytes: int,
         now: datetime,
+        timeout: float,
     ) -> FetchResult:
         headers: dict[str, str] = {}
         if state and state.etag:
             headers["If-None-Match"] = state.etag
         if state and state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
+        guard = AddressGuard(feed.key, feed.allow_private, self.resolver)
+        if url != feed.key:
+            # A remembered 301/308 target gets the same check as the redirect that found it.
+            try:
+                await guard.check(url)
+            except _Refused as e:
+                return FetchResult(feed.key, url, None, Outcome.NETWORK_ERROR, error=str(e))
         seen = {url}
         all_permanent = True
         hops = 0
-        while True:
+        while True:  # bounded: every pass either returns or takes one of MAX_REDIRECTS hops
             try:
-                request = self._client.build_request("GET", url, headers=headers)
-                response = await self._client.send(request, stream=True)
+                request = client.build_request("GET", url, headers=headers, timeout=timeout)
+                response = await client.send(request, stream=True)
             except httpx.HTTPError as e:
                 return FetchResult(
                     feed_url=feed.key,
@@ -141,7 +376,7 @@ class Fetcher:
                 )
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    target = urljoin(url, response.headers["location"])
+                    target = urljoin(url, response.headers["location"].strip())
                     all_permanent = all_permanent and response.status_code in _PERMANENT
                     hops += 1
                     if target in seen:
@@ -150,6 +385,11 @@ class Fetcher:
                         return _failure(feed, url, response, f"more than {MAX_REDIRECTS} redirects")
                     if urlsplit(target).scheme not in ("http", "https"):
                         return _failure(feed, url, response, f"redirect to non-HTTP URL {target}")
+                    try:
+                        await guard.check(target)
+                    except _Refused as e:
+                        return _failure(feed, url, response, str(e))
+                    await _drain(response)
                     seen.add(target)
                     url = target
                     continue
@@ -170,74 +410,71 @@ class Fetcher:
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         moved = url if hops and all_permanent else None
-        base = dict(
-            feed_url=feed.key,
-            url=url,
-            status=status,
-            headers=headers,
-            permanent_redirect=moved,
-        )
-        if status == 304:
-            return FetchResult(outcome=Outcome.NOT_MODIFIED, **base)  # type: ignore[arg-type]
-        if status == 410:
+
+        def result(outcome: Outcome, **kw: Any) -> FetchResult:
             return FetchResult(
-                outcome=Outcome.GONE,
-                error="410 Gone: the server says this feed was removed for good",
-                **base,  # type: ignore[arg-type]
+                feed.key, url, status, outcome, headers=headers, permanent_redirect=moved, **kw
             )
+
+        if not 200 <= status < 300:
+            await _drain(response)
+        if status == 304:
+            return result(Outcome.NOT_MODIFIED)
+        if status == 410:
+            return result(Outcome.GONE, error="410 Gone: the server says this feed was removed for good")
         if status >= 400 or status < 200:
             retry = parse_retry_after(headers.get("retry-after"), now) if status in (429, 503) else None
-            return FetchResult(
-                outcome=Outcome.HTTP_ERROR,
-                error=f"HTTP {status} {response.reason_phrase}".strip(),
-                retry_after=retry,
-                **base,  # type: ignore[arg-type]
-            )
-        declared = response.headers.get("content-length")
-        if (
-            declared
-            and declared.isdigit()
-            and int(declared) > max_bytes
-            and not response.headers.get("content-encoding")
-        ):
-            return FetchResult(
-                outcome=Outcome.TOO_LARGE,
+            error = f"HTTP {status} {response.reason_phrase}".strip()
+            if retry:
+                error += f"; asked to wait until {retry:%Y-%m-%d %H:%M} UTC (Retry-After)"
+            return result(Outcome.HTTP_ERROR, error=error, retry_after=retry)
+        declared = headers.get("content-length", "")
+        encoding = headers.get("content-encoding", "")
+        if declared.isdigit() and int(declared) > max_bytes and encoding in ("", "identity"):
+            return result(
+                Outcome.TOO_LARGE,
                 error=f"body of {int(declared):,} bytes is over the limit of {max_bytes:,}",
-                **base,  # type: ignore[arg-type]
             )
         try:
-            body = await _read_limited(response, max_bytes)
+            body = await _read_limited(response, encoding, max_bytes)
         except _TooLarge:
-            return FetchResult(
-                outcome=Outcome.TOO_LARGE,
+            return result(
+                Outcome.TOO_LARGE,
                 error=f"body is over the limit of {max_bytes:,} bytes (counted after decompression)",
-                **base,  # type: ignore[arg-type]
             )
+        except _BadEncoding as e:
+            return result(Outcome.NETWORK_ERROR, error=str(e))
         except httpx.HTTPError as e:
-            return FetchResult(
-                outcome=Outcome.NETWORK_ERROR,
-                error=_describe_network_error(e),
-                **base,  # type: ignore[arg-type]
-            )
-        return FetchResult(
-            outcome=Outcome.OK,
-            body=body,
-            etag=headers.get("etag"),
-            last_modified=headers.get("last-modified"),
-            **base,  # type: ignore[arg-type]
+            return result(Outcome.NETWORK_ERROR, error=_describe_network_error(e))
+        return result(
+            Outcome.OK, body=body, etag=headers.get("etag"), last_modified=headers.get("last-modified")
         )
 
 
-async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
-    """Read the decoded body, stopping as soon as it passes max_bytes (gzip bombs stop early)."""
-    chunks: list[bytes] = []
+async def _read_limited(response: httpx.Response, encoding: str, max_bytes: int) -> bytes:
+    """Read and decode the body, stopping as soon as it passes max_bytes (bombs stop early)."""
+    decoder = _Decoder(encoding)
+    body = bytearray()
+    async for raw in response.aiter_raw():
+        for piece in decoder.feed(raw):
+            if len(body) + len(piece) > max_bytes:
+                raise _TooLarge
+            body += piece
+    return bytes(body)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small unwanted body to its end so the connection can be reused. Trouble here
+    only costs the connection: the answer's status is what counts."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_BYTES:
+        return
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with contextlib.suppress(httpx.HTTPError, httpx.StreamError):  # StreamError: already read
+        async for raw in response.aiter_raw():
+            size += len(raw)
+            if size > DRAIN_BYTES:
+                return
 
 
 def _failure(feed: FeedConfig, url: str, response: httpx.Response, error: str) -> FetchResult:
@@ -256,12 +493,14 @@ def _with_timing(result: FetchResult, now: datetime, ms: float) -> FetchResult:
 
 def _describe_network_error(e: httpx.HTTPError) -> str:
     kind = {
-        httpx.ConnectError: "could not connect",
         httpx.ConnectTimeout: "connection timed out",
+        httpx.ConnectError: "could not connect",
         httpx.ReadTimeout: "server stopped answering",
+        httpx.ReadError: "connection broke while reading the answer",
         httpx.RemoteProtocolError: "server broke the HTTP protocol",
         httpx.UnsupportedProtocol: "unsupported URL scheme",
         httpx.DecodingError: "body could not be decompressed",
+        httpx.TimeoutException: "timed out",
     }
     for cls, words in kind.items():
         if isinstance(e, cls):

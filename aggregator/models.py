@@ -190,6 +190,7 @@ class PollReport:
     unchanged: int = 0
     warning: str | None = None
     duration_ms: float = 0.0
+    skipped: bool = False  # not polled at all (the feed is gone); `error` says why
 
     @property
     def changed(self) -> bool:

@@ -19,12 +19,19 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from charset_normalizer import from_bytes
+from feedparser.encodings import convert_to_utf8
 
 from .models import Enclosure, ParsedEntry, ParsedFeed
 
 MAX_TITLE_CHARS = 2000  # longer titles are truncated with a warning, never stored whole
-_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
-_DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
+# Inside a markup declaration: the tokens that decide where it ends.
+_DECL_TOKEN = re.compile(rb"""["'\[\]>]|<!--""")
+# Where feedparser's own DOCTYPE handling stops looking (its "head"): the first `<\w`.
+_FEEDPARSER_HEAD_END = re.compile(rb"<\w")
+_ENTITY_OR_DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+# feedparser's last resorts when the declared encoding fails; a detector does better.
+_BLIND_FALLBACKS = {"windows-1252", "iso-8859-2"}
 
 
 class NotAFeed(Exception):
@@ -46,25 +53,129 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     return _parse_xml(body, headers, url)
 
 
-def _strip_doctype(body: bytes) -> bytes:
-    """Drop DOCTYPE declarations before parsing.
+def strip_doctype(data: bytes) -> tuple[bytes, bool]:
+    """Remove every markup declaration (DOCTYPE, ENTITY, ...) in front of the root element.
 
-    Feeds have no business declaring entities; an internal subset is how entity-expansion
-    (billion laughs) and external-entity attacks arrive, so it never reaches a parser.
+    Feeds have no business declaring entities, and a DOCTYPE is how entity expansion
+    (billion laughs, quadratic blow-up) and external entities (local files, remote DTDs)
+    arrive, so none reaches a parser. Left alone, expat (2.4+) stops expansion only at its
+    amplification limit, and feedparser re-declares "safe" entities from a DOCTYPE for its
+    fallback parser, which then expands them without limit (1 GB from a 100 KB entity).
+
+    The prolog is scanned as XML sees it (comments and processing instructions skipped, a
+    declaration ends at the `>` outside quotes and brackets, wherever it is and however it
+    is spelt); then, for broken documents, any DOCTYPE/ENTITY left before feedparser's idea
+    of the first element is removed too. `data` must be in an ASCII-compatible encoding.
+    Returns the cleaned bytes and whether entity declarations were removed.
     """
-    window = body[:65536]
-    if b"<!DOCTYPE" not in window.upper() and b"<!doctype" not in window:
-        return body
-    cleaned = _DOCTYPE_SUBSET.sub(b"", window, count=1)
-    cleaned = _DOCTYPE.sub(b"", cleaned, count=1)
-    return cleaned + body[65536:]
+    parts: list[bytes] = []
+    keep = pos = 0
+    entities = False
+    n = len(data)
+    while pos < n:  # every pass moves pos forward
+        lt = data.find(b"<", pos)
+        if lt < 0:
+            break
+        if data.startswith(b"<!--", lt) or data.startswith(b"<?", lt):
+            close = data.find(b"-->" if data[lt + 1] == 0x21 else b"?>", lt + 2)
+            if close < 0:
+                break  # unterminated: the document is broken; the second pass below covers it
+            pos = close + 2 if data[lt + 1] == 0x3F else close + 3
+            continue
+        if not data.startswith(b"<!", lt):
+            break  # the root element: the prolog is over
+        end = _declaration_end(data, lt)
+        entities = entities or b"<!ENTITY" in data[lt:end].upper()
+        parts.append(data[keep:lt])
+        keep = pos = end
+    parts.append(data[keep:])
+    cleaned = b"".join(parts)
+    for _ in range(n):  # bounded: each pass removes at least two bytes
+        head_end = _FEEDPARSER_HEAD_END.search(cleaned)
+        found = _ENTITY_OR_DOCTYPE.search(cleaned, 0, head_end.start() if head_end else len(cleaned))
+        if found is None:
+            break
+        end = _declaration_end(cleaned, found.start())
+        entities = entities or found.group().upper() == b"<!ENTITY"
+        cleaned = cleaned[: found.start()] + cleaned[end:]
+    return cleaned, entities
+
+
+def _declaration_end(data: bytes, start: int) -> int:
+    """Index just past the declaration opened at `start` (`<!`): its `>` outside quoted
+    literals, comments and an internal subset's brackets; the end of data if it never ends."""
+    depth = 0
+    pos = start + 2
+    while True:  # every pass moves pos forward
+        m = _DECL_TOKEN.search(data, pos)
+        if m is None:
+            return len(data)
+        token = m.group()
+        if token in (b'"', b"'"):
+            close = data.find(token, m.end())
+            if close < 0:
+                return len(data)
+            pos = close + 1
+        elif token == b"<!--":
+            close = data.find(b"-->", m.end())
+            if close < 0:
+                return len(data)
+            pos = close + 3
+        elif token == b"[":
+            depth += 1
+            pos = m.end()
+        elif token == b"]":
+            depth = max(0, depth - 1)
+            pos = m.end()
+        elif depth == 0:
+            return m.end()
+        else:
+            pos = m.end()
+
+
+def to_utf8(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str | None]:
+    """The document as UTF-8 (XML declaration rewritten), and a warning if its label lied.
+
+    feedparser's rules pick the encoding (HTTP charset, BOM, XML declaration, RFC 3023).
+    When the declared encoding does not decode and feedparser would fall back blindly to
+    windows-1252, the bytes are given to a detector instead: a windows-1251 feed labelled
+    UTF-8 then reads as Cyrillic, not as Latin mojibake.
+    """
+    result: dict[str, Any] = {}
+    try:
+        data: bytes = convert_to_utf8(dict(headers), body, result)
+    except Exception:  # feedparser's internals moved: let feedparser.parse decide alone
+        return body, None
+    error = result.get("bozo_exception")
+    used = str(result.get("encoding") or "")
+    kind = type(error).__name__
+    if kind not in ("CharacterEncodingOverride", "CharacterEncodingUnknown"):
+        return data, None
+    if kind == "CharacterEncodingOverride" and used not in _BLIND_FALLBACKS:
+        return data, None  # e.g. text/xml without charset (us-ascii) that is really UTF-8
+    match = from_bytes(body).best()
+    if match is None:
+        return data, f"character encoding unclear: {error}"
+    declared = re.match(r"document declared as (\S+),", str(error))
+    label = f"is declared as {declared.group(1)} but is not" if declared else "declares no usable encoding"
+    text = str(match)
+    declaration = re.match(r"\s*<\?xml[^>]*\?>", text)
+    if declaration:
+        text = text[declaration.end() :]
+    fixed = ("<?xml version='1.0' encoding='utf-8'?>" + text).encode("utf-8")
+    return fixed, f"the feed {label}; read as {match.encoding} (detected)"
 
 
 def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
-    response_headers = dict(headers)
-    response_headers["content-location"] = url  # base for relative links
+    data, encoding_warning = to_utf8(body, headers)
+    data, had_entities = strip_doctype(data)
+    # Already UTF-8 now; the original media type's only other effect would be a spurious
+    # "not an XML media type" warning for feeds served as text/html.
+    response_headers = {"content-type": "application/xml; charset=utf-8", "content-location": url}
+    if headers.get("content-language"):
+        response_headers["content-language"] = headers["content-language"]
     d = feedparser.parse(
-        _strip_doctype(body),
+        data,
         response_headers=response_headers,
         resolve_relative_uris=True,
         sanitize_html=False,  # sanitised once, with nh3, when rendered
@@ -80,10 +191,12 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         problem = d.get("bozo_exception")
         detail = f" ({problem})" if problem else ""
         raise NotAFeed(f"not a feed: no RSS, Atom or JSON Feed document found{detail}")
-    warning = None
+    warning = encoding_warning
+    if had_entities:
+        warning = _join(warning, "the feed declares XML entities; they were removed, not expanded")
     if d.get("bozo"):
         exc = d.get("bozo_exception")
-        warning = f"feed is not well-formed, entries recovered: {type(exc).__name__}: {exc}"
+        warning = _join(warning, f"feed is not well-formed, entries recovered: {type(exc).__name__}: {exc}")
     feed = d.feed
     entries = []
     for e in d.entries:

@@ -15,13 +15,36 @@ from datetime import UTC, datetime, timedelta
 from . import dedupe, normalise
 from .config import Config, FeedConfig
 from .fetch import Fetcher
-from .models import Candidate, FetchResult, Outcome, ParsedFeed, PollReport
+from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport
 from .parse import NotAFeed, parse_feed
 from .store import Store
 
 log = logging.getLogger("aggregator.poll")
 
 MAX_BACKOFF = timedelta(hours=24)
+JITTER = 0.1  # +-10%: feeds started together drift apart instead of polling in step
+_RNG = random.Random()  # seeding a new one per poll costs more than the rest of a 304's policy
+WEEK = timedelta(days=7)
+
+
+def auto_interval(entries_last_week: int, min_interval: timedelta, max_interval: timedelta) -> timedelta:
+    """`interval: auto`, after Miniflux's entry-frequency scheduler: a week divided by the
+    entries the feed published in the last week, kept within [min_interval, max_interval].
+    A feed that published nothing that week is polled at max_interval."""
+    if entries_last_week <= 0:
+        return max_interval
+    return min(max(WEEK / entries_last_week, min_interval), max_interval)
+
+
+def poll_interval(feed: FeedConfig, config: Config, entries_last_week: Callable[[], int]) -> timedelta:
+    """The feed's interval before back-off: fixed from feeds.yaml, or adapted (`auto`).
+    `entries_last_week` is only called for `auto` feeds (it costs a query)."""
+    spec = config.interval_for(feed)
+    if spec != "auto":
+        return spec
+    lo = feed.min_interval or config.defaults.min_interval
+    hi = max(lo, feed.max_interval or config.defaults.max_interval)
+    return auto_interval(entries_last_week(), lo, hi)
 
 
 def next_poll(
@@ -31,12 +54,16 @@ def next_poll(
     retry_after: datetime | None = None,
     rng: random.Random | None = None,
 ) -> datetime:
-    """When to poll again: the interval, multiplied per consecutive failure (capped at 24 h),
-    with +-10% jitter so feeds do not fall into step; never before a server's Retry-After."""
-    rng = rng or random.Random()
-    delay = interval * (2 ** min(error_count, 16)) if error_count else interval
-    delay = min(delay, MAX_BACKOFF)
-    delay *= rng.uniform(0.9, 1.1)
+    """When to poll again: the interval, doubled per consecutive failure up to 24 h (or the
+    interval itself, if longer), with +-10% jitter that never passes that cap; never before a
+    server's Retry-After (itself capped at 24 h by the fetcher)."""
+    rng = rng or _RNG
+    cap = max(MAX_BACKOFF, interval)
+    delay = min(interval * (1 << min(error_count, 16)), cap)
+    spread = rng.uniform(-JITTER, JITTER)
+    delay *= 1 + spread
+    if delay > cap:
+        delay = cap * (1 - abs(spread))  # mirrored below the cap: still spread, never over it
     when = now + delay
     if retry_after and retry_after > when:
         when = retry_after
@@ -70,12 +97,16 @@ async def poll_feed(
     store: Store,
     fetcher: Fetcher,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    rng: random.Random | None = None,
+    state: FeedState | None = None,
 ) -> PollReport:
-    """Poll one feed and store what it brought. Never raises for a bad feed or server."""
-    state = store.feed_state(feed.key)
+    """Poll one feed and store what it brought. Never raises for a bad feed or server.
+
+    `state` is the feed's stored state if the caller has it already (else it is read).
+    A 304 costs that read and one write of the poll record: no parsing, no entry lookups."""
+    state = state or store.feed_state(feed.key)
     result = await fetcher.fetch(feed, state)
     started = now()
-    interval = config.interval_for(feed)
     errors = state.error_count if state else 0
     title = None
     warning = None
@@ -97,15 +128,23 @@ async def poll_feed(
             store.apply(plan)
             inserted, updated = len(plan.inserts), len(plan.updates)
             merged, unchanged = len(plan.new_sources), plan.unchanged
+    if outcome is Outcome.NOT_MODIFIED and state:
+        warning = state.warning  # same document as last time: its warning still holds
     failed = outcome not in (Outcome.OK, Outcome.NOT_MODIFIED)
     errors = errors + 1 if failed else 0
     gone = outcome is Outcome.GONE
+    when = None
+    if not gone:
+        interval = poll_interval(
+            feed, config, lambda: store.entries_published_since(feed.key, started - WEEK)
+        )
+        when = next_poll(interval, errors, started, result.retry_after, rng)
     store.record_poll(
         result,
         error=error,
         outcome=outcome.value,
         error_count=errors,
-        next_poll=None if gone else next_poll(interval, errors, started, result.retry_after),
+        next_poll=when,
         title=title,
         warning=warning,
         gone=gone,
@@ -144,19 +183,42 @@ async def poll_many(
     store: Store,
     fetcher: Fetcher | None = None,
     on_done: Callable[[PollReport], None] | None = None,
+    rng: random.Random | None = None,
+    retry_gone: bool = False,
 ) -> list[PollReport]:
-    """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the rest."""
+    """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the rest.
+
+    Feeds that answered 410 Gone are not polled again (their report says so, `skipped`),
+    unless `retry_gone` (an operator named them): an answer other than 410 revives them.
+    Afterwards the fetch log is pruned to `fetch.log_retention`."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)
+    states = store.feed_states()
     try:
 
         async def one(feed: FeedConfig) -> PollReport:
-            report = await poll_feed(feed, config, store, fetcher)
+            state = states.get(feed.key)
+            if state and state.gone and not retry_gone:
+                report = PollReport(
+                    feed.key, feed.title, Outcome.GONE, state.last_status, skipped=True,
+                    error="not polled: it answered 410 Gone earlier (its entries are kept)",
+                )  # fmt: skip
+            else:
+                try:
+                    report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state)
+                except Exception as e:  # a bug must cost one feed, not the run
+                    log.exception("feed=%r poll crashed", feed.title)
+                    report = PollReport(
+                        feed.key, feed.title, Outcome.NETWORK_ERROR, None,
+                        error=f"internal error: {type(e).__name__}: {e}",
+                    )  # fmt: skip
             if on_done:
                 on_done(report)
             return report
 
-        return list(await asyncio.gather(*(one(f) for f in feeds)))
+        reports = list(await asyncio.gather(*(one(f) for f in feeds)))
     finally:
         if own:
             await fetcher.aclose()
+    store.prune_fetch_log(config.fetch.log_retention, datetime.now(UTC))
+    return reports

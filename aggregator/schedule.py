@@ -43,7 +43,7 @@ class Service:
         if state and state.gone:
             return
         try:
-            report = await poll_feed(feed, self.config, self.store, self.fetcher)
+            report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng)
         except Exception:  # the scheduler must keep running whatever one poll does
             log.exception("feed=%r poll crashed", feed.title)
             return
@@ -85,16 +85,17 @@ class Service:
         finally:
             store.close()
 
-    async def run(self, host: str, port: int) -> None:
-        sync_feeds(self.config, self.store)
-        publish(self.store, self.config, self.public_dir)  # pages exist before the first poll
-        self.fetcher = Fetcher(self.config.fetch)
-        now = datetime.now(UTC)
+    def schedule_feeds(self, now: datetime) -> None:
+        """One job per enabled feed that is not gone: first polls spread over STARTUP_JITTER,
+        or later when the stored next poll (back-off, Retry-After) says so."""
         states = self.store.feed_states()
         for feed in self.config.feeds:
+            state = states.get(feed.key)
             if not feed.enabled:
                 continue
-            state = states.get(feed.key)
+            if state and state.gone:
+                log.warning("feed=%r answered 410 Gone earlier: not polled", feed.title)
+                continue
             first = now + timedelta(seconds=self.rng.uniform(0, STARTUP_JITTER))
             if state and state.next_poll and state.next_poll > first:
                 first = state.next_poll  # honour back-off and Retry-After across restarts
@@ -102,6 +103,12 @@ class Service:
                 self.poll, "date", run_date=first, args=[feed], id=feed.key,
                 misfire_grace_time=None,
             )  # fmt: skip
+
+    async def run(self, host: str, port: int) -> None:
+        sync_feeds(self.config, self.store)
+        publish(self.store, self.config, self.public_dir)  # pages exist before the first poll
+        self.fetcher = Fetcher(self.config.fetch)
+        self.schedule_feeds(datetime.now(UTC))
         self.scheduler.add_job(self._prune, "interval", hours=6, id="prune-fetch-log")
         self.scheduler.start()
         server = uvicorn.Server(
@@ -116,5 +123,5 @@ class Service:
             self.store.close()
 
     def _prune(self) -> None:
-        removed = self.store.prune_fetch_log(timedelta(days=30), datetime.now(UTC))
+        removed = self.store.prune_fetch_log(self.config.fetch.log_retention, datetime.now(UTC))
         log.info("pruned fetch log rows=%d", removed)

@@ -271,6 +271,15 @@ class Store:
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
+    def entries_published_since(self, feed_url: str, since: datetime) -> int:
+        """Entries this feed carried that were published at or after `since` (`interval: auto`)."""
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT s.entry_id) FROM entry_sources s JOIN entries e ON e.id = s.entry_id "
+            "WHERE s.feed_url = ? AND e.published >= ?",
+            [feed_url, _ts(since)],
+        ).fetchone()
+        return int(row[0])
+
     def feed_stats(self) -> list[FeedStats]:
         rows = self.db.execute(
             """SELECT f.*,

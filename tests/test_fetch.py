@@ -1,0 +1,445 @@
+"""The fetcher against the hostile server on 127.0.0.1: politeness, limits, redirects, SSRF.
+
+Real HTTP throughout. A transport wrapper appears only where the point is the transport
+itself: to prove that a refused redirect never leaves the machine (it records any request
+for a host other than loopback and refuses to send it), and to stand in for a public
+server, which a test on loopback cannot have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ipaddress
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from aggregator.config import FeedConfig, FetchSettings
+from aggregator.fetch import (
+    MAX_REDIRECTS,
+    AddressGuard,
+    Fetcher,
+    IPAddress,
+    _BadEncoding,
+    _Decoder,
+    _Refused,
+    address_zone,
+    check_target,
+    parse_retry_after,
+    system_resolver,
+)
+from aggregator.models import FeedState, FetchResult, Outcome
+from tests.hostile_server import ETAG, HostileServer, prepare_bombs
+
+pytestmark = pytest.mark.slow  # starts a real server
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
+PUBLIC_HOST = "feeds.example.com"  # answered in-process; never resolved or contacted
+PUBLIC_ADDRESS = ipaddress.ip_address("93.184.216.34")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HostileServer]:
+    with HostileServer() as srv:
+        yield srv
+
+
+class LoopbackOnly(httpx.AsyncBaseTransport):
+    """Real HTTP to loopback; a request for any other host is recorded and never sent."""
+
+    def __init__(self, public: dict[str, Callable[[], httpx.Response]] | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.public = public or {}  # path on PUBLIC_HOST -> a fresh canned answer each time
+        self.refused: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == PUBLIC_HOST and request.url.path in self.public:
+            return self.public[request.url.path]()
+        if request.url.host not in LOOPBACK_HOSTS:
+            self.refused.append(str(request.url))
+            raise httpx.ConnectError("test safety net: only loopback may be contacted", request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def fake_dns(host: str, port: int) -> Sequence[IPAddress]:
+    """Public test names resolve without a network; everything else as the system says."""
+    names = {PUBLIC_HOST: [PUBLIC_ADDRESS], "metadata.test": [ipaddress.ip_address("169.254.169.254")]}
+    if host in names:
+        return names[host]
+    return await system_resolver(host, port)
+
+
+def feed(url: str, **kw: Any) -> FeedConfig:
+    return FeedConfig(url=url, **kw)
+
+
+async def fetch(
+    url: str,
+    state: FeedState | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    settings: FetchSettings | None = None,
+    **feed_kw: Any,
+) -> FetchResult:
+    async with Fetcher(settings or FetchSettings(), transport=transport, resolver=fake_dns) as f:
+        return await f.fetch(feed(url, **feed_kw), state)
+
+
+# -- conditional GET -----------------------------------------------------------------
+
+
+async def test_conditional_get_sends_validators_and_gets_304(server: HostileServer) -> None:
+    url = server.url("/ok.xml")
+    first = await fetch(url)
+    assert (first.outcome, first.status, first.etag) == (Outcome.OK, 200, ETAG)
+    assert first.last_modified == "Mon, 06 Jan 2025 08:00:00 GMT" and first.body
+    state = FeedState(url=url, name="ok", etag=first.etag, last_modified=first.last_modified)
+    second = await fetch(url, state)
+    assert (second.outcome, second.status, second.body) == (Outcome.NOT_MODIFIED, 304, None)
+    headers = server.requests[-1][1]
+    assert headers["if-none-match"] == ETAG
+    assert headers["if-modified-since"] == "Mon, 06 Jan 2025 08:00:00 GMT"
+
+
+async def test_last_modified_alone_gives_a_304(server: HostileServer) -> None:
+    url = server.url("/lastmod-only.xml")
+    first = await fetch(url)
+    assert first.etag is None and first.last_modified
+    second = await fetch(url, FeedState(url=url, name="lm", last_modified=first.last_modified))
+    assert second.outcome is Outcome.NOT_MODIFIED
+    assert "if-none-match" not in server.requests[-1][1]
+
+
+async def test_request_headers_are_polite(server: HostileServer) -> None:
+    await fetch(server.url("/ok.xml"), settings=FetchSettings(user_agent="polite-test/1.0"))
+    headers = server.requests[-1][1]
+    assert headers["user-agent"] == "polite-test/1.0"
+    assert headers["accept-encoding"] == "gzip, deflate"
+    assert "application/rss+xml" in headers["accept"]
+
+
+# -- concurrency limits, measured on the server side ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "per_host", "expected"),
+    [(32, 2, 2), (3, 100, 3), (32, 1, 1)],
+)
+async def test_in_flight_limits_hold_on_the_server(
+    server: HostileServer, concurrency: int, per_host: int, expected: int
+) -> None:
+    settings = FetchSettings(concurrency=concurrency, per_host=per_host)
+    feeds = [feed(server.url(f"/gen/limit-{concurrency}-{per_host}-{i}.xml?delay=0.15")) for i in range(10)]
+    server.reset_in_flight()
+    async with Fetcher(settings) as f:
+        results = await asyncio.gather(*(f.fetch(x) for x in feeds))
+    assert all(r.outcome is Outcome.OK for r in results)
+    assert server.max_in_flight == expected
+
+
+# -- redirects --------------------------------------------------------------------------
+
+
+async def test_redirect_chain_within_the_limit_is_followed(server: HostileServer) -> None:
+    result = await fetch(server.url("/redirect-chain/3"))
+    assert result.outcome is Outcome.OK and result.url == server.url("/redirect-chain/0")
+    assert result.permanent_redirect is None  # 302s are not remembered
+
+
+async def test_too_many_redirects_and_loops_fail_in_words(server: HostileServer) -> None:
+    long = await fetch(server.url(f"/redirect-chain/{MAX_REDIRECTS + 1}"))
+    assert (long.outcome, long.error) == (Outcome.HTTP_ERROR, f"more than {MAX_REDIRECTS} redirects")
+    loop = await fetch(server.url("/redirect-loop-a"))
+    assert loop.outcome is Outcome.HTTP_ERROR
+    assert loop.error == "redirect loop: " + server.url("/redirect-loop-a")
+
+
+@pytest.mark.parametrize(
+    ("path", "remembered"),
+    [
+        ("/moved-permanently", True),
+        ("/moved-308", True),
+        ("/moved-temporarily", False),
+        ("/moved-307", False),
+    ],
+)
+async def test_only_permanent_redirects_are_remembered(
+    server: HostileServer, path: str, remembered: bool
+) -> None:
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.OK and result.url == server.url("/ok.xml")
+    assert result.permanent_redirect == (server.url("/ok.xml") if remembered else None)
+
+
+async def test_a_remembered_url_is_polled_directly(server: HostileServer) -> None:
+    moved = server.url("/moved-permanently")
+    before = server.hits["/moved-permanently"]
+    state = FeedState(url=moved, name="m", permanent_url=server.url("/ok.xml"), etag=ETAG)
+    result = await fetch(moved, state)
+    assert result.outcome is Outcome.NOT_MODIFIED and result.url == server.url("/ok.xml")
+    assert server.hits["/moved-permanently"] == before
+
+
+# -- SSRF guard ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("http://10.0.0.1/feed.xml", "10.0.0.1 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://192.168.1.1:8080/rss", "192.168.1.1 is a private address"),
+        ("http://[::ffff:10.0.0.1]/x", "10.0.0.1 is a private address"),
+        ("http://[fe80::1]/x", "fe80::1 is a link-local address"),
+        ("http://0.0.0.0/x", "0.0.0.0 is an unspecified address"),
+        ("http://metadata.test/latest", "169.254.169.254 is a link-local address"),
+    ],
+)
+async def test_redirect_from_loopback_to_other_private_zones_is_refused_unsent(
+    server: HostileServer, target: str, words: str
+) -> None:
+    net = LoopbackOnly()
+    started = time.monotonic()
+    result = await fetch(server.url("/redirect-to?url=") + target, transport=net)
+    assert result.outcome is Outcome.HTTP_ERROR and result.status == 302
+    assert result.error and words in result.error and "allow_private: true" in result.error
+    assert net.refused == []  # never even handed to the transport
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_redirect_within_loopback_is_followed(server: HostileServer, host: str) -> None:
+    target = f"http://{host}:{server.port}/ok.xml"
+    result = await fetch(server.url("/redirect-to?url=") + target, transport=LoopbackOnly())
+    assert result.outcome is Outcome.OK and result.url == target
+
+
+async def test_allow_private_lets_the_redirect_through(server: HostileServer) -> None:
+    net = LoopbackOnly()  # the request reaches the transport, which refuses to send it
+    result = await fetch(
+        server.url("/redirect-to?url=http://10.0.0.1/feed.xml"), transport=net, allow_private=True
+    )
+    assert net.refused == ["http://10.0.0.1/feed.xml"]
+    assert result.outcome is Outcome.NETWORK_ERROR and "safety net" in (result.error or "")
+
+
+async def test_public_feed_may_not_redirect_to_loopback(server: HostileServer) -> None:
+    target = server.url("/ok.xml")
+    public = {"/feed.xml": lambda: httpx.Response(301, headers={"Location": target})}
+    url = f"http://{PUBLIC_HOST}/feed.xml"
+    refused = await fetch(url, transport=LoopbackOnly(public))
+    assert refused.outcome is Outcome.HTTP_ERROR
+    assert refused.error and "127.0.0.1 is a loopback address" in refused.error
+    before = server.hits["/ok.xml"]
+    allowed = await fetch(url, transport=LoopbackOnly(public), allow_private=True)
+    assert allowed.outcome is Outcome.OK and allowed.permanent_redirect == target
+    assert server.hits["/ok.xml"] == before + 1
+
+
+async def test_a_remembered_url_gets_the_same_check(server: HostileServer) -> None:
+    net = LoopbackOnly()
+    state = FeedState(
+        url=server.url("/moved-permanently"), name="m", permanent_url="http://10.0.0.1/feed.xml"
+    )
+    result = await fetch(server.url("/moved-permanently"), state, transport=net)
+    assert result.outcome is Outcome.NETWORK_ERROR and "10.0.0.1 is a private address" in (result.error or "")
+    assert net.refused == []
+
+
+def test_ssrf_rule_zones() -> None:
+    ip = ipaddress.ip_address
+    assert address_zone(ip("127.0.0.5")) == address_zone(ip("::1")) == "loopback"
+    assert address_zone(ip("::ffff:10.9.9.9")) == "private 10.0.0.0/8"
+    assert check_target([ip("8.8.8.8")], set()) is None
+    assert check_target([ip("127.0.0.2")], {"loopback"}) is None
+    assert check_target([ip("8.8.8.8"), ip("10.0.0.1")], {"loopback"}) == "10.0.0.1 is a private address"
+    assert check_target([ip("224.0.0.1")], set()) == "224.0.0.1 is a multicast address"
+    assert check_target([ip("172.16.0.1")], {"private 10.0.0.0/8"}) == "172.16.0.1 is a private address"
+
+
+async def test_guard_trusts_the_configured_zone_only() -> None:
+    lan = AddressGuard("http://10.1.2.3/feed", False, fake_dns)
+    await lan.check("http://10.200.0.9/other")  # same private zone: the operator's network
+    with pytest.raises(_Refused, match=r"192\.168\.0\.1 is a private address"):
+        await lan.check("http://192.168.0.1/")
+    await AddressGuard("http://10.1.2.3/feed", True, fake_dns).check("http://169.254.169.254/")
+
+
+# -- size -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/huge.xml", "body of 52,428,800 bytes is over the limit of 10,485,760"),
+        ("/huge-nolength.xml", "over the limit of 10,485,760 bytes (counted after decompression)"),
+        ("/endless-chunked.xml", "over the limit of 10,485,760 bytes (counted after decompression)"),
+        ("/gzip-bomb.xml", "over the limit of 10,485,760 bytes (counted after decompression)"),
+        ("/deflate-bomb.xml", "over the limit of 10,485,760 bytes (counted after decompression)"),
+    ],
+)
+async def test_oversized_bodies_are_cut_off_with_bounded_memory(
+    server: HostileServer, path: str, words: str
+) -> None:
+    prepare_bombs()  # the server's one-off compression, outside the measurement
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        result = await fetch(server.url(path), timeout=timedelta(seconds=10))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.outcome is Outcome.TOO_LARGE and result.body is None
+    assert result.error and words in result.error
+    assert peak < 32 * 1024 * 1024, f"peak {peak:,} bytes"  # the 10 MB limit, plus one step
+    assert time.monotonic() - started < 8
+
+
+async def test_max_bytes_per_feed_overrides_the_default(server: HostileServer) -> None:
+    url = server.url("/gen/sized.xml?items=40")
+    assert (await fetch(url)).outcome is Outcome.OK
+    small = await fetch(url, max_bytes=2048)
+    assert small.outcome is Outcome.TOO_LARGE and "over the limit of 2,048" in (small.error or "")
+    assert (await fetch(url, settings=FetchSettings(max_bytes=2048))).outcome is Outcome.TOO_LARGE
+
+
+# -- time -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/slow-drip.xml", "/slow-headers.xml"])
+async def test_one_deadline_covers_headers_and_body(server: HostileServer, path: str) -> None:
+    started = time.monotonic()
+    result = await fetch(server.url(path), timeout=timedelta(seconds=1))
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.NETWORK_ERROR
+    assert result.error == "no complete answer within 1 s (connect, headers and body)"
+    assert 0.9 < elapsed < 1.8
+    assert 900 < result.duration_ms < 1800
+
+
+async def test_the_feed_timeout_overrides_the_global_one(server: HostileServer) -> None:
+    settings = FetchSettings(timeout=timedelta(seconds=30))
+    started = time.monotonic()
+    result = await fetch(server.url("/slow-drip.xml"), settings=settings, timeout=timedelta(seconds=0.5))
+    assert result.outcome is Outcome.NETWORK_ERROR and time.monotonic() - started < 1.5
+
+
+# -- broken transfers and error statuses ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "outcome", "status", "words"),
+    [
+        ("/lying-length.xml", Outcome.NETWORK_ERROR, 200, "server broke the HTTP protocol"),
+        ("/reset", Outcome.NETWORK_ERROR, None, "connection"),
+        ("/not-found", Outcome.HTTP_ERROR, 404, "HTTP 404 Not Found"),
+        ("/server-error", Outcome.HTTP_ERROR, 500, "HTTP 500 Internal Server Error"),
+        ("/gone", Outcome.GONE, 410, "410 Gone"),
+    ],
+)
+async def test_failures_are_described(
+    server: HostileServer, path: str, outcome: Outcome, status: int | None, words: str
+) -> None:
+    result = await fetch(server.url(path))
+    assert (result.outcome, result.status) == (outcome, status)
+    assert result.error and words in result.error and result.retry_after is None
+
+
+async def test_refused_connection_is_described() -> None:
+    from tests.feedserver import refused_url
+
+    result = await fetch(refused_url())
+    assert result.outcome is Outcome.NETWORK_ERROR and (result.error or "").startswith("could not connect")
+
+
+@pytest.mark.parametrize(("path", "seconds"), [("/rate-limited", 120), ("/unavailable-date", 3600)])
+async def test_retry_after_is_read(server: HostileServer, path: str, seconds: int) -> None:
+    before = datetime.now(UTC)
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.HTTP_ERROR and result.retry_after is not None
+    expected = before + timedelta(seconds=seconds)
+    assert abs((result.retry_after - expected).total_seconds()) < 5
+    assert "Retry-After" in (result.error or "")
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == now + timedelta(seconds=120)
+    assert parse_retry_after(" 0 ", now) == now
+    assert parse_retry_after("Mon, 06 Jan 2025 13:00:00 GMT", now) == now + timedelta(hours=1)
+    assert parse_retry_after("Sun, 05 Jan 2025 13:00:00 GMT", now) == now  # in the past
+    assert parse_retry_after("999999999999999999999", now) == now + timedelta(hours=24)
+    assert parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", now) == now + timedelta(hours=24)
+    for junk in (None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2025"):
+        assert parse_retry_after(junk, now) is None
+
+
+# -- content encodings ----------------------------------------------------------------------
+
+
+def _decode_all(encoding: str, data: bytes, piece: int = 7) -> bytes:
+    decoder = _Decoder(encoding)
+    return b"".join(out for i in range(0, len(data), piece) for out in decoder.feed(data[i : i + piece]))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib-wrapped, as HTTP says
+        ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send
+        ("identity", lambda b: b),
+        ("", lambda b: b),
+    ],
+)
+def test_decoder_reads_every_form(encoding: str, encode: Callable[[bytes], bytes]) -> None:
+    text = b"<rss>" + b"feed text " * 50_000 + b"</rss>"
+    assert _decode_all(encoding, encode(text)) == text
+    assert _decode_all(encoding, encode(text), piece=1 << 20) == text
+
+
+def test_decoder_steps_are_bounded_and_members_joined() -> None:
+    bomb = gzip.compress(bytes(50 << 20))
+    steps = list(_Decoder("gzip").feed(bomb))
+    assert max(map(len, steps)) <= 256 * 1024 and sum(map(len, steps)) == 50 << 20
+    two = gzip.compress(b"first ") + gzip.compress(b"second")
+    assert _decode_all("gzip", two) == b"first second"
+
+
+def test_decoder_refuses_what_was_not_asked_for() -> None:
+    with pytest.raises(_BadEncoding, match="'br', which was not asked for"):
+        _Decoder("br")
+    with pytest.raises(_BadEncoding, match="could not be decompressed"):
+        list(_Decoder("gzip").feed(b"this is not gzip at all"))
+
+
+async def test_encoded_answers_end_to_end() -> None:
+    body = b"<rss>" + b"x" * 5000 + b"</rss>"
+    answers = {
+        "/gz": (gzip.compress(body), "gzip"),
+        "/br": (b"\x0b\x02", "br"),
+        "/bad": (b"garbage!", "gzip"),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raw, encoding = answers[request.url.path]
+        # A raw stream: httpx must not decode it before the fetcher does.
+        return httpx.Response(200, headers={"Content-Encoding": encoding}, stream=httpx.ByteStream(raw))
+
+    transport = httpx.MockTransport(answer)
+    ok = await fetch("http://127.0.0.1/gz", transport=transport)
+    assert ok.outcome is Outcome.OK and ok.body == body
+    br = await fetch("http://127.0.0.1/br", transport=transport)
+    assert br.outcome is Outcome.NETWORK_ERROR and "Content-Encoding 'br'" in (br.error or "")
+    bad = await fetch("http://127.0.0.1/bad", transport=transport)
+    assert bad.outcome is Outcome.NETWORK_ERROR and "could not be decompressed (gzip)" in (bad.error or "")
