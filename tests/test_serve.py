@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from aggregator.serve import create_app
 from tests.conftest import ROOT
@@ -20,8 +20,29 @@ from tests.feedserver import FeedServer
 from tests.test_end_to_end import serve_seed, write_config
 
 
+class Client:
+    """Requests straight into the ASGI app through httpx's own transport (no sockets)."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    def _send(self, method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                return await c.request(method, path, headers=headers)
+
+        return asyncio.run(go())
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self._send("GET", path, headers)
+
+    def head(self, path: str) -> httpx.Response:
+        return self._send("HEAD", path)
+
+
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
+def client(tmp_path: Path) -> Client:
     public = tmp_path / "public"
     (public / "feeds").mkdir(parents=True)
     (public / "en").mkdir()
@@ -32,7 +53,7 @@ def client(tmp_path: Path) -> TestClient:
     (public / "index.json").write_text("{}")
     (public / "index.txt").write_text("front")
     (public / "en" / "index.html").write_text("<p>en</p>")
-    return TestClient(create_app(public))
+    return Client(create_app(public))
 
 
 @pytest.mark.parametrize(("path", "ctype"), [
@@ -44,12 +65,12 @@ def client(tmp_path: Path) -> TestClient:
     ("/", "text/html"),
     ("/en/", "text/html"),
 ])  # fmt: skip
-def test_content_types(client: TestClient, path: str, ctype: str) -> None:
+def test_content_types(client: Client, path: str, ctype: str) -> None:
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith(ctype)
 
 
-def test_validators_and_304(client: TestClient) -> None:
+def test_validators_and_304(client: Client) -> None:
     r = client.get("/feeds/en.atom")
     etag, modified = r.headers["etag"], r.headers["last-modified"]
     assert client.get("/feeds/en.atom", headers={"If-None-Match": etag}).status_code == 304
@@ -58,7 +79,7 @@ def test_validators_and_304(client: TestClient) -> None:
     assert head.status_code == 200 and head.headers["etag"] == etag and head.content == b""
 
 
-def test_missing_and_health(client: TestClient) -> None:
+def test_missing_and_health(client: Client) -> None:
     assert client.get("/feeds/xx.atom").status_code == 404
     assert client.get("/healthz").json() == {"status": "ok"}
 
