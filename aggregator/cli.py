@@ -380,6 +380,8 @@ def run(ctx: Context, host: str, port: int) -> None:
 
     config = ctx.config()
     logging.getLogger().setLevel(logging.INFO)
+    # APScheduler logs every job start and end at INFO; our own poll lines say what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Service(config, ctx.data_dir).run(host, port))

@@ -48,7 +48,9 @@ class Service:
             log.exception("feed=%r poll crashed", feed.title)
             return
         self._reschedule(feed)
-        if report.changed:
+        # Entries changed, or the feed started or stopped failing: pages list failing feeds
+        # until the first entries arrive, so they must hear of it.
+        if report.changed or (state.last_error if state else None) != report.error:
             self.scheduler.add_job(
                 self.publish,
                 "date",

@@ -122,3 +122,38 @@ def test_run_polls_publishes_serves_and_stops_on_ctrl_c(tmp_path: Path, feed_ser
             raise
     assert proc.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_run_lists_failing_feeds_before_any_entry(tmp_path: Path) -> None:
+    from tests.feedserver import refused_url
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        f"site:\n  languages: [en]\nfeeds:\n  - url: {refused_url()}\n    name: Down\n    language: en\n",
+        encoding="utf-8",
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(tmp_path / "data"),
+         "run", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        page = ""
+        deadline = time.monotonic() + 40  # first poll within the 10 s start-up jitter, then 2 s
+        while time.monotonic() < deadline and "could not connect" not in page:
+            time.sleep(0.5)
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+            except httpx.TransportError:
+                continue
+        assert "No entries yet" in page and "Down" in page and "could not connect" in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, output
+    assert "feed='Down' outcome=network-error" in output and "apscheduler" not in output
