@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
@@ -16,7 +17,7 @@ import pytest
 
 from aggregator.serve import create_app
 from tests.conftest import ROOT
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, refused_url
 from tests.test_end_to_end import serve_seed, write_config
 
 
@@ -90,70 +91,74 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Service:
+    """`aggregator run` in a subprocess on a free loopback port; stopped with Ctrl-C (SIGINT)."""
+
+    def __init__(self, config: Path, data: Path) -> None:
+        self.port = _free_port()
+        self.output = ""
+        self.returncode: int | None = None
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(data),
+             "run", "--port", str(self.port)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def wait_for(
+        self, path: str, done: Callable[[httpx.Response], bool], seconds: float
+    ) -> httpx.Response | None:
+        """GET `path` every half second until `done` says so or `seconds` pass (bounded)."""
+        last = None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                last = httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
+            except httpx.TransportError:
+                continue
+            if done(last):
+                break
+        return last
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.send_signal(signal.SIGINT)
+        try:
+            self.output, _ = self._proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            raise
+        self.returncode = self._proc.returncode
+
+
 def test_run_polls_publishes_serves_and_stops_on_ctrl_c(tmp_path: Path, feed_server: FeedServer) -> None:
     serve_seed(feed_server)
     config = write_config(tmp_path / "feeds.yaml", feed_server)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(tmp_path / "data"),
-         "run", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        entries = 0
-        deadline = time.monotonic() + 60  # first polls come within the start-up jitter (10 s)
-        while time.monotonic() < deadline and entries < 7:
-            time.sleep(0.5)
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/feeds/all.atom", timeout=2)
-            except httpx.TransportError:
-                continue
-            if r.status_code == 200:
-                entries = len(feedparser.parse(r.content).entries)
-        assert entries == 7
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+    with Service(config, tmp_path / "data") as service:
+        # First polls come within the start-up jitter (10 s), the publish 2 s after.
+        r = service.wait_for(
+            "/feeds/all.atom",
+            lambda r: r.status_code == 200 and len(feedparser.parse(r.content).entries) == 7,
+            60,
+        )
+        assert r is not None and len(feedparser.parse(r.content).entries) == 7
+        page = httpx.get(f"http://127.0.0.1:{service.port}/", timeout=2).text
         assert "Tuesday, 17 January 2023" in page and "Борьба Ленина с бюрократией" in page
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            output, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output
+    assert service.returncode == 0, service.output
+    assert "Traceback" not in service.output
 
 
 def test_run_lists_failing_feeds_before_any_entry(tmp_path: Path) -> None:
-    from tests.feedserver import refused_url
-
     config = tmp_path / "feeds.yaml"
     config.write_text(
         f"site:\n  languages: [en]\nfeeds:\n  - url: {refused_url()}\n    name: Down\n    language: en\n",
         encoding="utf-8",
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(tmp_path / "data"),
-         "run", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        page = ""
-        deadline = time.monotonic() + 40  # first poll within the 10 s start-up jitter, then 2 s
-        while time.monotonic() < deadline and "could not connect" not in page:
-            time.sleep(0.5)
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
-            except httpx.TransportError:
-                continue
-        assert "No entries yet" in page and "Down" in page and "could not connect" in page
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            output, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode == 0, output
-    assert "feed='Down' outcome=network-error" in output and "apscheduler" not in output
+    with Service(config, tmp_path / "data") as service:
+        r = service.wait_for("/", lambda r: "could not connect" in r.text, 40)
+        assert r is not None
+        assert "No entries yet" in r.text and "Down" in r.text and "could not connect" in r.text
+    assert service.returncode == 0, service.output
+    assert "feed='Down' outcome=network-error" in service.output and "apscheduler" not in service.output
