@@ -144,7 +144,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
     title = site.title if page.language == "all" else f"{site.title} — {language_name(lang, lang)}"
     nav = [f'<a href="{root}">All</a>']
     nav += [
-        f'<a href="{root}{code}/" lang="{code}">{escape(language_name(code, code))}</a>'
+        f'<a href="{root}{code}/" lang="{code}">{escape(_capital(language_name(code, code)))}</a>'
         for code in site.languages
     ]
     feed_name = page.language
@@ -193,12 +193,12 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
             if page.language == "all":
                 parts.append(
                     f'<section lang="{escape(code or "und")}" dir="{direction(code)}">'
-                    f"<h2>{escape(language_name(code, code or 'en'))}</h2>"
+                    f"<h2>{escape(_capital(language_name(code, code or 'en')))}</h2>"
                 )
             else:
                 parts.append("<section>")
             for e in section.entries:
-                parts.append(_article_html(e, page.also_in.get(e.id, ())))
+                parts.append(_article_html(e, page.also_in.get(e.id, ()), site))
             parts.append("</section>")
     parts += [
         "</main>",
@@ -211,7 +211,12 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/") -> str:
     return "\n".join(parts) + "\n"
 
 
-def _article_html(e: StoredEntry, also_in: tuple[tuple[str, str], ...]) -> str:
+def _capital(name: str) -> str:
+    """'español' -> 'Español': CLDR names are lower-case mid-sentence, these start a heading."""
+    return name[:1].upper() + name[1:]
+
+
+def _article_html(e: StoredEntry, also_in: tuple[tuple[str, str], ...], site: Site) -> str:
     code = e.language_tag or e.language or "und"
     title = escape(_title(e))
     link = _safe_link(e.link)
@@ -228,7 +233,9 @@ def _article_html(e: StoredEntry, also_in: tuple[tuple[str, str], ...]) -> str:
     return (
         f'<article lang="{escape(code)}" dir="{direction(e.language)}"><h3>{head}</h3>'
         f"<p>{escape(lede(e))}</p>"
-        f'<p class="src">{escape(e.published.strftime("%H:%M UTC"))} · via {sources}</p>{also}</article>'
+        f'<p class="src"><time datetime="{e.published.isoformat()}">'
+        f"{escape(e.published.astimezone(site.zone).strftime('%H:%M %Z'))}</time>"
+        f" · via {sources}</p>{also}</article>"
     )
 
 
