@@ -282,7 +282,16 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         "next poll",
         "last error / warning",
     ):
-        table.add_column(col, overflow="fold")
+        # Short columns never wrap; the feed name and the words of an error take what is left.
+        wraps = col in ("feed", "last error / warning")
+        longest_name = max((len(s.state.name) for s in stats), default=4)
+        table.add_column(
+            col,
+            overflow="fold",
+            no_wrap=not wraps,
+            ratio=1 if wraps else None,
+            min_width=min(longest_name, 24) if col == "feed" else None,
+        )
     for s in stats:
         notes = [s.state.last_error or "", s.state.warning or ""]
         if s.state.gone:
