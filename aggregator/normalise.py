@@ -85,9 +85,9 @@ def translation_key(link: str | None, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
-def fingerprint(feed_url: str, title: str, day: str) -> str:
+def fingerprint(feed_url: str, title_key: str, day: str) -> str:
     """Same feed, same normalised title, same day: the same article even if its ids change."""
-    return _hash(feed_url, normalise_title(title), day)
+    return _hash(feed_url, title_key, day)
 
 
 def _hash(*parts: str) -> str:
@@ -141,7 +141,7 @@ def _candidate(
     )
     link = entry.link
     title_key = normalise_title(title)
-    fp = _hash(feed_url, title_key, day)
+    fp = fingerprint(feed_url, title_key, day)
     source_key = entry.source_id or link or f"fingerprint:{fp}"
     return Candidate(
         feed_url=feed_url,

@@ -273,8 +273,9 @@ def _generator(entries: list[StoredEntry], site: Site, language: str, ext: str) 
     if language != "all":
         fg.language(language)
     fg.generator("aggregator")
-    fg.updated(max((e.updated or e.published for e in entries), default=EPOCH))
-    fg.lastBuildDate(max((e.updated or e.published for e in entries), default=EPOCH))
+    newest = max((e.updated or e.published for e in entries), default=EPOCH)
+    fg.updated(newest)  # from the entries, not the clock: unchanged input, unchanged bytes
+    fg.lastBuildDate(newest)
     for e in entries:
         fe = fg.add_entry(order="append")
         fe.id(atom_id(e, site))
@@ -329,8 +330,8 @@ def json_feed(entries: list[StoredEntry], site: Site, language: str) -> str:
             item["url"] = e.link
         item["title"] = _title(e)
         content = sanitize_html(e.content) or sanitize_html(e.summary)
-        item["content_html"] = content or escape(lede(e))
         summary = lede(e)
+        item["content_html"] = content or escape(summary)
         if summary:
             item["summary"] = summary
         item["date_published"] = e.published.isoformat()

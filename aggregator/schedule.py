@@ -43,7 +43,7 @@ class Service:
         if state and state.gone:
             return
         try:
-            report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng)
+            report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng, state=state)
         except Exception:  # the scheduler must keep running whatever one poll does
             log.exception("feed=%r poll crashed", feed.title)
             return

@@ -405,9 +405,6 @@ class Store:
         )
         return {r[0]: r[1] for r in rows}
 
-    def integrity_ok(self) -> bool:
-        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
     # -- helpers --------------------------------------------------------------
     def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """INSERT OR IGNORE: a row already there (a race between two polls) is kept as it is."""
