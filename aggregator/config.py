@@ -121,6 +121,9 @@ class Site(_Model):
     timezone: str = "UTC"
     languages: list[LanguageTag] = Field(default_factory=lambda: ["en"], min_length=1)
     entries_per_feed: int = Field(50, ge=1, le=1000)
+    # Longest lede, in characters, on front pages and in feeds' summaries (cut at a sentence,
+    # else a word boundary). 600 reproduces the seed front page.
+    lede_length: int = Field(600, ge=40, le=10000)
     locales: dict[str, str] = Field(default_factory=dict)  # language -> babel locale override
     # Regexes over entry links with a named group `key`: links with the same key in different
     # languages are translations of one article ("also in: ES · IT").

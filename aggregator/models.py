@@ -65,6 +65,9 @@ class ParsedEntry:
     language: str | None = None  # declared on the entry itself (xml:lang, dc:language)
     translations: tuple[tuple[str, str], ...] = ()  # (hreflang, href) alternates
     published_zone: str | None = None  # the source's UTC offset, e.g. "+01:00"; times are UTC
+    # The source gave a calendar date with no time ("2024-05-01"): the entry belongs to that
+    # day in every zone, and outputs show no invented time.
+    date_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class Candidate:
     title_key: str = ""  # normalised title: near-duplicates across feeds share it
     translation_key: str | None = None  # from site.translation_patterns: translations share it
     published_zone: str | None = None
+    date_only: bool = False  # see ParsedEntry.date_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,8 @@ class StoredEntry:
     title_key: str = ""
     translation_key: str | None = None
     published_zone: str | None = None
+    date_only: bool = False  # see ParsedEntry.date_only
+    seq: int | None = None  # insertion order, increasing across the store (cursors, archives)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,9 @@ from feedgen.feed import FeedGenerator
 
 from .config import Site
 from .models import FeedState, StoredEntry
-from .text import html_to_text, sanitize_html, shorten
+from .text import make_lede, sanitize_html, shorten
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
-LEDE_CHARS = 600
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -80,12 +79,9 @@ def direction(language: str | None) -> str:
     return "rtl" if language in RTL_LANGUAGES else "ltr"
 
 
-def lede(entry: StoredEntry) -> str:
-    """The summary as plain text; the start of the content when there is no summary."""
-    text = html_to_text(entry.summary)
-    if not text:
-        text = shorten(html_to_text(entry.content), LEDE_CHARS)
-    return text
+def lede(entry: StoredEntry, limit: int = 600) -> str:
+    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
+    return make_lede(entry.summary, entry.content, limit)
 
 
 def _title(entry: StoredEntry) -> str:

@@ -46,6 +46,27 @@ def sanitize_html(fragment: str) -> str:
     )
 
 
+# Code points XML 1.0 forbids (section 2.2, "Char"): C0 controls but tab, LF and CR; lone
+# surrogates; U+FFFE and U+FFFF. lxml refuses to serialise any of them (cases/04).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every code point XML 1.0 cannot carry removed (XML 1.0 section 2.2).
+
+    Applied where text enters the store, so no stored entry can make a renderer raise."""
+    return _NOT_XML.sub("", text) if text else text
+
+
+def make_lede(summary_html: str, content_html: str, limit: int) -> str:
+    """An entry's lede as plain text: its summary, else the opening of its content, at most
+    about `limit` characters (cut at a word boundary, marked with "…")."""
+    text = html_to_text(summary_html)
+    if not text:
+        text = shorten(html_to_text(content_html), limit)
+    return text
+
+
 def html_to_text(fragment: str) -> str:
     """HTML -> one line of plain text: tags stripped, entities decoded, whitespace folded."""
     if not fragment:
