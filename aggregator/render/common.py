@@ -1,0 +1,98 @@
+"""What every renderer shares: the page model, locales and headings, ledes, titles, safe links
+and stable entry ids. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
+
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+from babel.dates import format_date
+
+from ..config import Site
+from ..models import FeedState, StoredEntry
+from ..text import make_lede, shorten
+
+RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    language: str | None  # None: language unknown
+    entries: tuple[StoredEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FrontPage:
+    day: date | None  # None: nothing stored yet
+    language: str  # a language code or "all"
+    sections: tuple[Section, ...]
+    failing: tuple[FeedState, ...] = ()  # shown while the page is empty
+    also_in: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # id -> (lang, link)
+
+
+def locale_for(language: str, site: Site) -> str:
+    """Babel locale for dates: an explicit site.locales entry, else the language in the
+    site's country (en + Europe/London -> en_GB), else the language alone."""
+    if language in site.locales:
+        return site.locales[language]
+    territory = get_global("zone_territories").get(site.timezone)
+    if territory:
+        try:
+            Locale.parse(f"{language}_{territory}")
+            return f"{language}_{territory}"
+        except (UnknownLocaleError, ValueError):
+            pass
+    return language
+
+
+def heading(day: date, language: str, site: Site) -> str:
+    lang = site.languages[0] if language == "all" else language
+    try:
+        return str(format_date(day, "full", locale=locale_for(lang, site)))
+    except (UnknownLocaleError, ValueError):
+        return day.isoformat()
+
+
+def language_name(code: str | None, in_language: str = "en") -> str:
+    if code is None:
+        return "Other"
+    try:
+        name = Locale.parse(code).get_display_name(in_language)
+    except (UnknownLocaleError, ValueError):
+        return code
+    return str(name) if name else code
+
+
+def direction(language: str | None) -> str:
+    return "rtl" if language in RTL_LANGUAGES else "ltr"
+
+
+def lede(entry: StoredEntry, limit: int = 600) -> str:
+    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
+    return make_lede(entry.summary, entry.content, limit)
+
+
+def entry_title(entry: StoredEntry) -> str:
+    return entry.title or shorten(lede(entry), 80) or "(untitled)"
+
+
+def capitalise(name: str) -> str:
+    """'español' -> 'Español': CLDR names are lower-case mid-sentence, these start a heading."""
+    return name[:1].upper() + name[1:]
+
+
+def safe_link(url: str | None) -> str | None:
+    if not url:
+        return None
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def atom_id(entry: StoredEntry, site: Site) -> str:
+    """A tag: URI that stays the same however often outputs are rebuilt."""
+    host = urlsplit(str(site.link)).hostname or "localhost"
+    return f"tag:{host},2023:entry:{entry.id}"
