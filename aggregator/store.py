@@ -438,6 +438,16 @@ class Store:
                 )
         return [_stored_entry(r, tuple(sources.get(r["id"], ()))) for r in rows]
 
+    # -- front-page planning (read-only) ----------------------------------------------------
+    def day_counts(self) -> list[tuple[date, str | None, int]]:
+        """(day, language, entries) for every day and language with entries, oldest day first;
+        language is the primary subtag or None (unknown). One grouped scan of the
+        entries(day, language) index: the calendar of front pages (`pages_plan.Calendar`)."""
+        rows = self.db.execute(
+            "SELECT day, language, COUNT(*) FROM entries GROUP BY day, language ORDER BY day, language"
+        ).fetchall()
+        return [(date.fromisoformat(d), lang, int(n)) for d, lang, n in rows]
+
 
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
