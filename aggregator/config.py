@@ -124,6 +124,10 @@ class Site(_Model):
     # Longest lede, in characters, on front pages and in feeds' summaries (cut at a sentence,
     # else a word boundary). 600 reproduces the seed front page.
     lede_length: int = Field(600, ge=40, le=10000)
+    # Entries per language on the combined front page; the rest are one "more" link away on
+    # that language's page of the day. Bounds the combined page (4.35 MB of HTML at 300 feeds
+    # uncapped); 25 keeps every entry of the seed day.
+    frontpage_per_language: int = Field(25, ge=1, le=1000)
     locales: dict[str, str] = Field(default_factory=dict)  # language -> babel locale override
     # Regexes over entry links with a named group `key`: links with the same key in different
     # languages are translations of one article ("also in: ES · IT").
