@@ -1,0 +1,139 @@
+"""Which front pages exist and how they link: days per language, the latest day, previous and
+next, and where each page lives in the published tree. Pure: plain data in, plain data out.
+
+A front page exists for a (day, language) when at least one stored entry of that language has
+that day (its publication date in `site.timezone`); the combined page ("all") of a day exists
+when any entry has that day. Everything here is computed from one list of `DayCount` rows
+(`Store.day_counts()`), so the whole calendar of a 100,000-entry store costs one grouped query.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import NamedTuple
+
+ALL = "all"  # the combined page's "language"
+FORMATS = ("html", "txt", "json")
+
+
+class DayCount(NamedTuple):
+    """`entries` entries of `language` (primary subtag; None: unknown) on `day`: one row of
+    `Store.day_counts()`."""
+
+    day: date
+    language: str | None
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """The days that have front pages, per page language ("all" and each site language).
+
+    `days[lang]` is sorted oldest first; `counts[(day, lang)]` is the number of entries on that
+    page before any cap. Languages outside the site's own count towards "all" only, since only
+    site languages have pages of their own."""
+
+    languages: tuple[str, ...]  # site.languages, in order
+    days: dict[str, tuple[date, ...]] = field(default_factory=dict)
+    counts: dict[tuple[date, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def from_counts(cls, rows: Iterable[tuple[date, str | None, int]], languages: Sequence[str]) -> Calendar:
+        """From (day, language, count) rows (`Store.day_counts()`) and site.languages."""
+        counts: dict[tuple[date, str], int] = {}
+        site = set(languages)
+        for day, language, n in rows:
+            if n <= 0:
+                continue
+            counts[(day, ALL)] = counts.get((day, ALL), 0) + n
+            if language in site:
+                counts[(day, language)] = counts.get((day, language), 0) + n
+        days: dict[str, list[date]] = {lang: [] for lang in (*languages, ALL)}
+        for day, lang in counts:
+            days[lang].append(day)
+        return cls(
+            languages=tuple(languages),
+            days={lang: tuple(sorted(ds)) for lang, ds in days.items()},
+            counts=counts,
+        )
+
+    def page_languages(self) -> tuple[str, ...]:
+        """Every page language: the site's, then "all"."""
+        return (*self.languages, ALL)
+
+    def count(self, day: date, language: str) -> int:
+        return self.counts.get((day, language), 0)
+
+    def exists(self, day: date, language: str) -> bool:
+        return (day, language) in self.counts
+
+    def latest(self, language: str, today: date) -> date | None:
+        """The page `index.*` shows: the newest day with entries in `language` that is not after
+        `today` (the current day in site.timezone). Entries up to a day ahead of the clock are
+        accepted by normalise, so a later day can exist; it is reachable as "next day" but never
+        the front page before its time."""
+        days = self.days.get(language, ())
+        i = bisect_right(days, today)
+        return days[i - 1] if i else None
+
+    def previous(self, day: date, language: str) -> date | None:
+        """The nearest earlier day with a page in `language` (days without entries are skipped)."""
+        days = self.days.get(language, ())
+        i = bisect_left(days, day)
+        return days[i - 1] if i else None
+
+    def next(self, day: date, language: str) -> date | None:
+        """The nearest later day with a page in `language`."""
+        days = self.days.get(language, ())
+        i = bisect_right(days, day)
+        return days[i] if i < len(days) else None
+
+    def months(self) -> list[tuple[tuple[int, int], list[date]]]:
+        """((year, month), days newest first) for every month with a combined page, newest first."""
+        by_month: dict[tuple[int, int], list[date]] = {}
+        for day in reversed(self.days.get(ALL, ())):
+            by_month.setdefault((day.year, day.month), []).append(day)
+        return sorted(by_month.items(), reverse=True)
+
+
+# -- where pages live ------------------------------------------------------------------------
+def day_path(day: date, language: str, ext: str) -> str:
+    """'archive/2023/01/17/en.html': one day's page in one language (or "all")."""
+    return f"archive/{day:%Y/%m/%d}/{language}.{ext}"
+
+
+def index_path(language: str, ext: str) -> str:
+    """'index.html' for the combined page, 'en/index.html' for a language's latest day."""
+    return f"index.{ext}" if language == ALL else f"{language}/index.{ext}"
+
+
+def index_dir(language: str) -> str:
+    """The directory URL of a language's front page ('' for the combined one, 'en/' else)."""
+    return "" if language == ALL else f"{language}/"
+
+
+ARCHIVE_INDEX = "archive/index.html"
+
+
+def relative(from_file: str, to: str) -> str:
+    """A relative link from the published file `from_file` to `to` (a file, or a directory
+    ending in '/', '' being the root), so the tree works at '/', under a prefix, and from disk.
+
+    >>> relative("archive/2023/01/17/en.html", "feeds/en.atom")
+    '../../../../feeds/en.atom'
+    >>> relative("index.html", "en/")
+    'en/'
+    >>> relative("en/index.html", "")
+    '../'
+    """
+    start = posixpath.dirname(from_file) or "."
+    is_dir = to == "" or to.endswith("/")
+    target = to.rstrip("/") or "."
+    rel = posixpath.relpath(target, start)
+    if is_dir:
+        return "./" if rel == "." else rel + "/"
+    return rel
