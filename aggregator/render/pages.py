@@ -73,6 +73,7 @@ STYLESHEET = (
     "article h3 a{color:var(--fg);text-decoration:none}article h3 a:hover{text-decoration:underline}"
     "article p{margin:.2rem 0;overflow-wrap:anywhere}"
     ".meta{color:var(--muted);font-size:.875rem}.meta a{color:var(--muted)}"
+    "article[dir=rtl] .meta[dir=ltr]{text-align:right}"
     ".more{font-weight:600}.more a{color:var(--link)}"
     ".failing{color:var(--accent)}"
     "ol.days{list-style:none;padding:0}ol.days li{padding:.2rem 0;border-bottom:1px solid var(--rule)}"
