@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import NamedTuple
 
 ALL = "all"  # the combined page's "language"
@@ -130,10 +131,19 @@ def relative(from_file: str, to: str) -> str:
     >>> relative("en/index.html", "")
     '../'
     """
-    start = posixpath.dirname(from_file) or "."
+    return _relative(posixpath.dirname(from_file), to)
+
+
+@lru_cache(maxsize=4096)
+def _relative(start_dir: str, to: str) -> str:
+    # Pure string work on tree paths (posixpath.relpath would consult the process's cwd).
+    here = [p for p in start_dir.split("/") if p]
     is_dir = to == "" or to.endswith("/")
-    target = to.rstrip("/") or "."
-    rel = posixpath.relpath(target, start)
+    there = [p for p in to.split("/") if p]
+    common = 0
+    while common < min(len(here), len(there)) and here[common] == there[common]:
+        common += 1
+    parts = [".."] * (len(here) - common) + there[common:]
     if is_dir:
-        return "./" if rel == "." else rel + "/"
-    return rel
+        return "/".join(parts) + "/" if parts else "./"
+    return "/".join(parts)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel import UnknownLocaleError
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton, format_time
 
 FALLBACK = "en"
@@ -197,12 +198,17 @@ def day_label(day: date, locale: str) -> str:
         return day.isoformat()
 
 
+@lru_cache(maxsize=256)
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
 def clock(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     """'16:51 GMT' (en_GB), '4:51 PM EST' (en_US): CLDR's short time in `zone`, then the zone's
     abbreviation so a reader abroad knows which clock is meant."""
     local = moment.astimezone(zone)
     try:
-        text = str(format_time(local, "short", tzinfo=zone, locale=locale))
+        text = str(format_time(local, "short", tzinfo=zone, locale=_locale(locale)))
     except (UnknownLocaleError, ValueError):
         text = f"{local:%H:%M}"
     abbreviation = local.tzname() or ""

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -33,7 +34,7 @@ from ..pages_plan import (
     index_path,
     relative,
 )
-from ..text import shorten
+from ..text import make_lede, shorten
 from .common import (
     FrontPage,
     Section,
@@ -41,7 +42,6 @@ from .common import (
     direction,
     heading,
     language_name,
-    lede,
     locale_for,
     safe_link,
 )
@@ -106,6 +106,23 @@ class Place:
 
 
 # -- shared pieces -----------------------------------------------------------------------------
+@lru_cache(maxsize=8192)
+def _lede_of(summary: str, content: str, limit: int) -> str:
+    # Each entry appears on its language's page and the combined one, in three formats.
+    return make_lede(summary, content, limit)
+
+
+def lede(e: StoredEntry, limit: int = 600) -> str:
+    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
+    return _lede_of(e.summary, e.content, limit)
+
+
+@lru_cache(maxsize=1024)
+def native_name(code: str) -> str:
+    """'Español', 'Русский': a language's name in itself, capitalised to head a section."""
+    return capitalise(language_name(code, code))
+
+
 def ui_language(page_language: str, site: Site) -> str:
     """The language the page's own words are in: the page's, or the first site language for the
     combined page."""
@@ -148,7 +165,7 @@ def _more_target(page: FrontPage, code: str | None, ext: str) -> str | None:
 
 
 def _section_name(code: str | None, ui: str) -> str:
-    return capitalise(language_name(code, code)) if code else say("other", ui).text
+    return native_name(code) if code else say("other", ui).text
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -271,7 +288,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
     relative to where the page is published; without one, links start with `root`."""
     ui = ui_language(page.language, site)
     href = _linker(place, root, "html")
-    lang_title = site.title if page.language == ALL else f"{site.title} — {capitalise(language_name(ui, ui))}"
+    lang_title = site.title if page.language == ALL else f"{site.title} — {native_name(ui)}"
     day_heading = heading(page.day, page.language, site) if page.day else None
     page_title = f"{lang_title} — {day_heading}" if day_heading else lang_title
 
@@ -364,7 +381,7 @@ def _language_nav(
             label = _phrase_html(say("all_languages", ui), ui)
             items.append(f'<li><a href="{escape(href(target))}"{current}>{label}</a></li>')
         else:
-            name = escape(capitalise(language_name(code, code)))
+            name = escape(native_name(code))
             items.append(
                 f'<li><a href="{escape(href(target))}" hreflang="{code}" lang="{code}" '
                 f'dir="{direction(code)}"{current}>{name}</a></li>'
@@ -483,11 +500,7 @@ def archive_html(site: Site, calendar: Calendar) -> str:
     parts = _head(site, title, ui, [], [])
     items = []
     for code in (ALL, *site.languages):
-        label = (
-            _phrase_html(say("all_languages", ui), ui)
-            if code == ALL
-            else escape(capitalise(language_name(code, code)))
-        )
+        label = _phrase_html(say("all_languages", ui), ui) if code == ALL else escape(native_name(code))
         attrs = "" if code == ALL else f' hreflang="{code}" lang="{code}" dir="{direction(code)}"'
         items.append(f'<li><a href="{escape(href(index_dir(code)))}"{attrs}>{label}</a></li>')
     parts += [
@@ -510,7 +523,7 @@ def archive_html(site: Site, calendar: Calendar) -> str:
         for day in days:
             langs = [
                 f'<a href="{escape(href(day_path(day, code, "html")))}" hreflang="{code}" lang="{code}" '
-                f'title="{escape(capitalise(language_name(code, code)))}">{code.upper()}</a>'
+                f'title="{escape(native_name(code))}">{code.upper()}</a>'
                 f' <span class="count">{calendar.count(day, code)}</span>'
                 for code in site.languages
                 if calendar.exists(day, code)
