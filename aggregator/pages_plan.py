@@ -147,3 +147,31 @@ def _relative(start_dir: str, to: str) -> str:
     if is_dir:
         return "/".join(parts) + "/" if parts else "./"
     return "/".join(parts)
+
+
+def pages_to_rebuild(
+    before: Calendar, after: Calendar, touched: Iterable[tuple[date, str | None]]
+) -> set[tuple[date, str]]:
+    """The (day, page language) archive pages whose bytes can differ after entries of the
+    `touched` (day, entry language) pairs were inserted or changed, `before` and `after` being
+    the calendars either side. Besides those days' own pages (the language's and "all"): when a
+    page appears (or goes), its neighbours' previous/next links and that day's language links
+    on the other languages' pages change too. The front pages (`index.*`) and the archive index
+    are not included: rebuild them every time (a handful of files).
+
+    Pages that no longer exist are left out (nothing to render; publish may remove them)."""
+    out: set[tuple[date, str]] = set()
+    site = set(after.languages)
+    for day, language in touched:
+        out.add((day, ALL))
+        if language in site:
+            out.add((day, language))
+    for page_language in after.page_languages():
+        appeared = set(after.days.get(page_language, ())) ^ set(before.days.get(page_language, ()))
+        for day in appeared:
+            for calendar in (before, after):
+                for neighbour in (calendar.previous(day, page_language), calendar.next(day, page_language)):
+                    if neighbour is not None:
+                        out.add((neighbour, page_language))
+            out.update((day, other) for other in after.page_languages())
+    return {(day, language) for day, language in out if after.exists(day, language)}

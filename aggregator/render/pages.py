@@ -6,7 +6,9 @@ What publish calls (the published tree is described in README "Outputs and URLs"
 - `day_outputs(page, site, calendar)`: `archive/YYYY/MM/DD/{lang}.{html,txt,json}` of one day;
 - `index_outputs(page, site, calendar)`: `index.*` or `{lang}/index.*` (the latest day,
   `Calendar.latest`);
-- `archive_outputs(site, calendar)`: `archive/index.html` and `archive/index.json`.
+- `archive_outputs(site, calendar)`: `archive/index.html` and `archive/index.json`;
+- `site_outputs(site, calendar, page_for, today, only=…)`: all of the above in one call, every
+  day or only the pages a poll touched (`pages_plan.pages_to_rebuild`).
 
 The lower-level `frontpage_text/html/json` render one page; with a `Place` they link to the
 previous and next day, the archive, the other languages and the feeds, by relative links that
@@ -16,7 +18,7 @@ work at `/`, under any prefix and from disk.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -586,6 +588,36 @@ def index_outputs(page: FrontPage, site: Site, calendar: Calendar) -> dict[str, 
     `{lang}/index.{html,txt,json}` else. `page` should be the day `calendar.latest(language,
     today)` gives (or the empty page when that is None)."""
     return _outputs(page, site, Place(index_path(page.language, "html"), calendar))
+
+
+def site_outputs(
+    site: Site,
+    calendar: Calendar,
+    page_for: Callable[[str, date | None], FrontPage],
+    today: date,
+    *,
+    only: Iterable[tuple[date, str]] | None = None,
+) -> dict[str, bytes]:
+    """path -> bytes of every front-page output: each page language's front page (its latest
+    day not after `today`, `Calendar.latest`), the archive pages of every day, or of `only`
+    those (day, page language) pairs (`pages_plan.pages_to_rebuild` after a poll), and the
+    archive index. `page_for(language, day)` gives that day's full FrontPage, and for day None
+    the page shown before the language has any entry (publish: `frontpage(store, config,
+    language, day)`, which lists failing feeds then)."""
+    outputs: dict[str, bytes] = {}
+    for language in calendar.page_languages():
+        page = page_for(language, calendar.latest(language, today))
+        outputs.update(index_outputs(page, site, calendar))
+    wanted = (
+        sorted(only, key=lambda pair: (pair[0], pair[1]))
+        if only is not None
+        else [(day, language) for language in calendar.page_languages() for day in calendar.days[language]]
+    )
+    for day, language in wanted:
+        if calendar.exists(day, language):
+            outputs.update(day_outputs(page_for(language, day), site, calendar))
+    outputs.update(archive_outputs(site, calendar))
+    return outputs
 
 
 def archive_outputs(site: Site, calendar: Calendar) -> dict[str, bytes]:
