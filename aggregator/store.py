@@ -383,8 +383,11 @@ class Store:
                 "SELECT * FROM entries WHERE day = ? ORDER BY published DESC, id", [day.isoformat()]
             )
         else:
+            # "+published": without statistics SQLite would walk entries(language, published)
+            # through every entry of the language to skip a sort of one day's few rows (5 ms
+            # instead of 0.03 ms at 10,000 entries, growing with the store).
             rows = self._query(
-                "SELECT * FROM entries WHERE day = ? AND language = ? ORDER BY published DESC, id",
+                "SELECT * FROM entries WHERE day = ? AND language = ? ORDER BY +published DESC, id",
                 [day.isoformat(), language],
             )
         return self._with_sources(rows)
