@@ -10,7 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -207,9 +207,15 @@ def clock(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     """'16:51 GMT' (en_GB), '4:51 PM EST' (en_US): CLDR's short time in `zone`, then the zone's
     abbreviation so a reader abroad knows which clock is meant."""
     local = moment.astimezone(zone)
+    return _clock(local.hour, local.minute, local.tzname() or "", locale)
+
+
+@lru_cache(maxsize=16384)
+def _clock(hour: int, minute: int, abbreviation: str, locale: str) -> str:
+    # A page shows thousands of times but a day has only 1,440 minutes: format each once.
+    moment = time(hour, minute)
     try:
-        text = str(format_time(local, "short", tzinfo=zone, locale=_locale(locale)))
+        text = str(format_time(moment, "short", locale=_locale(locale)))
     except (UnknownLocaleError, ValueError):
-        text = f"{local:%H:%M}"
-    abbreviation = local.tzname() or ""
+        text = f"{moment:%H:%M}"
     return f"{text} {abbreviation}".strip()

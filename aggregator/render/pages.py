@@ -202,11 +202,14 @@ def _empty_text(page: FrontPage, ui: str) -> str:
 
 
 # -- JSON ----------------------------------------------------------------------------------------
-def frontpage_json(page: FrontPage, site: Site | None = None, *, place: Place | None = None) -> str:
+def frontpage_json(
+    page: FrontPage, site: Site | None = None, *, place: Place | None = None, indent: int | None = 2
+) -> str:
     """The page as JSON: `date`, `lang`, `entries` (id, title, link, summary, language,
     published, date_only, sources, also_in); with a `site` the combined page is capped and
     `more` lists what was left out per language; with a `place`, `previous`, `next` and
-    `archive` give neighbouring pages as relative links."""
+    `archive` give neighbouring pages as relative links. `indent=None` writes compact JSON
+    (what publish writes: json's C encoder, 10x faster than indenting)."""
     href = _linker(place, "", "json")
     sections = capped(page, site) if site else [(s, s.entries, 0) for s in page.sections]
     lede_length = site.lede_length if site else 600
@@ -249,7 +252,9 @@ def frontpage_json(page: FrontPage, site: Site | None = None, *, place: Place | 
         doc["archive"] = href(ARCHIVE_INDEX.replace(".html", ".json"))
     if page.day is None:
         doc["failing"] = [{"feed": f.url, "name": f.name, "error": f.last_error} for f in page.failing]
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    if indent is None:
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(doc, ensure_ascii=False, indent=indent) + "\n"
 
 
 def _day_ref(day: date | None, language: str, href: Callable[[str], str]) -> dict[str, str] | None:
@@ -569,7 +574,7 @@ def _outputs(page: FrontPage, site: Site, place: Place) -> dict[str, bytes]:
     return {
         f"{base}.html": frontpage_html(page, site, place=place).encode(),
         f"{base}.txt": frontpage_text(page, site, place=place).encode(),
-        f"{base}.json": frontpage_json(page, site, place=place).encode(),
+        f"{base}.json": frontpage_json(page, site, place=place, indent=None).encode(),
     }
 
 
