@@ -23,6 +23,7 @@ from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import ALL, Calendar, day_path, index_path, pages_to_rebuild, relative
 from aggregator.publish import frontpage
 from aggregator.render import FrontPage, Section
+from aggregator.render import heading as render_heading
 from aggregator.render.i18n import MESSAGES, say
 from aggregator.render.pages import (
     archive_outputs,
@@ -294,6 +295,12 @@ def test_pages_speak_the_page_language(language: str) -> None:
         if english != say(key, language).text:
             assert not re.search(rf"(?<!\w){re.escape(english)}(?!\w)", html.replace("JSON Feed", "")), key
     assert f'<html lang="{language}"' in html
+    heading = re.search(r'<h1><time datetime="2023-01-17">([^<]+)</time></h1>', html)
+    assert (
+        heading
+        and heading.group(1)[0].isupper()
+        and heading.group(1)[1:] == render_heading(TODAY, language, site)[1:]
+    )
     archive = archive_outputs(site.model_copy(update={"languages": [language, "en"]}), calendar)
     assert MESSAGES[language]["archive"] in archive["archive/index.html"].decode()
 

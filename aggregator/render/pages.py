@@ -221,7 +221,7 @@ def frontpage_json(
             {
                 "id": e.id,
                 "title": title_of(e, ui)[0],
-                "link": e.link,
+                "link": safe_link(e.link),
                 "summary": lede(e, lede_length),
                 "language": e.language,
                 "published": e.published.isoformat(),
@@ -296,7 +296,8 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
     ui = ui_language(page.language, site)
     href = _linker(place, root, "html")
     lang_title = site.title if page.language == ALL else f"{site.title} — {native_name(ui)}"
-    day_heading = heading(page.day, page.language, site) if page.day else None
+    # CLDR starts "martes, 17 de enero" in lower case (mid-sentence); this heads the page.
+    day_heading = capitalise(heading(page.day, page.language, site)) if page.day else None
     page_title = f"{lang_title} — {day_heading}" if day_heading else lang_title
 
     alternates = []
