@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import Config, Site
+from aggregator.config import Config, Site, load_config
 from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import ALL, Calendar, day_path, index_path, pages_to_rebuild, relative
 from aggregator.publish import frontpage
@@ -35,6 +35,9 @@ from aggregator.render.pages import (
     site_outputs,
 )
 from aggregator.store import Store
+from tests.conftest import run_cli
+from tests.feedserver import FeedServer
+from tests.test_end_to_end import SEED, _paragraphs, serve_seed, write_config
 
 LANGS = ["en", "es", "it", "fr", "ru"]
 SITE = Site(title="In Defence of Marxism", languages=LANGS, timezone="Europe/London")
@@ -448,3 +451,26 @@ def test_rebuilding_only_touched_pages_equals_a_full_rebuild(
         full = build_pages(store, CONFIG, TODAY)
         store.close()
     assert tree == full  # byte for byte: also two builds of one store are identical
+
+
+# -- end to end: fetched by the real program, rendered as publish will ------------------------------
+@pytest.mark.slow
+def test_seed_day_pages_from_a_real_fetch(tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_seed(feed_server)
+    config_path = write_config(tmp_path / "feeds.yaml", feed_server)
+    data = tmp_path / "data"
+    assert run_cli("fetch", "--no-publish", config=config_path, data=data).returncode == 0
+    store = Store(data / "aggregator.db")
+    try:
+        out = build_pages(store, load_config(config_path), TODAY)
+    finally:
+        store.close()
+    seed = (SEED / "seed-frontpage-2023-01-17.txt").read_text(encoding="utf-8")
+    # The seed day's combined text page, the archive copy and the front page, is the seed.
+    for path in ("archive/2023/01/17/all.txt", "index.txt"):
+        assert _paragraphs(out[path].decode()) == _paragraphs(seed), path
+    # Monday's English entry is one "previous day" away from the English page.
+    en = json.loads(out["en/index.json"])
+    assert en["date"] == "2023-01-17" and en["previous"]["date"] == "2023-01-16"
+    monday = json.loads(out["archive/2023/01/16/en.json"])
+    assert len(monday["entries"]) == 1 and monday["next"]["href"] == "../17/en.json"
