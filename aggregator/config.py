@@ -230,6 +230,11 @@ class Config(_Model):
     feeds: list[FeedConfig] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)
 
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _no_feeds_yet(cls, v: object) -> object:
+        return [] if v is None else v  # `feeds:` with nothing under it: a new file
+
     def interval_for(self, feed: FeedConfig) -> timedelta | Literal["auto"]:
         return feed.interval or self.defaults.interval
 

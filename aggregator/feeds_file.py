@@ -1,0 +1,223 @@
+"""Edits of feeds.yaml that keep the operator's file as written: comments, order, quoting, spacing.
+
+`aggregator add` and `import-opml` append feeds here. The file is read with ruamel.yaml's
+round-trip loader and written back with the indentation it already uses; an edit is refused
+(never made approximately) when the file would not survive unchanged apart from the new
+feeds, and when the result would not pass `aggregator check`. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from .config import Config, ConfigError, FeedConfig, parse_config
+
+
+class FeedsFileError(Exception):
+    """feeds.yaml cannot be edited safely; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewFeed:
+    """A feed to append: the feeds.yaml keys it will be written with (None: key left out)."""
+
+    url: str
+    name: str | None = None
+    language: str | None = None
+    interval: str | None = None
+
+    def as_yaml_map(self) -> CommentedMap:
+        """The `feeds[]` item, keys in the README's order."""
+        item = CommentedMap()
+        item["url"] = self.url
+        for key in ("name", "language", "interval"):
+            value = getattr(self, key)
+            if value is not None:
+                item[key] = value
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class AppendPlan:
+    """What appending would do: the feeds added, those skipped with the reason, the new text."""
+
+    added: tuple[NewFeed, ...]
+    skipped: tuple[tuple[NewFeed, str], ...]
+    text: str
+    config: Config  # the validated configuration of `text`
+    inserted: str = ""  # the lines the edit inserts, as they appear in `text`
+
+
+def _guess_indents(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence indent, dash offset) as ruamel's `YAML.indent` takes them.
+
+    Measured from the file itself: the first nested key under a top-level key gives the
+    mapping indent; the first block sequence item gives the dash's offset and the indent of
+    the item's content. The README's layout (`feeds:` then `  - url:`) is 2, 4, 2.
+    """
+    mapping, dash, content = 2, 2, 4
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if re.match(r"^[^\s#-][^:#]*:\s*(#.*)?$", line):
+            nxt = next((n for n in lines[i + 1 :] if n.strip() and not n.lstrip().startswith("#")), "")
+            m = re.match(r"^( +)[^\s#-]", nxt)
+            if m:
+                mapping = len(m.group(1))
+                break
+    for line in lines:
+        m = re.match(r"^( *)-( +)\S", line)
+        if m:
+            dash = len(m.group(1))
+            content = dash + 1 + len(m.group(2))
+            break
+    return mapping, content, dash
+
+
+def _yaml(text: str) -> YAML:
+    mapping, sequence, offset = _guess_indents(text)
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 4096  # never fold a long URL or title onto two lines
+    rt.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return rt
+
+
+def _dump(rt: YAML, tree: Any) -> str:
+    buf = io.StringIO()
+    rt.dump(tree, buf)
+    return buf.getvalue()
+
+
+def feed_problem(feed: NewFeed) -> str | None:
+    """Why `feed` could not be a feeds[] item (in `aggregator check`'s words), or None."""
+    try:
+        FeedConfig.model_validate(feed.as_yaml_map())
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg'].removeprefix('Value error, ')}"
+    return None
+
+
+def plan_append(text: str, path: Path, feeds: Sequence[NewFeed]) -> AppendPlan:
+    """Append `feeds` to the feeds.yaml `text` (read from `path`, named in errors). Pure.
+
+    A feed whose URL (as normalised by the config) or name is already configured, or comes
+    earlier in `feeds`, is skipped with the reason, as is one with an invalid key.
+    Raises ConfigError when the current text is invalid, FeedsFileError when the file's
+    layout would not survive the edit.
+    """
+    current = parse_config(text, path)  # the file must be valid before we touch it
+    urls = {f.key for f in current.feeds}
+    names = {f.name for f in current.feeds if f.name}
+    added: list[NewFeed] = []
+    skipped: list[tuple[NewFeed, str]] = []
+    for feed in feeds:
+        problem = feed_problem(feed)
+        if problem:
+            skipped.append((feed, problem))
+            continue
+        key = FeedConfig.model_validate({"url": feed.url}).key
+        if key in urls:
+            skipped.append((feed, f"already in {path.name}: url {key}"))
+        elif feed.name and feed.name in names:
+            skipped.append((feed, f"already in {path.name}: name {feed.name!r}"))
+        else:
+            added.append(feed)
+            urls.add(key)
+            if feed.name:
+                names.add(feed.name)
+    if not added:
+        return AppendPlan((), tuple(skipped), text, current)
+
+    rt = _yaml(text)
+    try:
+        tree = rt.load(text)
+    except YAMLError as e:  # parse_config accepted it, so this is unexpected; say so plainly
+        raise FeedsFileError(f"{path}: cannot be edited: {e}") from None
+    if tree is None:
+        tree = CommentedMap()
+    if _dump(rt, tree) != text and text.strip():
+        raise FeedsFileError(
+            f"{path}: writing it back would change more than the new feeds (its layout is "
+            "unusual for the YAML editor); add these lines under feeds: by hand:\n" + snippet(added)
+        )
+    items = tree.get("feeds")
+    if not isinstance(items, CommentedSeq):
+        items = CommentedSeq()
+        tree["feeds"] = items
+    if not items:
+        items.fa.set_block_style()  # `feeds: []` becomes a block list
+    for feed in added:
+        items.append(feed.as_yaml_map())
+    new_text = _dump(rt, tree)
+    try:
+        config = parse_config(new_text, path)
+    except ConfigError as e:  # each feed was checked above; a whole-file problem is a bug
+        raise FeedsFileError(f"the edited {path.name} would not be valid:\n{e}") from None
+    return AppendPlan(tuple(added), tuple(skipped), new_text, config, _inserted(text, new_text))
+
+
+def _inserted(before: str, after: str) -> str:
+    if after.startswith(before):
+        return after[len(before) :]
+    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    return "".join(line for op, _, _, j1, j2 in ops if op != "equal" for line in b[j1:j2])
+
+
+def snippet(feeds: Sequence[NewFeed]) -> str:
+    """The YAML lines that list `feeds` under `feeds:` (for `--dry-run` and adding by hand)."""
+    rt = YAML(typ="rt")
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    seq = CommentedSeq([f.as_yaml_map() for f in feeds])
+    return "".join("  " + line + "\n" for line in _dump(rt, seq).splitlines())
+
+
+def append_feeds(path: Path, feeds: Sequence[NewFeed], dry_run: bool = False) -> AppendPlan:
+    """Append `feeds` to the file at `path` (see plan_append); with dry_run, only plan.
+
+    The file is replaced atomically (a temporary file in the same directory, then renamed)
+    and keeps its permissions. A missing file is created. Raises ConfigError, FeedsFileError,
+    OSError.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    plan = plan_append(text, path, feeds)
+    if plan.added and not dry_run:
+        write_atomically(path, plan.text)
+    return plan
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) so that readers see the old file or the new, never half."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
