@@ -396,5 +396,107 @@ def run(ctx: Context, host: str, port: int) -> None:
         asyncio.run(Service(config, ctx.data_dir).run(host, port))
 
 
+from typing import TYPE_CHECKING  # noqa: E402  (appended section; the top is not ours to edit)
+
+# -- editing feeds.yaml: add, import-opml, export-opml (aggregator.feeds_file, discover, opml) --
+
+if TYPE_CHECKING:
+    from .config import FetchSettings
+    from .discover import Discovered
+    from .feeds_file import AppendPlan, NewFeed
+
+
+def _fetch_settings(ctx: Context) -> FetchSettings:
+    """The configured fetch limits when feeds.yaml exists (it must then be valid), else defaults."""
+    from .config import FetchSettings
+
+    return ctx.config().fetch if ctx.config_path.exists() else FetchSettings()
+
+
+def _append(ctx: Context, feeds: list[NewFeed], dry_run: bool) -> AppendPlan:
+    from .feeds_file import FeedsFileError, append_feeds
+
+    try:
+        return append_feeds(ctx.config_path, feeds, dry_run=dry_run)
+    except ConfigError as e:
+        click.echo(f"invalid configuration:\n{e}", err=True)
+        sys.exit(1)
+    except (FeedsFileError, OSError) as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("url")
+@click.option(
+    "--language",
+    default=None,
+    metavar="CODE",
+    help="BCP 47 code, or auto. Default: what the feed declares, else auto.",
+)
+@click.option("--name", default=None, help="A unique name. Default: the feed's title.")
+@click.option(
+    "--interval", default=None, metavar="DURATION", help="e.g. 30m, 1h or auto. Default: defaults.interval."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@pass_ctx
+def add(
+    ctx: Context, url: str, language: str | None, name: str | None, interval: str | None, dry_run: bool
+) -> None:
+    """Subscribe to a feed: find it, check that it parses, append it to feeds.yaml.
+
+    URL may be the feed itself or a web page that advertises feeds with <link rel="alternate">
+    (the first that answers and parses is taken). feeds.yaml keeps its comments and layout;
+    a feed whose URL or name is already there is refused.
+
+    \b
+    Examples:
+      aggregator add https://www.marxist.com/
+      aggregator add https://example.org/feed.xml --language es --name "Example (ES)" --interval 1h
+      aggregator add https://example.org/ --dry-run
+    """
+    from .config import normalise_language_tag
+    from .discover import DiscoveryError, default_fetcher, discover
+    from .feeds_file import NewFeed, feed_problem
+
+    given = NewFeed(url=url, language=language, interval=interval)
+    problem = feed_problem(given)
+    if problem:
+        click.echo(f"no feed added: {problem}", err=True)
+        sys.exit(2)
+    settings = _fetch_settings(ctx)
+
+    async def find() -> Discovered:
+        async with default_fetcher(settings) as fetcher:
+            return await discover(url, fetcher)
+
+    try:
+        found = asyncio.run(find())
+    except DiscoveryError as e:
+        click.echo(f"no feed added: {e}", err=True)
+        sys.exit(1)
+    if language is None:
+        language = "auto"
+        if found.language:
+            with contextlib.suppress(ValueError):
+                language = normalise_language_tag(found.language)
+    feed = NewFeed(url=found.url, name=name or found.title or None, language=language, interval=interval)
+    plan = _append(ctx, [feed], dry_run)
+    if plan.skipped:
+        _, why = plan.skipped[0]
+        hint = "; choose another with --name" if ": name " in why else ""
+        click.echo(f"no feed added: {why}{hint}", err=True)
+        sys.exit(1)
+    where = f" (found on {found.page_url})" if found.page_url else ""
+    verb = "would add" if dry_run else "added"
+    entries = f"{found.entries} {'entry' if found.entries == 1 else 'entries'}"
+    out.print(f"{verb} to {ctx.config_path}: {found.format}, {entries}{where}")
+    click.echo(plan.inserted, nl=False)
+    if found.also_advertised:
+        out.print("the page also advertises: " + ", ".join(found.also_advertised))
+    if dry_run:
+        out.print(f"dry run: {ctx.config_path} not changed")
+
+
 if __name__ == "__main__":
     main()
