@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +113,15 @@ def feed_problem(feed: NewFeed) -> str | None:
     return None
 
 
-def plan_append(text: str, path: Path, feeds: Sequence[NewFeed]) -> AppendPlan:
+def plan_append(
+    text: str, path: Path, feeds: Sequence[NewFeed], number_taken_names: bool = False
+) -> AppendPlan:
     """Append `feeds` to the feeds.yaml `text` (read from `path`, named in errors). Pure.
 
-    A feed whose URL (as normalised by the config) or name is already configured, or comes
-    earlier in `feeds`, is skipped with the reason, as is one with an invalid key.
+    A feed whose URL (as normalised by the config) is already configured, or comes earlier
+    in `feeds`, is skipped with the reason, as is one with an invalid key. A feed whose name
+    is taken is skipped too, or, with `number_taken_names` (an imported list, where two
+    feeds may share a title), named "Name (2)", "Name (3)", ...
     Raises ConfigError when the current text is invalid, FeedsFileError when the file's
     layout would not survive the edit.
     """
@@ -134,9 +138,14 @@ def plan_append(text: str, path: Path, feeds: Sequence[NewFeed]) -> AppendPlan:
         key = FeedConfig.model_validate({"url": feed.url}).key
         if key in urls:
             skipped.append((feed, f"already in {path.name}: url {key}"))
-        elif feed.name and feed.name in names:
+        elif feed.name and feed.name in names and not number_taken_names:
             skipped.append((feed, f"already in {path.name}: name {feed.name!r}"))
         else:
+            if feed.name and feed.name in names:
+                n = 2
+                while f"{feed.name} ({n})" in names:
+                    n += 1
+                feed = replace(feed, name=f"{feed.name} ({n})")
             added.append(feed)
             urls.add(key)
             if feed.name:
@@ -189,7 +198,9 @@ def snippet(feeds: Sequence[NewFeed]) -> str:
     return "".join("  " + line + "\n" for line in _dump(rt, seq).splitlines())
 
 
-def append_feeds(path: Path, feeds: Sequence[NewFeed], dry_run: bool = False) -> AppendPlan:
+def append_feeds(
+    path: Path, feeds: Sequence[NewFeed], dry_run: bool = False, number_taken_names: bool = False
+) -> AppendPlan:
     """Append `feeds` to the file at `path` (see plan_append); with dry_run, only plan.
 
     The file is replaced atomically (a temporary file in the same directory, then renamed)
@@ -200,7 +211,7 @@ def append_feeds(path: Path, feeds: Sequence[NewFeed], dry_run: bool = False) ->
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    plan = plan_append(text, path, feeds)
+    plan = plan_append(text, path, feeds, number_taken_names)
     if plan.added and not dry_run:
         write_atomically(path, plan.text)
     return plan
