@@ -413,11 +413,11 @@ def _fetch_settings(ctx: Context) -> FetchSettings:
     return ctx.config().fetch if ctx.config_path.exists() else FetchSettings()
 
 
-def _append(ctx: Context, feeds: list[NewFeed], dry_run: bool) -> AppendPlan:
+def _append(ctx: Context, feeds: list[NewFeed], dry_run: bool, number_names: bool = False) -> AppendPlan:
     from .feeds_file import FeedsFileError, append_feeds
 
     try:
-        return append_feeds(ctx.config_path, feeds, dry_run=dry_run)
+        return append_feeds(ctx.config_path, feeds, dry_run=dry_run, number_taken_names=number_names)
     except ConfigError as e:
         click.echo(f"invalid configuration:\n{e}", err=True)
         sys.exit(1)
@@ -496,6 +496,83 @@ def add(
         out.print("the page also advertises: " + ", ".join(found.also_advertised))
     if dry_run:
         out.print(f"dry run: {ctx.config_path} not changed")
+
+
+@main.command("import-opml")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@pass_ctx
+def import_opml(ctx: Context, file: Path, dry_run: bool) -> None:
+    """Append the feeds of an OPML subscription list to feeds.yaml.
+
+    Every outline with an xmlUrl becomes a feed (name from its title, language from its
+    language attribute, else auto). Feeds already in feeds.yaml (same URL) are skipped and
+    listed; a taken name gets a number ("Name (2)"). feeds.yaml keeps its comments and layout.
+    Feeds are not fetched.
+
+    \b
+    Examples:
+      aggregator import-opml subscriptions.opml
+      aggregator import-opml subscriptions.opml --dry-run
+    """
+    from .feeds_file import NewFeed
+    from .opml import OpmlError, read_opml
+
+    try:
+        found = read_opml(file.read_bytes())
+    except (OpmlError, OSError) as e:
+        click.echo(f"{file}: {e}", err=True)
+        sys.exit(1)
+    for item in found:
+        if item.note:
+            click.echo(f"NOTE {item.url}: {item.note}", err=True)
+    feeds = [NewFeed(url=f.url, name=f.title, language=f.language) for f in found]
+    plan = _append(ctx, feeds, dry_run, number_names=True)
+    for feed, why in plan.skipped:
+        out.print(f"SKIPPED {feed.url}: {why}")
+    verb = "would add" if dry_run else "added"
+    out.print(
+        f"{verb} {len(plan.added)} of {len(found)} feeds from {file} to {ctx.config_path}"
+        + (f"; {len(plan.skipped)} skipped" if plan.skipped else "")
+    )
+    if dry_run:
+        click.echo(plan.inserted, nl=False)
+        out.print(f"dry run: {ctx.config_path} not changed")
+
+
+@main.command("export-opml")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+@pass_ctx
+def export_opml(ctx: Context, output: Path | None) -> None:
+    """Write the configured feeds as an OPML 2.0 subscription list, grouped by language.
+
+    Titles of unnamed feeds come from the store when it exists.
+
+    \b
+    Examples:
+      aggregator export-opml -o subscriptions.opml
+      aggregator export-opml | less
+    """
+    from .feeds_file import write_atomically
+    from .opml import sources_opml
+
+    config = ctx.config()
+    titles: dict[str, str] = {}
+    if (ctx.data_dir / "aggregator.db").exists():
+        with contextlib.closing(ctx.store()) as store:
+            titles = {url: s.title for url, s in store.feed_states().items() if s.title}
+    data = sources_opml(config.site, config.feeds, titles=titles, created=datetime.now(UTC))
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    write_atomically(output, data.decode("utf-8"))
+    console.print(f"wrote {len(config.feeds)} feeds to {output}")
 
 
 if __name__ == "__main__":
