@@ -171,14 +171,26 @@ def plan_append(
         tree["feeds"] = items
     if not items:
         items.fa.set_block_style()  # `feeds: []` becomes a block list
+    spaced = _blank_lines_between(items, text)
     for feed in added:
         items.append(feed.as_yaml_map())
+        if spaced:
+            items.yaml_set_comment_before_after_key(len(items) - 1, before="\n")
     new_text = _dump(rt, tree)
     try:
         config = parse_config(new_text, path)
     except ConfigError as e:  # each feed was checked above; a whole-file problem is a bug
         raise FeedsFileError(f"the edited {path.name} would not be valid:\n{e}") from None
     return AppendPlan(tuple(added), tuple(skipped), new_text, config, _inserted(text, new_text))
+
+
+def _blank_lines_between(items: CommentedSeq, text: str) -> bool:
+    """Whether the file separates its feeds with blank lines (new ones then follow suit)."""
+    if len(items) < 2:
+        return False
+    lines = text.splitlines()
+    starts = [items.lc.item(i)[0] for i in range(1, len(items))]
+    return all(0 < n <= len(lines) and not lines[n - 1].strip() for n in starts)
 
 
 def _inserted(before: str, after: str) -> str:

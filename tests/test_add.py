@@ -46,7 +46,8 @@ def test_add_a_feed_keeps_the_file_byte_for_byte(bundled: Path, feed_server: Fee
     assert result.returncode == 0, result.stderr
     after = bundled.read_text(encoding="utf-8")
     added = only_insertions(before, after)
-    assert "".join(added) == (f"  - url: {url}\n    name: Loopback (English)\n    language: en-GB\n")
+    # The bundled file puts a blank line between feeds; the new one follows suit.
+    assert "".join(added) == f"\n  - url: {url}\n    name: Loopback (English)\n    language: en-GB\n"
     assert after.startswith(before)
     feed = load_config(bundled).feed("Loopback (English)")
     assert feed is not None and feed.language == "en-GB" and feed.key == url
