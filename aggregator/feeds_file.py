@@ -160,6 +160,95 @@ def plan_append(
         raise FeedsFileError(f"{path}: cannot be edited: {e}") from None
     if tree is None:
         tree = CommentedMap()
+    # Lines are inserted into the text, every other byte as it was (aligned values, trailing
+    # spaces and all, which a re-dump would normalise); ruamel's dump only for odd layouts.
+    items = tree.get("feeds")
+    block = not tree.fa.flow_style()
+    if block and isinstance(items, CommentedSeq) and items and not items.fa.flow_style():
+        new_text = _insert_after_last_feed(rt, tree, items, added, text)
+    elif block and "feeds" not in tree:
+        body = text if not text or text.endswith("\n") else text + "\n"
+        new_text = body + "feeds:\n" + _render(rt, added, spaced=False)
+    elif block and (items is None or items == []) and _EMPTY_FEEDS.match(_line(text, tree)):
+        lines = text.splitlines(keepends=True)
+        at = tree.lc.key("feeds")[0]
+        m = _EMPTY_FEEDS.match(lines[at])
+        assert m is not None
+        if m.group("brackets"):  # `[]` goes; the rest of the line (a comment) stays as it was
+            line = lines[at][: m.start("brackets")] + lines[at][m.end("brackets") :]
+            lines[at] = "feeds:\n" if line.strip() == "feeds:" else line
+        new_text = _insert_after_last_feed(rt, tree, None, added, "".join(lines))
+    else:
+        new_text = _redump(rt, tree, added, text, path)
+    try:
+        config = parse_config(new_text, path)
+    except ConfigError as e:
+        raise FeedsFileError(
+            f"{path}: the edit would not leave a valid file ({e}); add these lines under feeds: "
+            "by hand:\n" + snippet(added)
+        ) from None
+    expected = [f.key for f in current.feeds] + [FeedConfig.model_validate({"url": f.url}).key for f in added]
+    if [f.key for f in config.feeds] != expected or _settings(config) != _settings(current):
+        raise FeedsFileError(
+            f"{path}: its layout is unusual for the editor (the new feeds would not land under "
+            "feeds:); add these lines there by hand:\n" + snippet(added)
+        )
+    return AppendPlan(tuple(added), tuple(skipped), new_text, config, _inserted(text, new_text))
+
+
+def _settings(config: Config) -> object:
+    return (config.site, config.defaults, config.fetch)
+
+
+# `feeds:` with nothing, or `[]`, on its line; a comment after it is kept.
+_EMPTY_FEEDS = re.compile(r"^feeds:[ \t]*(?P<brackets>\[[ \t]*\])?[ \t]*(?:#.*)?\r?\n?$")
+
+
+def _line(text: str, tree: CommentedMap) -> str:
+    lines = text.splitlines(keepends=True)
+    at = tree.lc.key("feeds")[0]
+    return lines[at] if at < len(lines) else ""
+
+
+def _render(rt: YAML, feeds: Sequence[NewFeed], spaced: bool) -> str:
+    """`feeds` as items of a top-level `feeds:` list, in this file's indentation."""
+    rendered = _dump(rt, CommentedSeq(f.as_yaml_map() for f in feeds))
+    if spaced:
+        dash = _dash(rt)
+        rendered = "\n" + rendered.replace("\n" + dash, "\n\n" + dash)
+    return rendered
+
+
+def _insert_after_last_feed(
+    rt: YAML, tree: CommentedMap, items: CommentedSeq | None, added: Sequence[NewFeed], text: str
+) -> str:
+    """`text` with `added` rendered as feeds[] items and inserted after the last existing one.
+
+    The feeds block ends where the next top-level key starts (or at the end of the file);
+    blank lines and column-0 comments just before that (commented-out feeds, the next
+    section's heading) stay after the new feeds.
+    """
+    lines = text.splitlines(keepends=True)
+    keys = list(tree.keys())
+    following = keys[keys.index("feeds") + 1 :]
+    end = tree.lc.key(following[0])[0] if following else len(lines)
+    while end > 0 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+        end -= 1
+    if end and not lines[end - 1].endswith("\n"):
+        lines[end - 1] += "\n"
+    spaced = items is not None and _blank_lines_between(items, text)
+    return "".join(lines[:end]) + _render(rt, added, spaced) + "".join(lines[end:])
+
+
+def _dash(rt: YAML) -> str:
+    """How an item starts at the root with this YAML's indentation: spaces and '- '."""
+    probe = _dump(rt, CommentedSeq([CommentedMap([("a", 1)])]))
+    return probe[: probe.index("- ") + 2]
+
+
+def _redump(rt: YAML, tree: CommentedMap, added: Sequence[NewFeed], text: str, path: Path) -> str:
+    """Append through ruamel's tree (no feeds yet, `feeds: []`, or a flow list): only when
+    writing the unchanged tree back reproduces the file exactly, so nothing else moves."""
     if _dump(rt, tree) != text and text.strip():
         raise FeedsFileError(
             f"{path}: writing it back would change more than the new feeds (its layout is "
@@ -171,17 +260,9 @@ def plan_append(
         tree["feeds"] = items
     if not items:
         items.fa.set_block_style()  # `feeds: []` becomes a block list
-    spaced = _blank_lines_between(items, text)
     for feed in added:
         items.append(feed.as_yaml_map())
-        if spaced:
-            items.yaml_set_comment_before_after_key(len(items) - 1, before="\n")
-    new_text = _dump(rt, tree)
-    try:
-        config = parse_config(new_text, path)
-    except ConfigError as e:  # each feed was checked above; a whole-file problem is a bug
-        raise FeedsFileError(f"the edited {path.name} would not be valid:\n{e}") from None
-    return AppendPlan(tuple(added), tuple(skipped), new_text, config, _inserted(text, new_text))
+    return _dump(rt, tree)
 
 
 def _blank_lines_between(items: CommentedSeq, text: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import pytest
@@ -152,25 +153,43 @@ comments = st.sampled_from(["", "  # a comment", "   # confirmed: yes", "  #: od
 
 @st.composite
 def feeds_files(draw: st.DrawFn) -> str:
+    """feeds.yaml files as people write them: comments anywhere, aligned values, trailing
+    spaces, quoting, blank lines between feeds or not, any dash indentation, `feeds: []`,
+    `feeds:` alone, no `feeds:` at all, sections after the feeds, flow-style items."""
     dash = draw(st.sampled_from([0, 2, 4]))
     gap = draw(st.sampled_from(["", "\n"]))
+    colon = draw(st.sampled_from([": ", ":   "]))  # aligned values (a tab: ruamel cannot read it)
+    trail = draw(st.sampled_from(["", "   "]))  # trailing spaces
     lines = [draw(st.sampled_from(["", "# feeds.yaml\n# by hand\n\n"]))]
-    lines.append("site:" + draw(comments) + "\n  title: " + draw(st.sampled_from(["T", "'T: x'", '"T"'])))
-    lines.append("\n  languages: [en, es]" + draw(comments) + "\n")
-    lines.append(gap + "feeds:" + draw(comments) + "\n")
-    for i in range(draw(st.integers(0, 4))):
+    lines.append(
+        "site:" + draw(comments) + "\n  title" + colon + draw(st.sampled_from(["T", "'T: x'", '"T"']))
+    )
+    lines.append(trail + "\n  languages: [en, es]" + draw(comments) + "\n")
+    count = draw(st.integers(0, 4))
+    shape = draw(st.sampled_from(["block", "empty-flow", "missing"])) if count == 0 else "block"
+    if shape == "empty-flow":
+        lines.append(gap + "feeds: []" + draw(comments) + "\n")
+    elif shape == "block":
+        lines.append(gap + "feeds:" + draw(comments) + "\n")
+    for i in range(count):
         pad = " " * dash
-        lines.append(f"{pad}- url: https://example.org/{i}.xml{draw(comments)}\n")
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(f"{pad}- {{url: 'https://example.org/{i}.xml',   name: F{i}}}\n{gap}")
+            continue
+        lines.append(f"{pad}- url{colon}https://example.org/{i}.xml{draw(comments)}{trail}\n")
         q = '"' if draw(st.booleans()) else ""
-        lines.append(f"{pad}  name: {q}Feed {i}{q}\n{gap}")
+        lines.append(f"{pad}  name{colon}{q}Feed {i}{q}\n")
+        if draw(st.booleans()):
+            lines.append(f"{pad}  # interval: 1h{trail}\n")
+        lines.append(gap)
     if draw(st.booleans()):
         lines.append("# commented-out feed:\n#  - url: https://example.org/old.xml\n")
     if draw(st.booleans()):
-        lines.append("fetch:\n  timeout: 20s" + draw(comments) + "\n")
+        lines.append("fetch:\n  timeout" + colon + "20s" + draw(comments) + "\n")
     return "".join(lines)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(feeds_files(), names, st.sampled_from([None, "en", "auto", "pt-BR"]))
 def test_appending_inserts_lines_and_changes_none(text: str, name: str, language: str | None) -> None:
     path = Path("feeds.yaml")
@@ -180,8 +199,26 @@ def test_appending_inserts_lines_and_changes_none(text: str, name: str, language
         plan = plan_append(text, path, [NewFeed("https://new.example.net/feed", name, language)])
     except FeedsFileError:
         pytest.fail("a plain block-style feeds.yaml was refused")
-    only_insertions(text, plan.text)
+    # `feeds: []` must lose its `[]`; every other byte stays.
+    base = re.sub(r"^feeds: \[\]\n", "feeds:\n", text, flags=re.M)
+    base = re.sub(r"^feeds: \[\]", "feeds: ", base, flags=re.M)
+    only_insertions(base, plan.text)
     feed = plan.config.feed("https://new.example.net/feed")
     assert feed is not None and feed.name == name
     assert feed.language == (language or "auto")
     assert len(plan.config.feeds) == len(before.config.feeds) + 1
+
+
+def test_a_layout_the_editor_cannot_keep_is_refused_with_the_lines_to_add(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_file("/en.atom", SEED / "en.atom")
+    config = tmp_path / "feeds.yaml"
+    odd = "---\nfeeds:\n  - url: https://example.org/a.xml\n...\n"  # an explicit document end
+    config.write_text(odd, encoding="utf-8")
+    result = run_cli("add", url, "--name", "New", config=config, data=tmp_path)
+    assert result.returncode == 1
+    assert "add these lines" in result.stderr and f"- url: {url}" in result.stderr
+    assert config.read_text(encoding="utf-8") == odd
+    with pytest.raises(FeedsFileError):
+        plan_append(odd, config, [NewFeed(url, "New")])
