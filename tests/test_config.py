@@ -214,3 +214,29 @@ def test_site_websub_hub_icon_logo(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, VALID)).site.websub_hub is None
     [(line, fld, _)] = problems(tmp_path, VALID.replace("  title: Test\n", "  title: Test\n  icon: nope\n"))
     assert (line, fld) == (3, "site.icon")
+
+
+yaml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(TRICKY_SCALARS),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["site", "defaults", "fetch", "feeds"]), yaml_values, min_size=1))
+def test_fast_loader_reads_any_document_as_the_round_trip_loader(data: dict[str, object]) -> None:
+    """Any data ruamel writes (block, flow, quoted, multi-line) reads back the same both ways."""
+    import io
+
+    buf = io.StringIO()
+    YAML(typ="rt").dump(data, buf)
+    text = buf.getvalue()
+    assert config_module._fast_load(text) == _rt_plain(text)
