@@ -282,10 +282,11 @@ def measure(wrk: str, script: Path, base: str, name: str, clients: int, duration
     return results
 
 
-def report(ours: list[Result], theirs: list[Result], clients: int, duration: int) -> str:
+def report(ours: list[Result], theirs: list[Result], clients: int, duration: int, load: float) -> str:
     header = f"{'case':<22} {'server':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
     lines = [
         f"{clients} concurrent connections, {duration} s per case, wrk -t2, all on 127.0.0.1",
+        f"load average at start: {load:.2f} (the machine is shared; other work skews both servers)",
         "",
         header,
     ]
@@ -335,6 +336,7 @@ def main() -> None:
         sys.exit("--duration must be 1-60 s and --clients 1-1000")
     nginx = ensure_tool("nginx", "nginx-light")
     wrk = ensure_tool("wrk", "wrk")
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         work = Path(tmp)
         config, data = build_tree(work)
@@ -357,7 +359,7 @@ def main() -> None:
             assert httpx.get(nginx_base + "/healthz", timeout=5).status_code == 200
             ours = measure(wrk, script, ours_base, "aggregator", args.clients, args.duration)
             theirs = measure(wrk, script, nginx_base, "nginx", args.clients, args.duration)
-    text = report(ours, theirs, args.clients, args.duration)
+    text = report(ours, theirs, args.clients, args.duration, load)
     print()
     print(text)
     if args.write_docs:
