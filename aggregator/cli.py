@@ -396,5 +396,184 @@ def run(ctx: Context, host: str, port: int) -> None:
         asyncio.run(Service(config, ctx.data_dir).run(host, port))
 
 
+from typing import TYPE_CHECKING  # noqa: E402  (appended section; the top is not ours to edit)
+
+# -- editing feeds.yaml: add, import-opml, export-opml (aggregator.feeds_file, discover, opml) --
+
+if TYPE_CHECKING:
+    from .config import FetchSettings
+    from .discover import Discovered
+    from .feeds_file import AppendPlan, NewFeed
+
+
+def _fetch_settings(ctx: Context) -> FetchSettings:
+    """The configured fetch limits when feeds.yaml exists (it must then be valid), else defaults."""
+    from .config import FetchSettings
+
+    return ctx.config().fetch if ctx.config_path.exists() else FetchSettings()
+
+
+def _append(ctx: Context, feeds: list[NewFeed], dry_run: bool, number_names: bool = False) -> AppendPlan:
+    from .feeds_file import FeedsFileError, append_feeds
+
+    try:
+        return append_feeds(ctx.config_path, feeds, dry_run=dry_run, number_taken_names=number_names)
+    except ConfigError as e:
+        click.echo(f"invalid configuration:\n{e}", err=True)
+        sys.exit(1)
+    except (FeedsFileError, OSError) as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("url")
+@click.option(
+    "--language",
+    default=None,
+    metavar="CODE",
+    help="BCP 47 code, or auto. Default: what the feed declares, else auto.",
+)
+@click.option("--name", default=None, help="A unique name. Default: the feed's title.")
+@click.option(
+    "--interval", default=None, metavar="DURATION", help="e.g. 30m, 1h or auto. Default: defaults.interval."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@pass_ctx
+def add(
+    ctx: Context, url: str, language: str | None, name: str | None, interval: str | None, dry_run: bool
+) -> None:
+    """Subscribe to a feed: find it, check that it parses, append it to feeds.yaml.
+
+    URL may be the feed itself or a web page that advertises feeds with <link rel="alternate">
+    (the first that answers and parses is taken). feeds.yaml keeps its comments and layout;
+    a feed whose URL or name is already there is refused.
+
+    \b
+    Examples:
+      aggregator add https://www.marxist.com/
+      aggregator add https://example.org/feed.xml --language es --name "Example (ES)" --interval 1h
+      aggregator add https://example.org/ --dry-run
+    """
+    from .config import normalise_language_tag
+    from .discover import DiscoveryError, default_fetcher, discover
+    from .feeds_file import NewFeed, feed_problem
+
+    given = NewFeed(url=url, language=language, interval=interval)
+    problem = feed_problem(given)
+    if problem:
+        click.echo(f"no feed added: {problem}", err=True)
+        sys.exit(2)
+    settings = _fetch_settings(ctx)
+
+    async def find() -> Discovered:
+        async with default_fetcher(settings) as fetcher:
+            return await discover(url, fetcher)
+
+    try:
+        found = asyncio.run(find())
+    except DiscoveryError as e:
+        click.echo(f"no feed added: {e}", err=True)
+        sys.exit(1)
+    if language is None:
+        language = "auto"
+        if found.language:
+            with contextlib.suppress(ValueError):
+                language = normalise_language_tag(found.language)
+    feed = NewFeed(url=found.url, name=name or found.title or None, language=language, interval=interval)
+    plan = _append(ctx, [feed], dry_run)
+    if plan.skipped:
+        _, why = plan.skipped[0]
+        hint = "; choose another with --name" if ": name " in why else ""
+        click.echo(f"no feed added: {why}{hint}", err=True)
+        sys.exit(1)
+    where = f" (found on {found.page_url})" if found.page_url else ""
+    verb = "would add" if dry_run else "added"
+    entries = f"{found.entries} {'entry' if found.entries == 1 else 'entries'}"
+    out.print(f"{verb} to {ctx.config_path}: {found.format}, {entries}{where}")
+    click.echo(plan.inserted, nl=False)
+    if found.also_advertised:
+        out.print("the page also advertises: " + ", ".join(found.also_advertised))
+    if dry_run:
+        out.print(f"dry run: {ctx.config_path} not changed")
+
+
+@main.command("import-opml")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@pass_ctx
+def import_opml(ctx: Context, file: Path, dry_run: bool) -> None:
+    """Append the feeds of an OPML subscription list to feeds.yaml.
+
+    Every outline with an xmlUrl becomes a feed (name from its title, language from its
+    language attribute, else auto). Feeds already in feeds.yaml (same URL) are skipped and
+    listed; a taken name gets a number ("Name (2)"). feeds.yaml keeps its comments and layout.
+    Feeds are not fetched.
+
+    \b
+    Examples:
+      aggregator import-opml subscriptions.opml
+      aggregator import-opml subscriptions.opml --dry-run
+    """
+    from .feeds_file import NewFeed
+    from .opml import OpmlError, read_opml
+
+    try:
+        found = read_opml(file.read_bytes())
+    except (OpmlError, OSError) as e:
+        click.echo(f"{file}: {e}", err=True)
+        sys.exit(1)
+    for item in found:
+        if item.note:
+            click.echo(f"NOTE {item.url}: {item.note}", err=True)
+    feeds = [NewFeed(url=f.url, name=f.title, language=f.language) for f in found]
+    plan = _append(ctx, feeds, dry_run, number_names=True)
+    for feed, why in plan.skipped:
+        out.print(f"SKIPPED {feed.url}: {why}")
+    verb = "would add" if dry_run else "added"
+    out.print(
+        f"{verb} {len(plan.added)} of {len(found)} feeds from {file} to {ctx.config_path}"
+        + (f"; {len(plan.skipped)} skipped" if plan.skipped else "")
+    )
+    if dry_run:
+        click.echo(plan.inserted, nl=False)
+        out.print(f"dry run: {ctx.config_path} not changed")
+
+
+@main.command("export-opml")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+@pass_ctx
+def export_opml(ctx: Context, output: Path | None) -> None:
+    """Write the configured feeds as an OPML 2.0 subscription list, grouped by language.
+
+    Titles of unnamed feeds come from the store when it exists.
+
+    \b
+    Examples:
+      aggregator export-opml -o subscriptions.opml
+      aggregator export-opml | less
+    """
+    from .feeds_file import write_atomically
+    from .opml import sources_opml
+
+    config = ctx.config()
+    titles: dict[str, str] = {}
+    if (ctx.data_dir / "aggregator.db").exists():
+        with contextlib.closing(ctx.store()) as store:
+            titles = {url: s.title for url, s in store.feed_states().items() if s.title}
+    data = sources_opml(config.site, config.feeds, titles=titles, created=datetime.now(UTC))
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    write_atomically(output, data.decode("utf-8"))
+    console.print(f"wrote {len(config.feeds)} feeds to {output}")
+
+
 if __name__ == "__main__":
     main()

@@ -6,7 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
+from aggregator import config as config_module
 from aggregator.config import ConfigError, load_config, parse_duration
 from tests.conftest import ROOT, run_cli
 
@@ -129,3 +133,110 @@ def test_cli_fetch_refuses_invalid_config(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     result = run_cli("check", config=tmp_path / "nope.yaml", data=tmp_path / "data")
     assert result.returncode == 1 and "nope.yaml: file not found" in result.stderr
+
+
+# --- the fast loader (libyaml) must read every file as the round-trip loader does ---------
+
+# Plain scalars where YAML 1.1 and 1.2 disagree, or that look like numbers, dates, nulls.
+TRICKY_SCALARS = [
+    "no", "yes", "on", "off", "y", "n", "true", "True", "FALSE", "tRue", "null", "~", "Null",
+    "010", "08", "0o17", "0x1F", "0b101", "1_000", "-1_0", "1:30", "2024-01-01", "1e3", "1.5",
+    "-.inf", ".5", "5.", "+1", "-0", "0", "15m", "1h", "en", "pt-BR", "auto", "1.2.3", "_1",
+    "https://example.org/a.xml", "'no'", '"010"', "2024-01-01 10:00:00", "12e03",
+]  # fmt: skip
+
+
+def _rt_plain(text: str) -> object:
+    return config_module._plain(YAML(typ="rt").load(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(TRICKY_SCALARS) | st.from_regex(r"[a-z0-9._:+-]{1,8}", fullmatch=True),
+             min_size=1, max_size=4)
+)  # fmt: skip
+def test_fast_loader_reads_scalars_as_the_round_trip_loader(values: list[str]) -> None:
+    text = "feeds:\n" + "".join(f"  - name: {v}\n    language: {v}\n" for v in values)
+    try:
+        expected = _rt_plain(text)
+    except Exception:
+        return  # not YAML at all; the fast path defers those to the round-trip loader
+    assert config_module._fast_load(text) == expected
+
+
+def test_norwegian_is_a_language_not_false(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID.replace("language: en", "language: no")))
+    assert config.feeds[0].language == "no"
+
+
+def test_valid_file_never_touches_the_round_trip_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow(*args: object) -> None:
+        raise AssertionError("the round-trip loader ran for a valid file")
+
+    monkeypatch.setattr(config_module, "_parse_config_rt", slow)
+    config = load_config(write(tmp_path, VALID))
+    assert [f.key for f in config.feeds] == ["https://example.org/a.xml", "https://example.org/b.xml"]
+    load_config(ROOT / "feeds.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        (VALID + "  - url: https://example.org/a.xml\n", 11, "feeds[2].url"),  # duplicate, fast-valid
+        (VALID.replace("    name: A\n", "    name: A\n    name: B\n"), None, ""),  # repeated key
+        (VALID.replace("interval: 10m", "interval: 2024-01-01"), 10, "feeds[1].interval"),
+    ],
+)
+def test_errors_found_after_the_fast_path_keep_their_line(
+    tmp_path: Path, text: str, line: int | None, field: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert found, "expected a problem"
+    first_line, first_field, _ = found[0]
+    if line is None:
+        assert first_line is not None  # ruamel's duplicate-key error carries its line
+    else:
+        assert (first_line, first_field) == (line, field)
+
+
+def test_site_websub_hub_icon_logo(tmp_path: Path) -> None:
+    extra = (
+        "  websub_hub: https://hub.example.org/\n"
+        "  icon: https://example.org/icon.png\n"
+        "  logo: https://example.org/logo.svg\n"
+    )
+    config = load_config(write(tmp_path, VALID.replace("  title: Test\n", "  title: Test\n" + extra)))
+    assert str(config.site.websub_hub) == "https://hub.example.org/"
+    assert str(config.site.icon) == "https://example.org/icon.png"
+    assert str(config.site.logo) == "https://example.org/logo.svg"
+    assert load_config(write(tmp_path, VALID)).site.websub_hub is None
+    [(line, fld, _)] = problems(tmp_path, VALID.replace("  title: Test\n", "  title: Test\n  icon: nope\n"))
+    assert (line, fld) == (3, "site.icon")
+
+
+yaml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(TRICKY_SCALARS),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["site", "defaults", "fetch", "feeds"]), yaml_values, min_size=1))
+def test_fast_loader_reads_any_document_as_the_round_trip_loader(data: dict[str, object]) -> None:
+    """Any data ruamel writes (block, flow, quoted, multi-line) reads back the same both ways."""
+    import io
+
+    buf = io.StringIO()
+    YAML(typ="rt").dump(data, buf)
+    text = buf.getvalue()
+    assert config_module._fast_load(text) == _rt_plain(text)

@@ -1,0 +1,173 @@
+"""Prometheus instruments for `/metrics` (prometheus-client): what an operator's dashboard reads.
+
+Not wired into the service here: `schedule.py` calls `observe_poll` after each poll,
+`observe_publish` after each publish and `observe_states` when it reads the feeds' stored
+state; `serve.py` answers `/metrics` with `render()`. Each `Metrics` has its own registry
+(tests make their own); the module-level functions use one shared instance.
+
+Names follow Prometheus' conventions (https://prometheus.io/docs/practices/naming/): base
+units (seconds, bytes), `_total` for counters, `_timestamp_seconds` for Unix times. The
+`feed` label is the feed's name in feeds.yaml (its URL when unnamed): one series per feed and
+outcome, a few thousand for a few thousand feeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from .models import FeedState, Outcome, PollReport
+
+# A poll is bounded by fetch.timeout (30 s by default); most take tens of milliseconds.
+POLL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A publish rebuilds every output: milliseconds for a few feeds, seconds for thousands.
+PUBLISH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# generate_latest writes the classic text format (names escaped to underscores), which every
+# Prometheus version reads; newer clients label it "version=1.0.0", which 2.x servers predate.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_FAILED = {Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED}
+
+
+class Metrics:
+    """One registry of the aggregator's instruments."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.polls = Counter(
+            "aggregator_polls", "Polls of feeds, by feed, outcome and HTTP status ('none': no answer).",
+            ["feed", "outcome", "status"], registry=r,
+        )  # fmt: skip
+        self.entries = Counter(
+            "aggregator_entries",
+            "Entries changed by polls: inserted (new), updated (changed in place), merged (an "
+            "article already stored from another feed).",
+            ["change"], registry=r,
+        )  # fmt: skip
+        self.poll_seconds = Histogram(
+            "aggregator_poll_duration_seconds", "Time of one poll: fetch, parse and store.",
+            buckets=POLL_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.publish_seconds = Histogram(
+            "aggregator_publish_duration_seconds", "Time of one publish of every output.",
+            buckets=PUBLISH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.files_written = Counter(
+            "aggregator_publish_files_written", "Output files rewritten (their bytes changed).",
+            registry=r,
+        )  # fmt: skip
+        self.failing = Gauge(
+            "aggregator_failing_feeds", "Feeds whose last poll failed (not counting gone feeds).",
+            registry=r,
+        )  # fmt: skip
+        self.feed_errors = Gauge(
+            "aggregator_feed_consecutive_errors", "Failed polls in a row, per feed (0 once one succeeds).",
+            ["feed"], registry=r,
+        )  # fmt: skip
+        self.backoff = Gauge(
+            "aggregator_feeds_in_backoff",
+            "Feeds polled later than their interval because of failures or Retry-After.",
+            registry=r,
+        )  # fmt: skip
+        self.gone = Gauge("aggregator_feeds_gone", "Feeds that answered 410 Gone.", registry=r)
+        self.last_poll = Gauge(
+            "aggregator_last_successful_poll_timestamp_seconds",
+            "When a feed last answered with a feed or a 304, per feed (Unix time).",
+            ["feed"], registry=r,
+        )  # fmt: skip
+        self.last_any_poll = Gauge(
+            "aggregator_last_successful_poll_any_timestamp_seconds",
+            "When any feed last answered with a feed or a 304 (Unix time).",
+            registry=r,
+        )  # fmt: skip
+        self.last_publish = Gauge(
+            "aggregator_last_publish_timestamp_seconds", "When the outputs were last published (Unix time).",
+            registry=r,
+        )  # fmt: skip
+        self._errors: dict[str, int] = {}
+        self._poll_labels: dict[str, set[tuple[str, str, str]]] = {}
+
+    def observe_poll(self, report: PollReport, now: float | None = None) -> None:
+        """Count one poll (a skipped, gone feed is not a poll); `now` is Unix time."""
+        if report.skipped:
+            return
+        now = time.time() if now is None else now
+        status = str(report.status) if report.status is not None else "none"
+        labels = (report.feed_name, report.outcome.value, status)
+        self.polls.labels(*labels).inc()
+        self._poll_labels.setdefault(report.feed_name, set()).add(labels)
+        self.poll_seconds.observe(report.duration_ms / 1000)
+        for change, count in (
+            ("inserted", report.inserted),
+            ("updated", report.updated),
+            ("merged", report.merged),
+        ):
+            if count:
+                self.entries.labels(change).inc(count)
+        if report.outcome in _FAILED:
+            self._errors[report.feed_name] = self._errors.get(report.feed_name, 0) + 1
+        else:
+            self._errors[report.feed_name] = 0
+            if report.outcome in (Outcome.OK, Outcome.NOT_MODIFIED):
+                self.last_poll.labels(report.feed_name).set(now)
+                self.last_any_poll.set(now)
+        self.feed_errors.labels(report.feed_name).set(self._errors[report.feed_name])
+        self.failing.set(sum(1 for n in self._errors.values() if n))
+
+    def observe_publish(self, seconds: float, files: int, now: float | None = None) -> None:
+        """Count one publish that took `seconds` and rewrote `files` output files."""
+        self.publish_seconds.observe(seconds)
+        self.files_written.inc(files)
+        self.last_publish.set(time.time() if now is None else now)
+
+    def observe_states(self, states: Iterable[FeedState], now: datetime) -> None:
+        """Back-off and gone counts from the feeds' stored state (`now` aware UTC).
+
+        A feed is in back-off when its last poll failed and its next poll is still ahead
+        (the interval doubled, or a Retry-After date not reached).
+        """
+        backoff = gone = 0
+        for state in states:
+            if state.gone:
+                gone += 1
+            elif state.error_count and state.next_poll is not None and state.next_poll > now:
+                backoff += 1
+        self.backoff.set(backoff)
+        self.gone.set(gone)
+
+    def forget_feed(self, name: str) -> None:
+        """Drop a feed's series (it was removed from feeds.yaml)."""
+        self._errors.pop(name, None)
+        for metric in (self.feed_errors, self.last_poll):
+            with contextlib.suppress(KeyError):
+                metric.remove(name)
+        for labels in self._poll_labels.pop(name, set()):
+            self.polls.remove(*labels)
+        self.failing.set(sum(1 for n in self._errors.values() if n))
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition format 0.0.4, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE
+
+
+METRICS = Metrics()
+
+
+def observe_poll(report: PollReport) -> None:
+    """METRICS.observe_poll: count one poll in the shared registry."""
+    METRICS.observe_poll(report)
+
+
+def observe_publish(seconds: float, files: int) -> None:
+    """METRICS.observe_publish: count one publish in the shared registry."""
+    METRICS.observe_publish(seconds, files)
+
+
+def render() -> tuple[bytes, str]:
+    """The shared registry in Prometheus text format, with its content type."""
+    return METRICS.render()

@@ -1,0 +1,143 @@
+"""/metrics instruments: what polls and publishes record, read back with Prometheus' own parser."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from aggregator import metrics as metrics_module
+from aggregator.metrics import Metrics
+from aggregator.models import FeedState, Outcome, PollReport
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    data, ctype = m.render()
+    assert ctype.startswith("text/plain; version=0.0.4")
+    out = {}
+    for family in text_string_to_metric_families(data.decode("utf-8")):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def report(name: str, outcome: Outcome, status: int | None = 200, **kw: object) -> PollReport:
+    return PollReport(f"https://x.org/{name}", name, outcome, status, None, **kw)  # type: ignore[arg-type]
+
+
+def test_polls_entries_and_durations_are_counted() -> None:
+    m = Metrics()
+    m.observe_poll(report("A", Outcome.OK, inserted=3, updated=1, merged=2, duration_ms=120), now=1000.0)
+    m.observe_poll(report("A", Outcome.NOT_MODIFIED, 304, duration_ms=8), now=2000.0)
+    m.observe_poll(report("B", Outcome.NETWORK_ERROR, None, duration_ms=30000), now=2500.0)
+    m.observe_poll(report("B", Outcome.HTTP_ERROR, 503), now=2600.0)
+    m.observe_poll(report("C", Outcome.GONE, 410, skipped=True))  # not polled: not counted
+    got = samples(m)
+    assert got[("aggregator_polls_total", (("feed", "A"), ("outcome", "ok"), ("status", "200")))] == 1
+    assert (
+        got[("aggregator_polls_total", (("feed", "A"), ("outcome", "not-modified"), ("status", "304")))] == 1
+    )
+    assert (
+        got[("aggregator_polls_total", (("feed", "B"), ("outcome", "network-error"), ("status", "none")))]
+        == 1
+    )
+    assert not any(k[0] == "aggregator_polls_total" and ("feed", "C") in k[1] for k in got)
+    assert got[("aggregator_entries_total", (("change", "inserted"),))] == 3
+    assert got[("aggregator_entries_total", (("change", "updated"),))] == 1
+    assert got[("aggregator_entries_total", (("change", "merged"),))] == 2
+    assert got[("aggregator_poll_duration_seconds_count", ())] == 4
+    assert got[("aggregator_poll_duration_seconds_sum", ())] == 30.128
+    assert got[("aggregator_poll_duration_seconds_bucket", (("le", "0.01"),))] == 2  # 8 ms and 0 ms
+    assert got[("aggregator_poll_duration_seconds_bucket", (("le", "0.25"),))] == 3
+    assert got[("aggregator_poll_duration_seconds_bucket", (("le", "60.0"),))] == 4
+    assert got[("aggregator_last_successful_poll_timestamp_seconds", (("feed", "A"),))] == 2000.0
+    assert ("aggregator_last_successful_poll_timestamp_seconds", (("feed", "B"),)) not in got
+    assert got[("aggregator_last_successful_poll_any_timestamp_seconds", ())] == 2000.0
+    assert got[("aggregator_feed_consecutive_errors", (("feed", "B"),))] == 2
+    assert got[("aggregator_failing_feeds", ())] == 1
+
+
+def test_a_success_ends_a_feeds_failing_run() -> None:
+    m = Metrics()
+    m.observe_poll(report("A", Outcome.TOO_LARGE))
+    assert samples(m)[("aggregator_failing_feeds", ())] == 1
+    m.observe_poll(report("A", Outcome.OK))
+    got = samples(m)
+    assert got[("aggregator_failing_feeds", ())] == 0
+    assert got[("aggregator_feed_consecutive_errors", (("feed", "A"),))] == 0
+
+
+def test_publish_is_timed_and_files_counted() -> None:
+    m = Metrics()
+    m.observe_publish(0.3, 12, now=5000.0)
+    m.observe_publish(2.0, 0, now=6000.0)
+    got = samples(m)
+    assert got[("aggregator_publish_duration_seconds_count", ())] == 2
+    assert got[("aggregator_publish_duration_seconds_bucket", (("le", "0.5"),))] == 1
+    assert got[("aggregator_publish_files_written_total", ())] == 12
+    assert got[("aggregator_last_publish_timestamp_seconds", ())] == 6000.0
+
+
+def test_backoff_and_gone_come_from_stored_state() -> None:
+    m = Metrics()
+    later, earlier = NOW + timedelta(hours=1), NOW - timedelta(minutes=1)
+    m.observe_states(
+        [
+            FeedState("u1", "A", error_count=2, next_poll=later),  # backing off
+            FeedState("u2", "B", error_count=1, next_poll=earlier),  # due again: not held back
+            FeedState("u3", "C", error_count=0, next_poll=later),  # healthy
+            FeedState("u4", "D", error_count=1, gone=True),
+        ],
+        NOW,
+    )
+    got = samples(m)
+    assert got[("aggregator_feeds_in_backoff", ())] == 1
+    assert got[("aggregator_feeds_gone", ())] == 1
+
+
+def test_a_removed_feed_leaves_no_series() -> None:
+    m = Metrics()
+    m.observe_poll(report("A", Outcome.HTTP_ERROR, 500))
+    m.observe_poll(report("A", Outcome.OK))
+    m.observe_poll(report("B", Outcome.HTTP_ERROR, 500))
+    m.forget_feed("B")
+    got = samples(m)
+    assert not any(("feed", "B") in labels for _, labels in got)
+    assert got[("aggregator_failing_feeds", ())] == 0
+    m.forget_feed("never-seen")  # harmless
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20),  # any feed name: quotes, backslashes, newlines, unicode
+            st.sampled_from(list(Outcome)),
+            st.one_of(st.none(), st.integers(100, 599)),
+            st.integers(0, 5),
+        ),
+        max_size=15,
+    )
+)
+def test_any_feed_name_renders_parseable_output(polls: list[tuple[str, Outcome, int | None, int]]) -> None:
+    m = Metrics()
+    for name, outcome, status, inserted in polls:
+        m.observe_poll(report(name, outcome, status, inserted=inserted))
+    got = samples(m)
+    counted = sum(v for (n, _), v in got.items() if n == "aggregator_polls_total")
+    assert counted == len(polls)
+    assert got.get(("aggregator_entries_total", (("change", "inserted"),)), 0) == sum(p[3] for p in polls)
+
+
+def test_module_functions_share_one_registry() -> None:
+    before = samples(metrics_module.METRICS).get(("aggregator_publish_files_written_total", ()), 0)
+    metrics_module.observe_publish(0.1, 3)
+    metrics_module.observe_poll(report("shared", Outcome.OK))
+    data, _ = metrics_module.render()
+    assert b'aggregator_polls_total{feed="shared",outcome="ok",status="200"} 1.0' in data
+    after = samples(metrics_module.METRICS)[("aggregator_publish_files_written_total", ())]
+    assert after == before + 3
