@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .models import Candidate, Source, StoredEntry, UpdatePlan
+from .normalise import entry_day
 
 # How strong each kind of language evidence is; identification beats nothing, declarations beat both.
 EVIDENCE_RANK = {"entry": 4, "document": 3, "config": 2, "identified": 1, "none": 0}
@@ -217,13 +218,14 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
         language=c.language,
         language_tag=c.language_tag,
         language_evidence=c.language_evidence,
-        day=c.published.astimezone(zone).date(),
+        day=entry_day(c.published, c.date_only, zone),
         content_hash=c.content_hash,
         sources=(Source(c.feed_url, feed_name, c.source_key, c.link, now),),
         translations=c.translations,
         title_key=c.title_key,
         translation_key=c.translation_key,
         published_zone=c.published_zone,
+        date_only=c.date_only,
     )
 
 
