@@ -34,6 +34,9 @@ NEAR_DUPLICATE_WINDOW = timedelta(hours=48)
 MIN_TITLE_WORDS = 3
 MIN_TITLE_CHARS = 15
 MIN_UNSPACED_CHARS = 20
+# Source keys remembered per feed for one entry whose id changes (corrections; ids that change
+# on every poll would otherwise add a row per poll).
+MAX_KEYS_PER_FEED = 3
 
 
 def meaningful_title(title_key: str) -> bool:
@@ -76,6 +79,36 @@ def two_posts(e: StoredEntry, c: Candidate, now: datetime) -> bool:
     return (
         different_text and e.published != c.published and e.published != e.first_seen and c.published != now
     )
+
+
+def corrected_link(e: StoredEntry, c: Candidate) -> bool:
+    """The feed now gives its own entry another page (a corrected slug, cases/16), not merely
+    other query parameters (session ids that change per poll)."""
+    if e.feed_url != c.feed_url or not c.link or not c.canonical_url or not e.canonical_url:
+        return False
+    return urlsplit(c.canonical_url)[:3] != urlsplit(e.canonical_url)[:3]
+
+
+def links_shared_by_titles(candidates: list[Candidate]) -> set[str]:
+    """Canonical links that one document gives to items of different titles: such a link (a
+    site's home page, a section page) names no single article, so it merges nothing."""
+    titles: dict[str, set[str]] = {}
+    for c in candidates:
+        if c.canonical_url:
+            titles.setdefault(c.canonical_url, set()).add(c.title_key)
+    return {url for url, keys in titles.items() if len(keys) > 1}
+
+
+def url_identifies(url: str | None, e: StoredEntry, c: Candidate) -> bool:
+    """Whether a link shared by a stored entry and a candidate from another feed proves them
+    one article. A site's home page (a path of "" or "/": feeds that link every item to their
+    front page) proves it only with the same title."""
+    if not url:
+        return False
+    path = urlsplit(url).path
+    if path in ("", "/") and not urlsplit(url).query:
+        return e.title_key == c.title_key and bool(c.title_key)
+    return True
 
 
 def near_duplicate(e: StoredEntry, c: Candidate) -> bool:
@@ -135,27 +168,66 @@ def decide(
         return inserts.get(e.id) or updates.get(e.id) or updates_view.get(e.id) or e
 
     present = {c.source_key for c in candidates}
+    shared_links = links_shared_by_titles(candidates)
     for c in candidates:
         match = by_source.get((c.feed_url, c.source_key))
         if match is not None and two_posts(current(match), c, now):
             c = replace(c, source_key=f"{c.source_key}#{c.fingerprint}")
             match = by_source.get((c.feed_url, c.source_key))
+        rekeyed = False
         if match is None and specific_title(c.title_key):
             same_print = by_fingerprint.get(c.fingerprint)
             if same_print is not None and not (own_keys(same_print, c.feed_url) & present):
-                match = same_print
+                match, rekeyed = same_print, True  # rule 2: an id that changed
+        if match is None and specific_title(c.title_key) and c.canonical_url:
+            # Republished under a new id: same feed, same link, same title, any later day;
+            # its old id has left the document. It keeps its first day.
+            match = next(
+                (
+                    e
+                    for e in map(current, by_url.get(c.canonical_url, []))
+                    if e.title_key == c.title_key
+                    and own_keys(e, c.feed_url)
+                    and not (own_keys(e, c.feed_url) & present)
+                ),
+                None,
+            )
+            rekeyed = match is not None
         if match is not None:
             match = current(match)
+            if rekeyed:
+                # The publisher changed the id (and perhaps corrected the link): remember the new
+                # key, so the next edit finds the entry, and take the corrected link (cases/16).
+                if len(own_keys(match, c.feed_url)) < MAX_KEYS_PER_FEED:  # ids that churn per poll: bounded
+                    source = Source(c.feed_url, feed_name, c.source_key, c.link, now)
+                    new_sources.append((match.id, source))
+                    match = replace(match, sources=(*match.sources, source))
+                    by_source[(c.feed_url, c.source_key)] = match
+                if corrected_link(match, c):
+                    moved = replace(match, link=c.link, canonical_url=c.canonical_url)
+                    (inserts if match.id in inserts else updates)[match.id] = moved
+                    index(moved)
+                    match = moved
             if match.feed_url == c.feed_url and match.content_hash != c.content_hash:
                 changed = _updated(match, c, now)
                 (inserts if match.id in inserts else updates)[match.id] = changed
                 index(changed)
-            else:
+            elif not rekeyed or match.id not in updates:
                 unchanged += 1
             continue
-        same_url = [current(e) for e in by_url.get(c.canonical_url or "", [])]
+        same_url = (
+            []
+            if c.canonical_url in shared_links
+            else [current(e) for e in by_url.get(c.canonical_url or "", [])]
+        )
         match = next(
-            (e for e in same_url if compatible(e.language, c.language) and not own_keys(e, c.feed_url)),
+            (
+                e
+                for e in same_url
+                if compatible(e.language, c.language)
+                and not own_keys(e, c.feed_url)
+                and url_identifies(c.canonical_url, e, c)
+            ),
             None,
         )
         if match is None and c.language:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -149,6 +150,7 @@ def prepare_feed(
             )
         except Exception as exc:
             skipped.append(f"{type(exc).__name__}: {exc}"[:200])
+    candidates = _split_shared_links(candidates)
     warning = feed.warning
     if skipped:
         n = len(skipped)
@@ -156,6 +158,25 @@ def prepare_feed(
         note = f"{n} entr{'y' if n == 1 else 'ies'} skipped (could not be read): {skipped[0]}{more}"
         warning = f"{warning}; {note}" if warning else note
     return candidates, warning
+
+
+def _split_shared_links(candidates: list[Candidate]) -> list[Candidate]:
+    """Items without an id are keyed by their link; when one document gives a link to items
+    of different titles (undated notes all linking to the blog's front page), the link
+    identifies none of them, so each is keyed by link and title instead."""
+    titles: dict[str, set[str]] = {}
+    for c in candidates:
+        if c.link and c.source_key == c.link:
+            titles.setdefault(c.link, set()).add(c.title_key)
+    shared = {link for link, keys in titles.items() if len(keys) > 1}
+    if not shared:
+        return candidates
+    return [
+        replace(c, source_key=f"{c.link}#{_hash(c.title_key)[:12]}")
+        if c.link in shared and c.source_key == c.link
+        else c
+        for c in candidates
+    ]
 
 
 def _candidate(

@@ -273,16 +273,19 @@ def _detail_html(detail: Any, value: str) -> str:
 
 def _xml_entry(e: Any, document_language: str | None, notes: _Notes) -> ParsedEntry | None:
     detail = e.get("title_detail") or {}
-    title = _plain_title(_text(e.get("title")), str(detail.get("type") or "text/plain"))
-    title = _cap_title(title, notes)
-    content_parts = [
-        _detail_html(c, _clean(str(c.get("value") or ""))) for c in e.get("content", []) if c.get("value")
-    ]
-    summary = _detail_html(e.get("summary_detail"), _clean(str(e.get("summary") or "")))
-    content = "\n".join(content_parts)
-    # RSS puts the body in <description>; feedparser then offers it as both.
-    if content and summary == content:
-        summary = ""
+    raw_title = _text(e.get("title"))
+    if len(raw_title) > 4 * MAX_TITLE_CHARS:  # cut before any copy is made: titles of megabytes
+        notes.note("a title longer than 2000 characters was truncated")
+        raw_title = raw_title[: 4 * MAX_TITLE_CHARS]
+    title = _cap_title(_plain_title(raw_title, str(detail.get("type") or "text/plain")), notes)
+    contents = [c for c in e.get("content", []) if isinstance(c, Mapping) and c.get("value")]
+    raw_summary = str(e.get("summary") or "")
+    # RSS puts the body in <description>, and an Atom entry without <summary> has its content
+    # offered as the summary too: the same text once is enough.
+    if any(str(c["value"]) == raw_summary for c in contents):
+        raw_summary = ""
+    summary = _detail_html(e.get("summary_detail"), _clean(raw_summary))
+    content = "\n".join(_detail_html(c, _clean(str(c["value"]))) for c in contents)
     language = _str(e.get("language"))  # dc:language on the entry itself
     if not language:
         # xml:lang is inherited from the root: only one differing from the document's is the
@@ -461,7 +464,11 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
 
 def _json_entry(item: dict[str, Any], feed_url: str, notes: _Notes) -> ParsedEntry | None:
     # JSON Feed titles are plain text (JSON Feed 1.1, "title"): kept as written.
-    title = _cap_title(fold(_str(item.get("title")) or ""), notes)
+    raw_title = item.get("title")
+    if isinstance(raw_title, str) and len(raw_title) > 4 * MAX_TITLE_CHARS:
+        raw_title = raw_title[: 4 * MAX_TITLE_CHARS]
+        notes.note("a title longer than 2000 characters was truncated")
+    title = _cap_title(fold(_str(raw_title) or ""), notes)
     raw_link = _str(item.get("url"))
     link = _web_link(urljoin(feed_url, raw_link)) if raw_link else None
     base = link or feed_url  # relative URLs in an item resolve against its own URL (JSON Feed #116)
@@ -543,14 +550,14 @@ def read_date(raw: str) -> tuple[datetime, str | None, bool, str | None] | None:
     if zone_m and zone_m["abbr"].upper() in ZONE_ABBREVIATIONS:
         minutes = ZONE_ABBREVIATIONS[zone_m["abbr"].upper()]
         parsed = email.utils.parsedate_tz(zone_m["rest"])
-        if parsed is None:
+        if parsed is None or not _year_as_written(zone_m["rest"], parsed[0]):
             return None
         local = datetime(*parsed[:6], tzinfo=UTC)
         return local - timedelta(minutes=minutes), _offset(minutes * 60), False, None
     if not _ENDS_WITH_TIME.search(raw):
         return None
     parsed = email.utils.parsedate_tz(raw)
-    if parsed is not None and parsed[9] is None:
+    if parsed is not None and _year_as_written(raw, parsed[0]):  # no zone: the text ends with the time
         when = datetime(*parsed[:6], tzinfo=UTC)
     else:
         try:
@@ -561,6 +568,12 @@ def read_date(raw: str) -> tuple[datetime, str | None, bool, str | None] | None:
             return None
         when = iso.replace(tzinfo=UTC)
     return when, None, False, f"a date without a time zone ({raw.strip()!r}) was read as UTC"
+
+
+def _year_as_written(raw: str, year: int) -> bool:
+    """email.utils reads years below 100 as 19xx/20xx; a written "0001" must not become 2001."""
+    written = re.search(r"\b(\d{3,4})\b(?!:)", raw)
+    return written is None or int(written.group(1)) == year
 
 
 def _entry_date(raw: Any, parsed: Any, notes: _Notes) -> tuple[datetime | None, str | None, bool]:

@@ -51,11 +51,18 @@ def sanitize_html(fragment: str) -> str:
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+_SPACING_CONTROLS = {"\x0b": " ", "\x0c": " "}  # vertical tab, form feed: word separators
+
+
 def xml_safe(text: str) -> str:
-    """`text` with every code point XML 1.0 cannot carry removed (XML 1.0 section 2.2).
+    """`text` with every code point XML 1.0 cannot carry removed (XML 1.0 section 2.2); the
+    vertical tab and form feed, which separate words (pasted from word processors), become
+    spaces ("inventory\\v2024" -> "inventory 2024", cases/04).
 
     Applied where text enters the store, so no stored entry can make a renderer raise."""
-    return _NOT_XML.sub("", text) if text else text
+    if not text or not _NOT_XML.search(text):
+        return text
+    return _NOT_XML.sub(lambda m: _SPACING_CONTROLS.get(m.group(), ""), text)
 
 
 # Where a sentence ends: terminal punctuation (Latin, CJK, Devanagari, Arabic), optionally a
