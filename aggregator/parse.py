@@ -18,9 +18,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
+import ftfy
 from charset_normalizer import from_bytes
 from feedparser.encodings import convert_to_utf8
 from feedparser.urls import resolve_relative_uris
+from ftfy.badness import is_bad
 
 from .models import Enclosure, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
@@ -154,17 +156,68 @@ def to_utf8(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str | None]
         return data, None
     if kind == "CharacterEncodingOverride" and used not in _BLIND_FALLBACKS:
         return data, None  # e.g. text/xml without charset (us-ascii) that is really UTF-8
-    match = from_bytes(body).best()
+    matches = from_bytes(body)
+    match = matches.best()
     if match is None:
         return data, f"character encoding unclear: {error}"
-    declared = re.match(r"document declared as (\S+),", str(error))
-    label = f"is declared as {declared.group(1)} but is not" if declared else "declares no usable encoding"
+    declared = _declared_encoding(body, headers)
+    label = f"is declared as {declared} but is not" if declared else "declares no encoding"
+    western = _western_tie(matches, match, body)
+    if western is not None:
+        # feedparser's own windows-1252 reading is as good as any: keep it (cp1250 would
+        # make French "très" into "trčs", cp1257 Portuguese "simulações" into "simulaēões").
+        return data, f"the feed {label}; read as windows-1252"
     text = str(match)
     declaration = re.match(r"\s*<\?xml[^>]*\?>", text)
     if declaration:
         text = text[declaration.end() :]
     fixed = ("<?xml version='1.0' encoding='utf-8'?>" + text).encode("utf-8")
     return fixed, f"the feed {label}; read as {match.encoding} (detected)"
+
+
+_XML_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_HTTP_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
+
+
+def _declared_encoding(body: bytes, headers: Mapping[str, str]) -> str | None:
+    """What the document itself declared: the HTTP charset, else the XML declaration's
+    encoding, else None (feedparser's messages name its default, utf-8, even then)."""
+    http = _HTTP_CHARSET.search(headers.get("content-type", ""))
+    if http:
+        return http.group(1).lower()
+    xml = _XML_DECLARED.match(body[:512].lstrip(b"\xef\xbb\xbf"))
+    return xml.group(1).decode("ascii").lower() if xml else None
+
+
+# Single-byte encodings that decode Western-European text without error but into the wrong
+# letters; when the detector ranks them level with windows-1252, the text is Latin-script
+# and its declared language is not one of theirs, windows-1252 is the likelier.
+_CENTRAL_LANGUAGES = {"pl", "cs", "sk", "hu", "sl", "hr", "bs", "sr", "ro", "sq", "lt", "lv", "et", "tr"}
+_DECLARED_LANGUAGE = re.compile(
+    rb"<(?:language|dc:language)>\s*([A-Za-z]{2,3})|xml:lang=[\"']([A-Za-z]{2,3})"
+)
+TIE_CHAOS = 0.01  # detector "chaos" scores this close are a tie
+
+
+def _western_tie(matches: Any, best: Any, body: bytes) -> str | None:
+    """'cp1252' when windows-1252 ties with the detector's best reading of a Latin-script,
+    non-Central-European document (see _CENTRAL_LANGUAGES); else None."""
+    if best.encoding in ("cp1252", "latin_1", "ascii", "utf_8"):
+        return None
+    tied = [m for m in matches if m.chaos <= best.chaos + TIE_CHAOS]
+    if not any(m.encoding in ("cp1252", "latin_1", "iso8859_15") for m in tied):
+        return None
+    found = _DECLARED_LANGUAGE.search(body[:65536])
+    declared = (found.group(1) or found.group(2)).decode("ascii").lower() if found else None
+    if declared in _CENTRAL_LANGUAGES:
+        return None
+    try:
+        text = body.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    letters = [ch for ch in text if ch.isalpha() and not ch.isascii()]
+    latin = sum(1 for ch in letters if ch <= "\u024f")
+    return "cp1252" if latin * 2 >= len(letters) else None
 
 
 def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
@@ -213,8 +266,9 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
             continue
         if entry is not None:
             entries.append(entry)
+    notes.repairs_warning()
     return ParsedFeed(
-        title=_clean(_text(feed.get("title"))) or None,
+        title=repair_mojibake(_clean(_text(feed.get("title")))) or None,
         link=_web_link(feed.get("link")),
         language=document_language,
         format=version or "unknown",
@@ -229,12 +283,21 @@ class _Notes:
     def __init__(self) -> None:
         self.skipped: list[str] = []
         self.other: dict[str, None] = {}  # insertion-ordered set
+        self.repaired = 0  # entries whose mojibake was repaired
 
     def skip(self, why: str) -> None:
         self.skipped.append(why)
 
     def note(self, what: str) -> None:
         self.other[what] = None
+
+    def repairs_warning(self) -> None:
+        if self.repaired:
+            n = self.repaired
+            self.note(
+                f"mojibake in the source (UTF-8 read as a single-byte encoding upstream) repaired "
+                f"in {n} entr{'y' if n == 1 else 'ies'}"
+            )
 
     def warning(self, warning: str | None) -> str | None:
         for what in self.other:
@@ -318,6 +381,7 @@ def _xml_entry(e: Any, document_language: str | None, notes: _Notes) -> ParsedEn
         published, zone, date_only = _entry_date(raw_updated, dict.get(e, "updated_parsed"), notes)
     updated, _, _ = _entry_date(dict.get(e, "updated"), dict.get(e, "updated_parsed"), notes)
     author = _clean(_text(e.get("author"))) or None
+    title, summary, content = _repaired((title, summary, content), notes)
     return ParsedEntry(
         source_id=source_id,
         link=link,
@@ -334,6 +398,24 @@ def _xml_entry(e: Any, document_language: str | None, notes: _Notes) -> ParsedEn
         translations=translations,
         date_only=date_only,
     )
+
+
+def repair_mojibake(text: str) -> str:
+    """`text` with mojibake already in the source repaired by ftfy (`fix_encoding` only: no
+    other change, such as quotes or entities): UTF-8 that was read as windows-1252 or latin-1
+    upstream, "rÃ©cord" -> "récord", "Ð¯Ð½Ð´ÐµÐºÑ" -> "Яндекс". Text ftfy does not judge bad
+    (`ftfy.badness.is_bad`, a quick test) is returned unchanged; docs/fidelity.md measures
+    this on the whole corpus (every repair listed, no clean entry changed)."""
+    if not text or text.isascii() or not is_bad(text):
+        return text
+    return str(ftfy.fix_encoding(text))
+
+
+def _repaired(texts: tuple[str, str, str], notes: _Notes) -> tuple[str, str, str]:
+    fixed = (repair_mojibake(texts[0]), repair_mojibake(texts[1]), repair_mojibake(texts[2]))
+    if fixed != texts:
+        notes.repaired += 1
+    return fixed
 
 
 def _plain_title(value: str, kind: str) -> str:
@@ -452,8 +534,9 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
             continue
         if entry is not None:
             entries.append(entry)
+    notes.repairs_warning()
     return ParsedFeed(
-        title=_str(doc.get("title")),
+        title=repair_mojibake(_str(doc.get("title")) or "") or None,
         link=home,
         language=feed_lang,
         format="json" + version.rsplit("/", 1)[-1].replace(".", ""),
@@ -493,6 +576,7 @@ def _json_entry(item: dict[str, Any], feed_url: str, notes: _Notes) -> ParsedEnt
         return None
     published, zone, date_only = _json_date(item.get("date_published"), notes)
     updated, _, _ = _json_date(item.get("date_modified"), notes)
+    title, summary, content = _repaired((title, summary, content or ""), notes)
     return ParsedEntry(
         source_id=_str(item.get("id")) if not isinstance(item.get("id"), (int, float)) else str(item["id"]),
         link=link,
