@@ -257,10 +257,11 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     # gives either as feed.language), else the HTTP Content-Language.
     document_language = _str(feed.get("language")) or _str(headers.get("content-language"))
     notes = _Notes()
+    guids = relative_guids(data, url)
     entries = []
     for e in d.entries:
         try:
-            entry = _xml_entry(e, document_language, notes)
+            entry = _xml_entry(e, document_language, notes, guids)
         except Exception as exc:  # one unreadable item costs that item, never its feed
             notes.skip(f"{type(exc).__name__}: {exc}")
             continue
@@ -284,6 +285,7 @@ class _Notes:
         self.skipped: list[str] = []
         self.other: dict[str, None] = {}  # insertion-ordered set
         self.repaired = 0  # entries whose mojibake was repaired
+        self.zoneless: list[str] = []  # dates without a zone, read as UTC
 
     def skip(self, why: str) -> None:
         self.skipped.append(why)
@@ -300,6 +302,12 @@ class _Notes:
             )
 
     def warning(self, warning: str | None) -> str | None:
+        if self.zoneless:
+            n = len(self.zoneless)
+            self.note(
+                f"{n} date{'s' if n > 1 else ''} without a time zone read as UTC "
+                f"(e.g. {self.zoneless[0][:40]!r})"
+            )
         for what in self.other:
             warning = _join(warning, what)
         if self.skipped:
@@ -334,7 +342,9 @@ def _detail_html(detail: Any, value: str) -> str:
     return text_to_html(value) if kind == "text/plain" else value
 
 
-def _xml_entry(e: Any, document_language: str | None, notes: _Notes) -> ParsedEntry | None:
+def _xml_entry(
+    e: Any, document_language: str | None, notes: _Notes, guids: Mapping[str, str]
+) -> ParsedEntry | None:
     detail = e.get("title_detail") or {}
     raw_title = _text(e.get("title"))
     if len(raw_title) > 4 * MAX_TITLE_CHARS:  # cut before any copy is made: titles of megabytes
@@ -371,7 +381,9 @@ def _xml_entry(e: Any, document_language: str | None, notes: _Notes) -> ParsedEn
         if link.get("rel") == "alternate" and link.get("hreflang") and (url := _web_link(link.get("href")))
     )
     source_id = _clean(_text(e.get("id"))) or None
-    link = _entry_link(e, links, language or document_language)
+    if source_id is not None and source_id in guids:
+        source_id = guids[source_id]  # as written: "12345", not a made-up URL
+    link = _entry_link(e, links, language or document_language, guids)
     if not (title or link or _has_text(summary) or _has_text(content) or enclosures):
         notes.skip("an item with no title, no link and no text")
         return None
@@ -439,7 +451,26 @@ def _has_text(fragment: str) -> bool:
     return bool(fragment.strip())
 
 
-def _entry_link(e: Any, links: list[Mapping[str, Any]], language: str | None) -> str | None:
+_GUID = re.compile(rb"<guid\b[^>]*>\s*([^<\s]{1,500})\s*</guid>")
+
+
+def relative_guids(data: bytes, base: str) -> dict[str, str]:
+    """RSS guids that are not absolute URLs, as feedparser resolves them against the feed's
+    address ("12345" -> "https://example.org/12345") -> as written. Such a guid is an id,
+    never a link (RSS 2.0 "guid": a permalink only when it is a URL)."""
+    found: dict[str, str] = {}
+    if b"<guid" not in data:
+        return found
+    for m in _GUID.finditer(data):
+        raw = m.group(1).decode("utf-8", "replace")
+        if "://" not in raw and not raw.startswith(("/", "urn:", "tag:")):
+            found[urljoin(base, raw)] = raw
+    return found
+
+
+def _entry_link(
+    e: Any, links: list[Mapping[str, Any]], language: str | None, relative_guids: Mapping[str, str]
+) -> str | None:
     """The entry's own web page: its alternate link (RFC 4287 section 4.2.7.2) of no other
     language, an HTML one first, else any (a PDF is still the entry's page); else the RSS
     <link> or a permalink guid that is an http(s) URL. Never a translation's link, a `tag:`
@@ -458,6 +489,8 @@ def _entry_link(e: Any, links: list[Mapping[str, Any]], language: str | None) ->
             return url
     if alternates:
         return None  # only translations' links: none of them is this entry's
+    if e.get("guidislink") and e.get("link") == e.get("id") and e.get("id") in relative_guids:
+        return None  # feedparser made the link from a guid that is no URL ("12345")
     return _web_link(e.get("link"))
 
 
@@ -670,7 +703,7 @@ def _entry_date(raw: Any, parsed: Any, notes: _Notes) -> tuple[datetime | None, 
         if reading is not None:
             when, zone, date_only, warning = reading
             if warning:
-                notes.note(warning)
+                notes.zoneless.append(raw.strip())
             return when, zone, date_only
     return _time(parsed), _zone(raw), False
 
@@ -685,7 +718,7 @@ def _json_date(value: Any, notes: _Notes) -> tuple[datetime | None, str | None, 
         if reading is not None:
             when, zone, date_only, warning = reading
             if warning:
-                notes.note(warning)
+                notes.zoneless.append(value.strip())
             return when, zone, date_only
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         if dt.tzinfo is None:  # pragma: no cover - read_date takes zone-less times
