@@ -100,7 +100,7 @@ def main() -> None:
                 ledes["cut at a word"] += 1
             else:
                 ledes["cut at a sentence"] += 1
-            if lede != full and len(lede_examples) < 8:
+            if lede != full and len(lede_examples) < 12 and not any(f"`{rel}`" in x for x in lede_examples):
                 lede_examples.append(f"| `{rel}` | {len(full):,} | {len(lede)} | …{lede[-60:]} |")
             if e.date_only:
                 dates["date only"] += 1
@@ -127,7 +127,12 @@ def main() -> None:
         + (f", {failed} not read" if failed else "")
         + ". Rerun it after changing parse, normalise or text; the numbers below are its output.",
         "",
+        'The rules these figures measure are in README.md ("How entries are handled") and',
+        "are tested by kind in tests/test_fidelity_kinds.py and tests/test_cases.py.",
+        "",
         "## Encodings and other document warnings",
+        "",
+        "Every document whose reading needed a decision, with the warning `status` shows for it.",
         "",
         "| document | warning (as `status` shows it) |",
         "|---|---|",
@@ -136,7 +141,9 @@ def main() -> None:
         "## Mojibake repaired (ftfy `fix_encoding`)",
         "",
         f"{len(repairs)} fields repaired; {unchanged_clean:,} entries unchanged by the repair; "
-        f"**{changed_clean} changed text that ftfy did not judge bad** (must be 0).",
+        f"**{changed_clean} changed text that ftfy did not judge bad** (must be 0). Each repair is",
+        "listed (the first 70 characters of the field before and after); every one is UTF-8 that",
+        "was read as windows-1252 or latin-1 before the publisher wrote it into the feed.",
         "",
         "| entry | field | as in the source | repaired |",
         "|---|---|---|---|",
