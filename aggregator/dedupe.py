@@ -34,9 +34,6 @@ NEAR_DUPLICATE_WINDOW = timedelta(hours=48)
 MIN_TITLE_WORDS = 3
 MIN_TITLE_CHARS = 15
 MIN_UNSPACED_CHARS = 20
-# Source keys remembered per feed for one entry whose id changes (corrections; ids that change
-# on every poll would otherwise add a row per poll).
-MAX_KEYS_PER_FEED = 3
 
 
 def meaningful_title(title_key: str) -> bool:
@@ -179,35 +176,36 @@ def decide(
             same_print = by_fingerprint.get(c.fingerprint)
             if same_print is not None and not (own_keys(same_print, c.feed_url) & present):
                 match, rekeyed = same_print, True  # rule 2: an id that changed
-        if match is None and specific_title(c.title_key) and c.canonical_url:
-            # Republished under a new id: same feed, same link, same title, any later day;
-            # its old id has left the document. It keeps its first day.
+        if match is None and c.canonical_url and c.canonical_url not in shared_links:
+            # Same feed, same article link, the stored entry's own ids gone from the document:
+            # republished under a new id (same title, any later day: it keeps its first day),
+            # or edited after its id and link were corrected (same publication time, cases/16).
             match = next(
                 (
                     e
                     for e in map(current, by_url.get(c.canonical_url, []))
-                    if e.title_key == c.title_key
-                    and own_keys(e, c.feed_url)
+                    if own_keys(e, c.feed_url)
                     and not (own_keys(e, c.feed_url) & present)
+                    and url_identifies(c.canonical_url, e, c)
+                    and (
+                        (e.title_key == c.title_key and specific_title(c.title_key))
+                        or (e.published == c.published and e.published != e.first_seen and c.published != now)
+                    )
                 ),
                 None,
             )
             rekeyed = match is not None
         if match is not None:
             match = current(match)
-            if rekeyed:
-                # The publisher changed the id (and perhaps corrected the link): remember the new
-                # key, so the next edit finds the entry, and take the corrected link (cases/16).
-                if len(own_keys(match, c.feed_url)) < MAX_KEYS_PER_FEED:  # ids that churn per poll: bounded
-                    source = Source(c.feed_url, feed_name, c.source_key, c.link, now)
-                    new_sources.append((match.id, source))
-                    match = replace(match, sources=(*match.sources, source))
-                    by_source[(c.feed_url, c.source_key)] = match
-                if corrected_link(match, c):
-                    moved = replace(match, link=c.link, canonical_url=c.canonical_url)
-                    (inserts if match.id in inserts else updates)[match.id] = moved
-                    index(moved)
-                    match = moved
+            if rekeyed and corrected_link(match, c):
+                # The publisher changed the id and gave the entry another page (a corrected
+                # slug): take it, so the entry's link is the right one and a later edit, found
+                # by this link, updates it in place (cases/16). No source row is added: ids
+                # that change on every poll would add one per poll.
+                moved = replace(match, link=c.link, canonical_url=c.canonical_url)
+                (inserts if match.id in inserts else updates)[match.id] = moved
+                index(moved)
+                match = moved
             if match.feed_url == c.feed_url and match.content_hash != c.content_hash:
                 changed = _updated(match, c, now)
                 (inserts if match.id in inserts else updates)[match.id] = changed
