@@ -6,8 +6,14 @@ Rules, in order (the first that matches wins):
      the same id or link (it happens), stored under a key of its own.
   2. Same feed, same fingerprint (title + day), the title not a lone word ("Presseschau"),
      and the stored entry's own id gone from this poll's document: the same entry under an id
-     that changes per poll. Two items of one document are two entries, however alike.
+     that changes per poll. Two items of one document are two entries, however alike. A
+     corrected link (another page, not only other query parameters) replaces the stored one.
+  2b. Same feed, same canonical URL, the stored entry's own ids gone from the document, and
+     the same specific title (republished under a new guid, any later day: it keeps its
+     day) or the same publication time (edited after its guid and link were corrected).
   3. Another feed, same canonical URL, compatible language: the same article, syndicated.
+     A link that names no single article merges nothing: one that this document gives to
+     items of different titles, or a site's home page (unless the titles are the same).
   4. Same language, same normalised title (long enough to mean something), published within
      48 h: the same article under another link, unless both links are distinct pages of one
      site (two articles that share a title).

@@ -472,9 +472,11 @@ def _entry_link(
     e: Any, links: list[Mapping[str, Any]], language: str | None, relative_guids: Mapping[str, str]
 ) -> str | None:
     """The entry's own web page: its alternate link (RFC 4287 section 4.2.7.2) of no other
-    language, an HTML one first, else any (a PDF is still the entry's page); else the RSS
-    <link> or a permalink guid that is an http(s) URL. Never a translation's link, a `tag:`
-    id or another non-web URL; credentials and tokens are stripped (strip_secrets)."""
+    language, an HTML one first, else any (a PDF is still the entry's page); when every
+    alternate names another language, the first in document order (feedparser would take the
+    last: the last translation); else the RSS <link> or a permalink guid that is an http(s)
+    URL. Never a `tag:` id, a guid that is no URL or another non-web URL; credentials and
+    tokens are stripped (strip_secrets)."""
     alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
     own = [
         link
@@ -483,12 +485,12 @@ def _entry_link(
         or (language and str(link["hreflang"]).lower().split("-")[0] == language.lower().split("-")[0])
     ]
     html_first = sorted(own, key=lambda link: str(link.get("type") or "text/html") not in _HTML_TYPES)
-    for link in html_first:
+    for link in [*html_first, *alternates]:
         url = _web_link(link.get("href"))
         if url:
             return url
     if alternates:
-        return None  # only translations' links: none of them is this entry's
+        return None  # alternates, none of them a web page
     if e.get("guidislink") and e.get("link") == e.get("id") and e.get("id") in relative_guids:
         return None  # feedparser made the link from a guid that is no URL ("12345")
     return _web_link(e.get("link"))

@@ -418,3 +418,12 @@ def test_no_clean_fixture_is_changed_by_the_repair(name: str, monkeypatch: pytes
     monkeypatch.setattr(parse, "repair_mojibake", lambda text: text)
     raw = parse_feed(body, {"content-type": ctype}, "http://h/")
     assert [html_to_text(e.title) for e in repaired.entries] == [html_to_text(e.title) for e in raw.entries]
+
+
+def test_when_every_alternate_names_another_language_the_first_is_taken() -> None:
+    links = (
+        '<link rel="alternate" hreflang="it" href="https://e.org/it/a"/>'
+        '<link rel="alternate" hreflang="es" href="https://e.org/es/a"/>'
+    )
+    [c] = prepare(atom(f"<id>x</id><title>Titolo</title>{links}"))
+    assert c.link == "https://e.org/it/a"  # document order, not feedparser's last
