@@ -320,17 +320,26 @@ class _Notes:
         return warning
 
 
-_CDATA_ESCAPED = re.compile(rb"&lt;!\[CDATA\[(.*?)\]\]&gt;", re.DOTALL)
-
-
 def unescape_cdata(data: bytes) -> bytes:
     """`&lt;![CDATA[text]]&gt;` -> `text`: a description whose CDATA markers were escaped
     (the publisher escaped the section twice). feedparser 6.0 reads such an element as empty
     (kurtmckee/feedparser#440, fix proposed in #572, unreleased); its text is what was meant.
     `data` is UTF-8 (or another ASCII-compatible encoding)."""
-    if b"&lt;![CDATA[" not in data:
+    opener, closer = b"&lt;![CDATA[", b"]]&gt;"
+    start = data.find(opener)
+    if start < 0:
         return data
-    return _CDATA_ESCAPED.sub(lambda m: m.group(1), data)
+    parts: list[bytes] = []
+    keep = 0
+    while start >= 0:  # linear: each marker is looked at once, however many there are
+        end = data.find(closer, start + len(opener))
+        if end < 0:
+            break  # no later opener can be closed either
+        parts += [data[keep:start], data[start + len(opener) : end]]
+        keep = end + len(closer)
+        start = data.find(opener, keep)
+    parts.append(data[keep:])
+    return b"".join(parts)
 
 
 def _detail_html(detail: Any, value: str) -> str:
@@ -451,7 +460,7 @@ def _has_text(fragment: str) -> bool:
     return bool(fragment.strip())
 
 
-_GUID = re.compile(rb"<guid\b[^>]*>\s*([^<\s]{1,500})\s*</guid>")
+_GUID = re.compile(rb"<guid\b[^<>]{0,200}>\s{0,50}([^<\s]{1,500})\s{0,50}</guid>")
 
 
 def relative_guids(data: bytes, base: str) -> dict[str, str]:
@@ -661,6 +670,8 @@ def read_date(raw: str) -> tuple[datetime, str | None, bool, str | None] | None:
     Read here: a calendar date alone ("2024-05-01": date-only, midnight UTC, no zone);
     RFC 822 dates with a zone abbreviation from ZONE_ABBREVIATIONS ("CEST": +02:00); RFC 822
     and ISO 8601 dates with no zone at all, read as UTC with a warning (a date, not "now")."""
+    if len(raw) > 80:  # no date is this long; hostile text is not scanned
+        return None
     m = _DATE_ONLY.match(raw)
     if m:
         day = datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC)

@@ -204,3 +204,17 @@ def test_language_model_loads_once_under_threads(monkeypatch: pytest.MonkeyPatch
     for t in threads:
         t.join(timeout=60)
     assert len(loads) == 1
+
+
+def test_document_scans_stay_linear_on_hostile_input() -> None:
+    """The work-arounds that read raw bytes (escaped CDATA, guids that are no URL) and the date
+    reader must not go quadratic on a body of repeated markers (10 MiB is the fetch limit)."""
+    import time
+
+    from aggregator.parse import read_date, relative_guids, unescape_cdata
+
+    started = time.monotonic()
+    unescape_cdata(b"&lt;![CDATA[" * 500_000)
+    relative_guids(b"<guid" * 1_000_000, "https://example.org/")
+    assert read_date("1" * 100_000 + " CEST") is None
+    assert time.monotonic() - started < 5
