@@ -52,7 +52,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     if not head:
         raise NotAFeed("the server sent an empty body")
     if "json" in ctype or head.startswith(b"{"):
-        return _parse_json_feed(body, url)
+        return _parse_json_feed(body, url, headers.get("content-language"))
     return _parse_xml(body, headers, url)
 
 
@@ -552,7 +552,7 @@ def strip_secrets(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
+def _parse_json_feed(body: bytes, url: str, content_language: str | None = None) -> ParsedFeed:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
@@ -563,7 +563,7 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     items = doc.get("items")
     if not isinstance(items, list):
         raise NotAFeed("not a feed: JSON Feed without an 'items' list")
-    feed_lang = _str(doc.get("language"))
+    feed_lang = _str(doc.get("language")) or _str(content_language)  # else HTTP Content-Language
     home = _web_link(doc.get("home_page_url"))
     notes = _Notes()
     entries = []

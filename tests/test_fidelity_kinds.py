@@ -427,3 +427,15 @@ def test_when_every_alternate_names_another_language_the_first_is_taken() -> Non
     )
     [c] = prepare(atom(f"<id>x</id><title>Titolo</title>{links}"))
     assert c.link == "https://e.org/it/a"  # document order, not feedparser's last
+
+
+def test_json_feed_takes_http_content_language_as_document_evidence() -> None:
+    item = {"id": "x", "title": "Réforme des retraites", "content_text": FRENCH}
+    [c] = prepare(jsonfeed(item), "application/feed+json", **{"content-language": "en"})
+    assert (c.language, c.language_evidence) == ("fr", "identified")
+    [d] = prepare(
+        jsonfeed({"id": "y", "title": "Pension reform announced today"}),
+        "application/json",
+        **{"content-language": "en"},
+    )
+    assert (d.language, d.language_evidence) == ("en", "document")
