@@ -6,8 +6,14 @@ Rules, in order (the first that matches wins):
      the same id or link (it happens), stored under a key of its own.
   2. Same feed, same fingerprint (title + day), the title not a lone word ("Presseschau"),
      and the stored entry's own id gone from this poll's document: the same entry under an id
-     that changes per poll. Two items of one document are two entries, however alike.
+     that changes per poll. Two items of one document are two entries, however alike. A
+     corrected link (another page, not only other query parameters) replaces the stored one.
+  2b. Same feed, same canonical URL, the stored entry's own ids gone from the document, and
+     the same specific title (republished under a new guid, any later day: it keeps its
+     day) or the same publication time (edited after its guid and link were corrected).
   3. Another feed, same canonical URL, compatible language: the same article, syndicated.
+     A link that names no single article merges nothing: one that this document gives to
+     items of different titles, or a site's home page (unless the titles are the same).
   4. Same language, same normalised title (long enough to mean something), published within
      48 h: the same article under another link, unless both links are distinct pages of one
      site (two articles that share a title).
@@ -24,6 +30,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .models import Candidate, Source, StoredEntry, UpdatePlan
+from .normalise import entry_day
 
 # How strong each kind of language evidence is; identification beats nothing, declarations beat both.
 EVIDENCE_RANK = {"entry": 4, "document": 3, "config": 2, "identified": 1, "none": 0}
@@ -75,6 +82,36 @@ def two_posts(e: StoredEntry, c: Candidate, now: datetime) -> bool:
     return (
         different_text and e.published != c.published and e.published != e.first_seen and c.published != now
     )
+
+
+def corrected_link(e: StoredEntry, c: Candidate) -> bool:
+    """The feed now gives its own entry another page (a corrected slug, cases/16), not merely
+    other query parameters (session ids that change per poll)."""
+    if e.feed_url != c.feed_url or not c.link or not c.canonical_url or not e.canonical_url:
+        return False
+    return urlsplit(c.canonical_url)[:3] != urlsplit(e.canonical_url)[:3]
+
+
+def links_shared_by_titles(candidates: list[Candidate]) -> set[str]:
+    """Canonical links that one document gives to items of different titles: such a link (a
+    site's home page, a section page) names no single article, so it merges nothing."""
+    titles: dict[str, set[str]] = {}
+    for c in candidates:
+        if c.canonical_url:
+            titles.setdefault(c.canonical_url, set()).add(c.title_key)
+    return {url for url, keys in titles.items() if len(keys) > 1}
+
+
+def url_identifies(url: str | None, e: StoredEntry, c: Candidate) -> bool:
+    """Whether a link shared by a stored entry and a candidate from another feed proves them
+    one article. A site's home page (a path of "" or "/": feeds that link every item to their
+    front page) proves it only with the same title."""
+    if not url:
+        return False
+    path = urlsplit(url).path
+    if path in ("", "/") and not urlsplit(url).query:
+        return e.title_key == c.title_key and bool(c.title_key)
+    return True
 
 
 def near_duplicate(e: StoredEntry, c: Candidate) -> bool:
@@ -134,27 +171,67 @@ def decide(
         return inserts.get(e.id) or updates.get(e.id) or updates_view.get(e.id) or e
 
     present = {c.source_key for c in candidates}
+    shared_links = links_shared_by_titles(candidates)
     for c in candidates:
         match = by_source.get((c.feed_url, c.source_key))
         if match is not None and two_posts(current(match), c, now):
             c = replace(c, source_key=f"{c.source_key}#{c.fingerprint}")
             match = by_source.get((c.feed_url, c.source_key))
+        rekeyed = False
         if match is None and specific_title(c.title_key):
             same_print = by_fingerprint.get(c.fingerprint)
             if same_print is not None and not (own_keys(same_print, c.feed_url) & present):
-                match = same_print
+                match, rekeyed = same_print, True  # rule 2: an id that changed
+        if match is None and c.canonical_url and c.canonical_url not in shared_links:
+            # Same feed, same article link, the stored entry's own ids gone from the document:
+            # republished under a new id (same title, any later day: it keeps its first day),
+            # or edited after its id and link were corrected (same publication time, cases/16).
+            match = next(
+                (
+                    e
+                    for e in map(current, by_url.get(c.canonical_url, []))
+                    if own_keys(e, c.feed_url)
+                    and not (own_keys(e, c.feed_url) & present)
+                    and url_identifies(c.canonical_url, e, c)
+                    and (
+                        (e.title_key == c.title_key and specific_title(c.title_key))
+                        or (e.published == c.published and e.published != e.first_seen and c.published != now)
+                    )
+                ),
+                None,
+            )
+            rekeyed = match is not None
         if match is not None:
             match = current(match)
+            if rekeyed and corrected_link(match, c):
+                # The publisher changed the id and gave the entry another page (a corrected
+                # slug): take it, so the entry's link is the right one and a later edit, found
+                # by this link, updates it in place (cases/16). No source row is added: ids
+                # that change on every poll would add one per poll.
+                moved = replace(match, link=c.link, canonical_url=c.canonical_url)
+                (inserts if match.id in inserts else updates)[match.id] = moved
+                index(moved)
+                match = moved
             if match.feed_url == c.feed_url and match.content_hash != c.content_hash:
                 changed = _updated(match, c, now)
                 (inserts if match.id in inserts else updates)[match.id] = changed
                 index(changed)
-            else:
+            elif not rekeyed or match.id not in updates:
                 unchanged += 1
             continue
-        same_url = [current(e) for e in by_url.get(c.canonical_url or "", [])]
+        same_url = (
+            []
+            if c.canonical_url in shared_links
+            else [current(e) for e in by_url.get(c.canonical_url or "", [])]
+        )
         match = next(
-            (e for e in same_url if compatible(e.language, c.language) and not own_keys(e, c.feed_url)),
+            (
+                e
+                for e in same_url
+                if compatible(e.language, c.language)
+                and not own_keys(e, c.feed_url)
+                and url_identifies(c.canonical_url, e, c)
+            ),
             None,
         )
         if match is None and c.language:
@@ -217,13 +294,14 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
         language=c.language,
         language_tag=c.language_tag,
         language_evidence=c.language_evidence,
-        day=c.published.astimezone(zone).date(),
+        day=entry_day(c.published, c.date_only, zone),
         content_hash=c.content_hash,
         sources=(Source(c.feed_url, feed_name, c.source_key, c.link, now),),
         translations=c.translations,
         title_key=c.title_key,
         translation_key=c.translation_key,
         published_zone=c.published_zone,
+        date_only=c.date_only,
     )
 
 

@@ -15,10 +15,12 @@ are specific to the entry and trusted as written.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
+import langcodes
 import pycld2
 
 from .config import normalise_language_tag
@@ -87,12 +89,20 @@ class _Ranker(Protocol):
 
 @lru_cache(maxsize=4096)
 def normalise(tag: str | None) -> tuple[str, str] | None:
-    """'en_us' -> ('en', 'en-US'); None for empty or malformed tags."""
-    if not tag:
+    """A declared language tag -> (primary subtag, full BCP 47 tag), e.g. 'en_us' ->
+    ('en', 'en-US'); None for empty, malformed or unknown tags.
+
+    Codes are canonicalised with langcodes (BCP 47 / IANA registry): ISO 639-2 and
+    deprecated codes become their current form ('eng' -> 'en', 'iw' -> 'he', 'in' -> 'id',
+    'ji' -> 'yi'); 'und' (undetermined) is no declaration."""
+    if not tag or not isinstance(tag, str):
         return None
     try:
-        full = normalise_language_tag(tag)
-    except ValueError:
+        canonical = langcodes.standardize_tag(tag.strip().replace("_", "-"))
+        if canonical.split("-")[0] in ("und", "mul", "zxx"):
+            return None
+        full = normalise_language_tag(canonical)
+    except (ValueError, LookupError):
         return None
     return full.split("-")[0], full
 
@@ -168,7 +178,7 @@ _CLD2_OLD_CODES = {"iw": "he", "in": "id", "jw": "jv", "tl": "fil"}
 def _cld2_confirms(declared: str, text: str) -> bool:
     try:
         _, _, details = pycld2.detect(text, bestEffort=True)
-    except pycld2.error:  # CLD2 rejects some invalid UTF-8; then let py3langid judge
+    except (pycld2.error, UnicodeError, ValueError):  # CLD2 rejects some text; py3langid judges
         return False
     code = str(details[0][1]).split("-")[0].lower()
     return _CLD2_OLD_CODES.get(code, code) == declared
@@ -196,10 +206,21 @@ def _letters(text: str) -> int:
     return len(_LETTER.findall(text))
 
 
-@lru_cache(maxsize=1)
-def _model() -> _Ranker:
-    # Imported lazily: loading the model takes about a second and most runs never need it.
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+_MODEL: _Ranker | None = None
+_MODEL_LOCK = threading.Lock()
 
-    model: _Ranker = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+def _model() -> _Ranker:
+    """The py3langid model, loaded once per process. Loading takes about a second, so it is
+    lazy; the lock makes worker threads that arrive together wait for one load instead of each
+    loading a copy (lru_cache does not: 5-6 copies, 541 MB instead of 187 MB, issue 11)."""
+    global _MODEL
+    model = _MODEL
+    if model is None:
+        with _MODEL_LOCK:
+            if _MODEL is None:
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+                _MODEL = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            model = _MODEL
     return model

@@ -53,8 +53,8 @@ class ParsedEntry:
     """One entry as the source document states it, before language and dedupe decisions."""
 
     source_id: str | None  # guid / atom:id / JSON id, if the source gave one
-    link: str | None
-    title: str
+    link: str | None  # the entry's own page: an http(s) URL, secrets stripped
+    title: str  # plain text, as written ("List<String>"); "" when the item has none
     summary: str  # HTML as the source gave it (sanitised only when rendered)
     content: str  # HTML
     author: str | None = None

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from . import language
 from .models import Candidate, ParsedEntry, ParsedFeed
-from .text import fold, html_to_text, normalise_title, shorten
+from .text import fold, html_to_text, normalise_title, shorten, xml_safe
 
 # Dates outside this window are not believed: they fall back to the first-seen time.
 EARLIEST_BELIEVABLE = datetime.fromisoformat("1990-01-01T00:00:00+00:00")
@@ -101,6 +102,14 @@ def trusted_date(value: datetime | None, now: datetime) -> datetime:
     return value
 
 
+def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
+    """The front-page day an entry belongs to: its publication date in `zone` (site.timezone);
+    for a date-only entry ("2024-05-01") that date itself, in every zone."""
+    if date_only:
+        return published.astimezone(UTC).date()
+    return published.astimezone(zone).date()
+
+
 def prepare(
     feed: ParsedFeed,
     feed_url: str,
@@ -110,10 +119,63 @@ def prepare(
     now: datetime,
     translation_patterns: tuple[str, ...] = (),
 ) -> list[Candidate]:
-    """Turn one parsed document into candidates ready for the dedupe decision."""
+    """Turn one parsed document into candidates ready for the dedupe decision (entries that
+    cannot be prepared are left out: see prepare_feed, which also says why)."""
+    candidates, _ = prepare_feed(
+        feed, feed_url, configured_language, site_languages, zone, now, translation_patterns
+    )
+    return candidates
+
+
+def prepare_feed(
+    feed: ParsedFeed,
+    feed_url: str,
+    configured_language: str,
+    site_languages: tuple[str, ...],
+    zone: ZoneInfo,
+    now: datetime,
+    translation_patterns: tuple[str, ...] = (),
+) -> tuple[list[Candidate], str | None]:
+    """Candidates for every entry of `feed`, and the feed's warning: `feed.warning` plus, when
+    some entry could not be prepared (any exception), how many were skipped and why. One bad
+    entry costs that entry, never its feed (issue 11). Never raises for an entry."""
+    candidates = []
+    skipped: list[str] = []
+    for e in feed.entries:
+        try:
+            candidates.append(
+                _candidate(
+                    e, feed, feed_url, configured_language, site_languages, zone, now, translation_patterns
+                )
+            )
+        except Exception as exc:
+            skipped.append(f"{type(exc).__name__}: {exc}"[:200])
+    candidates = _split_shared_links(candidates)
+    warning = feed.warning
+    if skipped:
+        n = len(skipped)
+        more = f" (and {n - 1} more)" if n > 1 else ""
+        note = f"{n} entr{'y' if n == 1 else 'ies'} skipped (could not be read): {skipped[0]}{more}"
+        warning = f"{warning}; {note}" if warning else note
+    return candidates, warning
+
+
+def _split_shared_links(candidates: list[Candidate]) -> list[Candidate]:
+    """Items without an id are keyed by their link; when one document gives a link to items
+    of different titles (undated notes all linking to the blog's front page), the link
+    identifies none of them, so each is keyed by link and title instead."""
+    titles: dict[str, set[str]] = {}
+    for c in candidates:
+        if c.link and c.source_key == c.link:
+            titles.setdefault(c.link, set()).add(c.title_key)
+    shared = {link for link, keys in titles.items() if len(keys) > 1}
+    if not shared:
+        return candidates
     return [
-        _candidate(e, feed, feed_url, configured_language, site_languages, zone, now, translation_patterns)
-        for e in feed.entries
+        replace(c, source_key=f"{c.link}#{_hash(c.title_key)[:12]}")
+        if c.link in shared and c.source_key == c.link
+        else c
+        for c in candidates
     ]
 
 
@@ -127,16 +189,18 @@ def _candidate(
     now: datetime,
     translation_patterns: tuple[str, ...],
 ) -> Candidate:
-    title = html_to_text(entry.title) if "<" in entry.title or "&" in entry.title else fold(entry.title)
+    title = fold(xml_safe(entry.title))  # plain text already (parse decides what is markup)
     published = trusted_date(entry.published or entry.updated, now)
+    trusted = published is not now
+    date_only = entry.date_only and trusted
     updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
-    day = published.astimezone(zone).date().isoformat()
+    day = entry_day(published, date_only, zone).isoformat()
     summary_text = html_to_text(entry.summary or entry.content)
     lang = language.resolve(
         entry.language,
         feed.language,
         configured_language,
-        f"{title}. {shorten(summary_text, 400)}",
+        xml_safe(f"{title}. {shorten(summary_text, 400)}"),
         site_languages,
     )
     link = entry.link
@@ -164,5 +228,6 @@ def _candidate(
         translations=entry.translations,
         title_key=title_key,
         translation_key=translation_key(link, translation_patterns),
-        published_zone=entry.published_zone if published is not now else None,
+        published_zone=entry.published_zone if trusted else None,
+        date_only=date_only,
     )

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from . import dedupe, normalise
@@ -79,7 +80,7 @@ def _process(
 ) -> tuple[ParsedFeed, list[Candidate]]:
     assert result.body is not None
     parsed = parse_feed(result.body, result.headers, result.url)
-    candidates = normalise.prepare(
+    candidates, warning = normalise.prepare_feed(
         parsed,
         feed.key,
         feed.language,
@@ -88,6 +89,8 @@ def _process(
         now,
         tuple(config.site.translation_patterns),
     )
+    if warning != parsed.warning:  # entries skipped in normalise: status shows it
+        parsed = replace(parsed, warning=warning)
     return parsed, candidates
 
 

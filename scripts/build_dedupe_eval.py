@@ -40,7 +40,7 @@ from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
+from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
@@ -86,6 +86,7 @@ class Pair:
     a: Side
     b: Side
     note: str
+    together: bool | None = None  # set for made-up documents; else read from the captures
 
 
 # A corpus entry named in a table: "<file alias>#<index> <title prefix>", e.g.
@@ -2076,6 +2077,11 @@ TARGETS = {
     "title-correction": 25,
     "republished": 15,
     "near-dup": 22,
+    # issue 12 kinds, built last so every pair above stays byte-identical
+    "new-guid-republished": 12,
+    "guid-link-corrected": 12,
+    "shared-home-link": 12,
+    "shared-link-undated": 12,
 }
 
 
@@ -2094,6 +2100,79 @@ def build(corpus: Corpus, seed_path: Path) -> list[Pair]:
     pairs += build_similar_topic(corpus)
     pairs += build_translation(corpus, seed_path)
     pairs += build_different_time(corpus, rng)
+    pairs += build_issue12_kinds(corpus, pool, rng)
+    return pairs
+
+
+def _typo_slug(link: str, rng: random.Random) -> str | None:
+    """The link with one letter of its last path segment doubled: the publisher's typo."""
+    parts = urlsplit(link)
+    segments = parts.path.rstrip("/").split("/")
+    slug = segments[-1]
+    letters = [i for i, ch in enumerate(slug) if ch.isalpha()]
+    if len(letters) < 4:
+        return None
+    i = letters[rng.randrange(1, len(letters))]
+    segments[-1] = slug[:i] + slug[i] + slug[i:]
+    path = "/".join(segments) + ("/" if parts.path.endswith("/") else "")
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def build_issue12_kinds(corpus: Corpus, pool: Pool, rng: random.Random) -> list[Pair]:
+    """Issue 12's duplicate kinds. Same: republished under a new guid (same feed, link and
+    title, a later date); guid and link corrected (cases/16: a typo in the slug fixed).
+    Different: two feeds whose items link to a site's home page; undated, id-less items of
+    one feed (one document) that share a link."""
+    pairs: list[Pair] = []
+    picks = pool.take(TARGETS["new-guid-republished"], lambda s: s.id is not None and s.published is not None)
+    for rel, index, a in picks:
+        assert a.published is not None
+        days = rng.randint(2, 20)
+        b = replace(a, id=f"{a.id}#republished-{days}", published=a.published + timedelta(days=days))
+        note = f"b republishes {where(rel, index)} {days} days later under a new guid (same link and title)"
+        pairs.append(Pair("new-guid-republished", True, a, b, note))
+    picks = pool.take(
+        TARGETS["guid-link-corrected"],
+        lambda s: s.published is not None and _typo_slug(s.link or "", random.Random(0)) is not None,
+    )
+    for rel, index, good in picks:
+        typo = _typo_slug(good.link or "", rng)
+        assert typo
+        a = replace(good, link=typo, id=typo if good.id == good.link else good.id)
+        b = replace(good, id=good.link if good.id == good.link else f"{good.id}?corrected")
+        note = f"a is {where(rel, index)} with a typo in its slug; b corrects guid and link"
+        pairs.append(Pair("guid-link-corrected", True, a, b, note))
+    picks = pool.take(2 * TARGETS["shared-home-link"], lambda s: s.published is not None)
+    by_language: dict[str, list[tuple[str, int, Side]]] = {}
+    for pick in picks:
+        by_language.setdefault(pick[2].language, []).append(pick)
+    made = 0
+    for items in by_language.values():
+        for (rel_a, ia, a), (rel_b, ib, b) in zip(items[::2], items[1::2], strict=False):
+            if (
+                made >= TARGETS["shared-home-link"]
+                or a.feed == b.feed
+                or norm_title(a.title) == norm_title(b.title)
+            ):
+                continue
+            home = f"https://{urlsplit(a.link or '').hostname}/"
+            note = f"{where(rel_a, ia)} and {where(rel_b, ib)} (other feeds), both items linking to {home}"
+            a2 = replace(a, link=home, id=None)
+            b2 = replace(b, link=home, id=None, feed=b.feed + "#mirror", published=a.published)
+            pairs.append(Pair("shared-home-link", False, a2, b2, note))
+            made += 1
+    for rel in corpus.files:
+        if len([p for p in pairs if p.kind == "shared-link-undated"]) >= TARGETS["shared-link-undated"]:
+            break
+        if rel in POOL_EXCLUDED_FILES or corpus.count(rel) < 2:
+            continue
+        a, b = corpus.side_at(rel, 0), corpus.side_at(rel, 1)
+        if not a.title or not b.title or norm_title(a.title) == norm_title(b.title) or not a.link:
+            continue
+        a2 = replace(a, id=None, published=None)
+        b2 = replace(b, id=None, published=None, link=a.link)
+        note = f"{where(rel, 0)} and {where(rel, 1)}: undated, no guid, both linking to {a.link}"
+        pairs.append(Pair("shared-link-undated", False, a2, b2, note, together=True))
     return pairs
 
 
@@ -2125,7 +2204,7 @@ def to_lines(pairs: list[Pair], corpus: Corpus) -> list[str]:
             "pair": f"{p.kind}-{counters[p.kind]}",
             "kind": p.kind,
             "same": p.same,
-            "together": together(p, docs),
+            "together": p.together if p.together is not None else together(p, docs),
             "a": p.a.to_json(),
             "b": p.b.to_json(),
             "note": p.note,
