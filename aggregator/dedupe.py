@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -217,13 +217,15 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
         language=c.language,
         language_tag=c.language_tag,
         language_evidence=c.language_evidence,
-        day=c.published.astimezone(zone).date(),
+        # A date-only entry belongs to its calendar date in every zone (stored as 00:00 UTC).
+        day=c.published.astimezone(UTC).date() if c.date_only else c.published.astimezone(zone).date(),
         content_hash=c.content_hash,
         sources=(Source(c.feed_url, feed_name, c.source_key, c.link, now),),
         translations=c.translations,
         title_key=c.title_key,
         translation_key=c.translation_key,
         published_zone=c.published_zone,
+        date_only=c.date_only,
     )
 
 
