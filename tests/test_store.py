@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.store import SCHEMA_VERSION, Store
+from aggregator.store import SCHEMA_VERSION, Store, StoreSchemaError
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer
 
@@ -40,7 +40,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "a.db")
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer than this program"):
+    with pytest.raises(StoreSchemaError, match="newer than this program"):
         Store(tmp_path / "a.db")
 
 
@@ -90,7 +90,7 @@ def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = Store(path)
-    assert store.version == SCHEMA_VERSION == 2
+    assert store.version == SCHEMA_VERSION == 3
     [entry] = store.entries_by_id(["e1"])
     assert entry.title_key == "peru il movimento" and entry.published_zone is None
     indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
