@@ -353,7 +353,7 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
             next_poll,
             Text("; ".join(n for n in notes if n)),
         )
-    out.print(table)
+    _print_table(table)
     counts = ", ".join(f"{k}: {v}" for k, v in languages.items())
     out.print(f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}", markup=False)
 
@@ -373,7 +373,14 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
         url = "" if r["url"] == feed.key else r["url"]  # only shown when it differs (redirects)
         table.add_row(r["started"], Text(url), str(r["status"] or "—"), str(r["bytes"] or "—"),
                       f"{r['duration_ms'] or 0:.0f}", r["outcome"], Text(r["error"] or ""))  # fmt: skip
-    out.print(table)
+    _print_table(table)
+
+
+def _print_table(table: Table) -> None:
+    """On a terminal, at its width. Through a pipe or into a file rich assumes 80 columns, where
+    the short columns alone fill the line and names and errors vanish: there, 200."""
+    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, 200))
+    console.print(table)
 
 
 def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:

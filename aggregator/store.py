@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -333,6 +335,15 @@ class FeedStats:
     seen_in: int  # entries this feed carried, counting ones merged from elsewhere
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file behind `path` (device, inode), None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class _Database:
     """The connection, with the one `execute` our queries use (kept as `Store.db`)."""
 
@@ -413,10 +424,23 @@ class Store:
             # isolation_level=None: no implicit transactions; `_write` begins and ends them.
             conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
             self.db = _Database(conn)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go
+            self._identity = _identity(self.path)
             conn.execute("PRAGMA foreign_keys=ON")
-            self.migrate()
+            conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go
+            # Switching a new file to WAL, and the first reads after another process did, can
+            # answer SQLITE_BUSY without waiting on the busy handler: retried within the timeout.
+            give_up = time.monotonic() + busy_timeout
+            while True:  # bounded by give_up
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    self.migrate()
+                    break
+                except (sqlite3.OperationalError, StoreLocked) as e:
+                    cause = e.__cause__ if isinstance(e, StoreLocked) else e
+                    code = getattr(cause, "sqlite_errorcode", 0) or 0
+                    if code & 0xFF not in (_BUSY, _LOCKED) or time.monotonic() >= give_up:
+                        raise
+                    time.sleep(0.02)
         except BaseException as e:
             if conn is not None:
                 conn.close()
@@ -435,6 +459,12 @@ class Store:
         if conn.in_transaction:
             yield
             return
+        if _identity(self.path) != self._identity:
+            # SQLite would go on writing to the unlinked file: everything written would vanish.
+            raise StoreMissing(
+                f"the database {self.path} was deleted or replaced while in use: "
+                "nothing more is written to it (restart to open the file now there)"
+            )
         try:
             conn.execute("BEGIN IMMEDIATE")
         except _DRIVER_ERRORS as e:
