@@ -506,6 +506,8 @@ class Store:
         the write lock and then reads the version, so processes racing to create or upgrade
         one database run each step once. Raises StoreSchemaError for a newer schema."""
         conn = self.db.conn
+        if self.version == SCHEMA_VERSION:
+            return  # the common case reads only, so it never waits for another writer
         while True:  # bounded: each pass applies one step or ends
             with self._write():
                 current = self.version
