@@ -456,7 +456,11 @@ class Store:
         """One write transaction: the write lock is taken first (BEGIN IMMEDIATE), so what is
         read inside is still true at commit. Joins a transaction already open."""
         conn = self.db.conn
-        if conn.in_transaction:
+        try:
+            joined = conn.in_transaction
+        except _DRIVER_ERRORS as e:  # a closed connection
+            raise store_error(e, self.path) from e
+        if joined:
             yield
             return
         if _identity(self.path) != self._identity:
