@@ -17,7 +17,7 @@ from .config import Config, FeedConfig
 from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
 from .parse import NotAFeed, parse_feed
-from .store import Store, StoreError
+from .store import Store, StoreError, StoreLocked
 
 log = logging.getLogger("aggregator.poll")
 
@@ -127,7 +127,9 @@ async def poll_feed(
         else:
             error = f"internal error: {type(e).__name__}: {e}"
             log.exception("feed=%r poll failed", feed.title)
-        return _failed(feed, config, store, result, state, now(), rng, outcome, error)
+        # Recording under a lock that just outlasted the busy timeout would wait as long again.
+        record = not isinstance(e, StoreLocked)
+        return _failed(feed, config, store, result, state, now(), rng, outcome, error, record)
 
 
 async def _poll(
@@ -209,6 +211,7 @@ def _failed(
     rng: random.Random | None,
     outcome: Outcome,
     error: str,
+    record: bool = True,
 ) -> PollReport:
     """A poll that failed in the program or the store: back-off from the count before it,
     and a best-effort record (the store may be what failed: then it is only logged)."""
@@ -221,13 +224,16 @@ def _failed(
     url = result.url if result else feed.key
     status = result.status if result else None
     duration = result.duration_ms if result else 0.0
-    try:
-        store.record_failure(
-            feed.key, url=url, status=status, outcome=outcome.value, error=error,
-            error_count=errors, next_poll=when, fetched_at=started, duration_ms=duration,
-        )  # fmt: skip
-    except Exception as e:
-        log.error("feed=%r the failure could not be recorded either: %s", feed.title, e)
+    if not record:
+        log.error("feed=%r the failure is not recorded: the store is locked", feed.title)
+    else:
+        try:
+            store.record_failure(
+                feed.key, url=url, status=status, outcome=outcome.value, error=error,
+                error_count=errors, next_poll=when, fetched_at=started, duration_ms=duration,
+            )  # fmt: skip
+        except Exception as e:
+            log.error("feed=%r the failure could not be recorded either: %s", feed.title, e)
     return PollReport(
         feed_url=feed.key,
         feed_name=feed.title,

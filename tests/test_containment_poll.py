@@ -221,7 +221,7 @@ async def test_a_lock_held_by_another_process_costs_the_poll(world: tuple[Config
         with write_lock_held(path):
             started = time.monotonic()
             report = await poll_once(config, store, "F")
-            assert time.monotonic() - started < 5  # waited the busy timeout (twice), then gave up
+            assert time.monotonic() - started < 3  # waited the busy timeout once, then gave up
             assert_failed_and_rescheduled(report, Outcome.STORE_ERROR, "locked by another process")
         # Once the lock is gone the feed stores as if nothing happened; G's entry is intact.
         report = await poll_once(config, store, "F")
