@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import render
 from .config import Config, ConfigError, FeedConfig, load_config
@@ -23,7 +26,7 @@ from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
 from .publish import publish as publish_all
-from .store import Store
+from .store import BUSY_TIMEOUT, Store, StoreError
 
 console = Console(stderr=True)
 out = Console(soft_wrap=True, highlight=False)
@@ -42,8 +45,15 @@ class Context:
             click.echo(f"invalid configuration:\n{e}", err=True)
             sys.exit(1)
 
-    def store(self) -> Store:
-        return Store(self.data_dir / "aggregator.db")
+    def store(self, create: bool = False) -> Store:
+        """The store in DATA; only `fetch` creates it (elsewhere a missing one is an error,
+        never a silently empty site). AGGREGATOR_BUSY_TIMEOUT: seconds to wait for another
+        process's write lock (default 10)."""
+        try:
+            timeout = float(os.environ.get("AGGREGATOR_BUSY_TIMEOUT", BUSY_TIMEOUT))
+        except ValueError:
+            timeout = BUSY_TIMEOUT
+        return Store(self.data_dir / "aggregator.db", create=create, busy_timeout=timeout)
 
     @property
     def public_dir(self) -> Path:
@@ -53,7 +63,32 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """Turns the failures an operator must act on into one line and exit 1: the store's
+    (disk full, read-only, locked, missing, corrupt) and the file system's. `-v` adds the
+    traceback. Ctrl-C ends with one line and exit 130 (128 + SIGINT), stored work kept."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StoreError, OSError) as e:
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {_one_line(e)}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: polls in flight were abandoned; what was stored is kept", err=True)
+            sys.exit(130)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and not isinstance(e, StoreError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default="feeds.yaml",
     envvar="AGGREGATOR_CONFIG", show_default=True, show_envvar=True,
@@ -95,7 +130,7 @@ def check(ctx: Context) -> None:
     """
     config = ctx.config()
     langs = ", ".join(config.site.languages)
-    out.print(f"{ctx.config_path}: ok — {len(config.feeds)} feeds, languages {langs}")
+    out.print(f"{ctx.config_path}: ok — {len(config.feeds)} feeds, languages {langs}", markup=False)
 
 
 @main.command()
@@ -122,7 +157,7 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
             if found is None:
                 raise click.BadParameter(f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed")
             feeds.append(found)
-    store = ctx.store()
+    store = ctx.store(create=True)
     try:
         sync_feeds(config, store)
         started = datetime.now(UTC)
@@ -151,22 +186,25 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
 def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
     skipped = [r for r in reports if r.skipped]
     polled = [r for r in reports if not r.skipped]
-    ok = [r for r in polled if r.outcome in (Outcome.OK, Outcome.NOT_MODIFIED)]
-    failed = [r for r in polled if r not in ok]
+    good = (Outcome.OK, Outcome.NOT_MODIFIED)
+    ok = [r for r in polled if r.outcome in good]
+    failed = [r for r in polled if r.outcome not in good]
     new = sum(r.inserted for r in reports)
+    # markup=False: names and errors are external text ("HTTP 500 Oops [/x]"), never markup.
     out.print(
         f"polled {len(polled)} feeds in {elapsed:.1f} s: {len(ok)} ok, {len(failed)} failed; "
         f"{new} new, {sum(r.updated for r in reports)} updated, "
         f"{sum(r.merged for r in reports)} merged from other feeds"
-        + (f"; {len(skipped)} skipped (gone)" if skipped else "")
+        + (f"; {len(skipped)} skipped (gone)" if skipped else ""),
+        markup=False,
     )
     for r in ok:
         if r.warning:
-            out.print(f"  warning  {r.feed_name}: {r.warning}")
+            out.print(f"  warning  {r.feed_name}: {r.warning}", markup=False)
     for r in failed:
-        out.print(f"  FAILED   {r.feed_name}: {r.error}")
+        out.print(f"  FAILED   {r.feed_name}: {r.error}", markup=False)
     for r in skipped:
-        out.print(f"  SKIPPED  {r.feed_name}: {r.error}")
+        out.print(f"  SKIPPED  {r.feed_name}: {r.error}", markup=False)
 
 
 @main.command()
@@ -180,7 +218,9 @@ def publish(ctx: Context) -> None:
         report = publish_all(store, config, ctx.public_dir)
     finally:
         store.close()
-    out.print(f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}")
+    out.print(
+        f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}", markup=False
+    )
 
 
 @main.command()
@@ -301,20 +341,21 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         next_poll = _short(s.state.next_poll)
         if s.state.gone or not configured[s.state.url].enabled:
             next_poll = "never" if s.state.gone else "disabled"
+        # Text cells: feed names, errors and URLs are external text, never rich markup.
         table.add_row(
-            s.state.name,
-            s.language,
+            Text(s.state.name),
+            Text(s.language),
             _short(s.state.last_polled),
             str(s.state.last_status or "—"),
             str(s.seen_in),
             str(s.state.error_count),
             intervals[s.state.url][0],
             next_poll,
-            "; ".join(n for n in notes if n),
+            Text("; ".join(n for n in notes if n)),
         )
-    out.print(table)
+    _print_table(table)
     counts = ", ".join(f"{k}: {v}" for k, v in languages.items())
-    out.print(f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}")
+    out.print(f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}", markup=False)
 
 
 def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json: bool) -> None:
@@ -325,14 +366,21 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
     if as_json:
         sys.stdout.write(json.dumps({"feed": feed.key, "polls": rows}, indent=2) + "\n")
         return
-    table = Table(title=f"{feed.title}: last {len(rows)} polls")
+    table = Table(title=Text(f"{feed.title}: last {len(rows)} polls"))
     for col in ("started (UTC)", "URL", "HTTP", "bytes", "ms", "outcome", "error"):
         table.add_column(col, overflow="fold")
     for r in rows:
         url = "" if r["url"] == feed.key else r["url"]  # only shown when it differs (redirects)
-        table.add_row(r["started"], url, str(r["status"] or "—"), str(r["bytes"] or "—"),
-                      f"{r['duration_ms'] or 0:.0f}", r["outcome"], r["error"] or "")  # fmt: skip
-    out.print(table)
+        table.add_row(r["started"], Text(url), str(r["status"] or "—"), str(r["bytes"] or "—"),
+                      f"{r['duration_ms'] or 0:.0f}", r["outcome"], Text(r["error"] or ""))  # fmt: skip
+    _print_table(table)
+
+
+def _print_table(table: Table) -> None:
+    """On a terminal, at its width. Through a pipe or into a file rich assumes 80 columns, where
+    the short columns alone fill the line and names and errors vanish: there, 200."""
+    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, 200))
+    console.print(table)
 
 
 def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import email.utils
 import ipaddress
+import logging
+import re
 import socket
 import time
 import zlib
@@ -32,6 +34,8 @@ import httpx
 
 from .config import FeedConfig, FetchSettings
 from .models import FeedState, FetchResult, Outcome
+
+log = logging.getLogger("aggregator.fetch")
 
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = timedelta(hours=24)
@@ -61,14 +65,33 @@ class _BadEncoding(Exception):
     pass
 
 
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() is true for "²" and "٣"
+
+
+def parse_count(value: str | None, cap: int) -> int | None:
+    """A header's non-negative decimal number (RFC 9110 section 5.6.1 "1*DIGIT", ASCII digits
+    only), at most `cap`; None when it is not one. 5,000 digits give `cap`, not an error."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not _DIGITS.fullmatch(value):
+        return None
+    digits = value.lstrip("0") or "0"
+    if len(digits) > len(str(cap)):
+        return cap  # longer than cap itself: larger, without converting (int() refuses 4,301+ digits)
+    return min(int(digits), cap)
+
+
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
-    """Retry-After as seconds or an HTTP date, never in the past, capped at 24 h from now."""
+    """Retry-After (RFC 9110 section 10.2.3) as seconds or an HTTP date, never in the past,
+    capped at 24 h from now; None when it is neither."""
     if not value:
         return None
     value = value.strip()
     when: datetime | None
-    if value.isdigit():
-        seconds = min(int(value), int(MAX_RETRY_AFTER.total_seconds()))  # huge numbers overflow
+    cap = int(MAX_RETRY_AFTER.total_seconds())
+    seconds = parse_count(value, cap)
+    if seconds is not None:
         when = now + timedelta(seconds=seconds)
     else:
         try:
@@ -78,6 +101,38 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
     return min(max(when, now), now + MAX_RETRY_AFTER)
+
+
+MAX_VALIDATOR_LENGTH = 1024
+# entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text (RFC 9110
+# section 8.8.3). Unquoted tags are common and harmless, so any visible ASCII is taken; obs-text
+# is not: httpx refuses to send non-ASCII header values, so such a tag would break every poll.
+_ETAG = re.compile(r"[\x21-\x7e]+")
+
+
+def valid_etag(value: str | None) -> str | None:
+    """The ETag if it can be sent back as If-None-Match (visible ASCII, at most 1 KiB), else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_VALIDATOR_LENGTH or not _ETAG.fullmatch(value):
+        return None
+    return value
+
+
+def valid_http_date(value: str | None) -> str | None:
+    """Last-Modified if it is an HTTP date (RFC 9110 section 5.6.7) that can be sent back as
+    If-Modified-Since (ASCII, at most 1 KiB), else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_VALIDATOR_LENGTH or not value.isascii() or not value.isprintable():
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return value if when is not None else None
 
 
 # -- SSRF guard -----------------------------------------------------------------------
@@ -309,7 +364,8 @@ class Fetcher:
         await self.aclose()
 
     async def fetch(self, feed: FeedConfig, state: FeedState | None = None) -> FetchResult:
-        """Poll one feed. Never raises for network or HTTP trouble: it is in the result."""
+        """Poll one feed. Never raises (but cancellation): network and HTTP trouble, and any
+        unexpected exception inside (logged with its traceback), are in the result."""
         url = (state.permanent_url if state and state.permanent_url else None) or feed.key
         timeout = (feed.timeout or self.settings.timeout).total_seconds()
         max_bytes = feed.max_bytes or self.settings.max_bytes
@@ -333,6 +389,15 @@ class Fetcher:
                     outcome=Outcome.NETWORK_ERROR,
                     error=f"no complete answer within {timeout:g} s (connect, headers and body)",
                 )
+            except Exception as e:  # whatever a server makes a library do costs one poll
+                log.exception("feed=%r unexpected error while fetching", feed.title)
+                result = FetchResult(
+                    feed_url=feed.key,
+                    url=url,
+                    status=None,
+                    outcome=Outcome.NETWORK_ERROR,
+                    error=f"unexpected error while fetching: {type(e).__name__}: {e}",
+                )
             finally:
                 self._load[index] -= 1
         return _with_timing(result, now, (time.perf_counter() - started) * 1000)
@@ -348,10 +413,13 @@ class Fetcher:
         timeout: float,
     ) -> FetchResult:
         headers: dict[str, str] = {}
-        if state and state.etag:
-            headers["If-None-Match"] = state.etag
-        if state and state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
+        # Checked again before sending: a database from before the check may hold bad ones.
+        etag = valid_etag(state.etag) if state else None
+        modified = valid_http_date(state.last_modified) if state else None
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
         guard = AddressGuard(feed.key, feed.allow_private, self.resolver)
         if url != feed.key:
             # A remembered 301/308 target gets the same check as the redirect that found it.
@@ -376,7 +444,10 @@ class Fetcher:
                 )
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    target = urljoin(url, response.headers["location"].strip())
+                    location = response.headers["location"]
+                    target = _redirect_target(url, location)
+                    if target is None:
+                        return _failure(feed, url, response, f"redirect to an invalid URL: {location!r}")
                     all_permanent = all_permanent and response.status_code in _PERMANENT
                     hops += 1
                     if target in seen:
@@ -428,12 +499,15 @@ class Fetcher:
             if retry:
                 error += f"; asked to wait until {retry:%Y-%m-%d %H:%M} UTC (Retry-After)"
             return result(Outcome.HTTP_ERROR, error=error, retry_after=retry)
-        declared = headers.get("content-length", "")
+        declared = parse_count(headers.get("content-length"), max_bytes + 1)
         encoding = headers.get("content-encoding", "")
-        if declared.isdigit() and int(declared) > max_bytes and encoding in ("", "identity"):
+        if declared is not None and declared > max_bytes and encoding in ("", "identity"):
             return result(
                 Outcome.TOO_LARGE,
-                error=f"body of {int(declared):,} bytes is over the limit of {max_bytes:,}",
+                error=(
+                    f"body of {_size_words(headers['content-length'])} bytes "
+                    f"is over the limit of {max_bytes:,}"
+                ),
             )
         try:
             body = await _read_limited(response, encoding, max_bytes)
@@ -447,7 +521,10 @@ class Fetcher:
         except httpx.HTTPError as e:
             return result(Outcome.NETWORK_ERROR, error=_describe_network_error(e))
         return result(
-            Outcome.OK, body=body, etag=headers.get("etag"), last_modified=headers.get("last-modified")
+            Outcome.OK,
+            body=body,
+            etag=valid_etag(headers.get("etag")),
+            last_modified=valid_http_date(headers.get("last-modified")),
         )
 
 
@@ -466,8 +543,8 @@ async def _read_limited(response: httpx.Response, encoding: str, max_bytes: int)
 async def _drain(response: httpx.Response) -> None:
     """Read a small unwanted body to its end so the connection can be reused. Trouble here
     only costs the connection: the answer's status is what counts."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > DRAIN_BYTES:
+    declared = parse_count(response.headers.get("content-length"), DRAIN_BYTES + 1)
+    if declared is not None and declared > DRAIN_BYTES:
         return
     size = 0
     with contextlib.suppress(httpx.HTTPError, httpx.StreamError):  # StreamError: already read
@@ -475,6 +552,30 @@ async def _drain(response: httpx.Response) -> None:
             size += len(raw)
             if size > DRAIN_BYTES:
                 return
+
+
+def _size_words(declared: str) -> str:
+    digits = declared.strip().lstrip("0")
+    return f"{int(digits):,}" if len(digits) <= 30 else f"a {len(digits):,}-digit number of"
+
+
+def _redirect_target(url: str, location: str) -> str | None:
+    """The absolute URL a Location names, or None when it is no usable http(s) URL: httpx
+    accepts values the URL parser then rejects (`http://[::1`, port 99999, controls)."""
+    try:
+        target = urljoin(url, location.strip())
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+        httpx.URL(target)
+    except (ValueError, httpx.InvalidURL):
+        return None
+    if not target.isascii() or not target.isprintable():
+        # Sent again as a request line: only what httpx would percent-encode the same way.
+        try:
+            target = str(httpx.URL(target))
+        except (ValueError, httpx.InvalidURL):
+            return None
+    return target
 
 
 def _failure(feed: FeedConfig, url: str, response: httpx.Response, error: str) -> FetchResult:

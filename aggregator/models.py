@@ -20,6 +20,8 @@ class Outcome(StrEnum):
     TOO_LARGE = "too-large"
     NOT_A_FEED = "not-a-feed"
     GONE = "gone"
+    STORE_ERROR = "store-error"  # the answer arrived but could not be stored (disk full, locked, ...)
+    INTERNAL_ERROR = "internal-error"  # a bug in this program, caught around the poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ class PollReport:
     warning: str | None = None
     duration_ms: float = 0.0
     skipped: bool = False  # not polled at all (the feed is gone); `error` says why
+    next_poll: datetime | None = None  # when the poll policy wants it polled again (None: never)
 
     @property
     def changed(self) -> bool:

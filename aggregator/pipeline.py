@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from . import dedupe, normalise
 from .config import Config, FeedConfig
 from .fetch import Fetcher
-from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport
+from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
 from .parse import NotAFeed, parse_feed
-from .store import Store
+from .store import Store, StoreError, StoreLocked
 
 log = logging.getLogger("aggregator.poll")
 
@@ -72,7 +72,9 @@ def next_poll(
 
 
 def sync_feeds(config: Config, store: Store) -> None:
+    """The configured feeds into the store, and every entry's day into `site.timezone`."""
     store.sync_feeds((f.key, f.title, f.language) for f in config.feeds)
+    store.sync_zone(config.site.zone)
 
 
 def _process(
@@ -103,19 +105,49 @@ async def poll_feed(
     rng: random.Random | None = None,
     state: FeedState | None = None,
 ) -> PollReport:
-    """Poll one feed and store what it brought. Never raises for a bad feed or server.
+    """Poll one feed and store what it brought. Never raises (but cancellation): whatever
+    fails (the server, the fetcher, parsing, dedupe, the store: disk full, locked, read-only,
+    deleted) is recorded with its reason as far as the store allows (else logged), counts as
+    one more consecutive error, and sets the next poll with back-off; the report says so.
 
     `state` is the feed's stored state if the caller has it already (else it is read).
-    A 304 costs that read and one write of the poll record: no parsing, no entry lookups."""
-    state = state or store.feed_state(feed.key)
-    result = await fetcher.fetch(feed, state)
-    started = now()
+    A 304 costs that read and one write of the poll record: no parsing, no entry lookups.
+    The answer's validators are stored only with a successful parse and store (issue 11:
+    else the next poll gets a 304 and the failure vanishes from `status`)."""
+    result: FetchResult | None = None
+    try:
+        if state is None:
+            state = store.feed_state(feed.key)
+        result = await fetcher.fetch(feed, state)
+        return await _poll(feed, config, store, result, state, now(), rng)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # the one place a poll's failures end: never past here
+        outcome = Outcome.STORE_ERROR if isinstance(e, StoreError) else Outcome.INTERNAL_ERROR
+        if outcome is Outcome.STORE_ERROR:
+            error = f"could not store the poll: {e}"
+            log.error("feed=%r %s", feed.title, error)
+        else:
+            error = f"internal error: {type(e).__name__}: {e}"
+            log.exception("feed=%r poll failed", feed.title)
+        # Recording under a lock that just outlasted the busy timeout would wait as long again.
+        record = not isinstance(e, StoreLocked)
+        return _failed(feed, config, store, result, state, now(), rng, outcome, error, record)
+
+
+async def _poll(
+    feed: FeedConfig,
+    config: Config,
+    store: Store,
+    result: FetchResult,
+    state: FeedState | None,
+    started: datetime,
+    rng: random.Random | None,
+) -> PollReport:
     errors = state.error_count if state else 0
-    title = None
-    warning = None
-    inserted = updated = merged = unchanged = 0
-    outcome = result.outcome
-    error = result.error
+    title = warning = None
+    outcome, error = result.outcome, result.error
+    candidates: list[Candidate] | None = None
     if outcome is Outcome.OK:
         try:
             parsed, candidates = await asyncio.to_thread(_process, result, feed, config, started)
@@ -126,47 +158,94 @@ async def poll_feed(
             outcome, error = Outcome.NOT_A_FEED, f"could not parse: {type(e).__name__}: {e}"
         else:
             title, warning = parsed.title, parsed.warning
-            existing = store.lookup(feed.key, candidates)
-            plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
-            store.apply(plan)
-            inserted, updated = len(plan.inserts), len(plan.updates)
-            merged, unchanged = len(plan.new_sources), plan.unchanged
     if outcome is Outcome.NOT_MODIFIED and state:
         warning = state.warning  # same document as last time: its warning still holds
     failed = outcome not in (Outcome.OK, Outcome.NOT_MODIFIED)
     errors = errors + 1 if failed else 0
     gone = outcome is Outcome.GONE
+    plan = UpdatePlan()
     when = None
-    if not gone:
-        interval = poll_interval(
-            feed, config, lambda: store.entries_published_since(feed.key, started - WEEK)
+    # One unit of work: lookup, apply and the poll's record commit together or not at all.
+    # No await inside: the write lock is held until the block ends.
+    with store.poll(feed.key) as work:
+        if candidates is not None:
+            existing = work.lookup(candidates)
+            plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
+            work.apply(plan)
+        if not gone:
+            interval = poll_interval(feed, config, lambda: work.entries_published_since(started - WEEK))
+            when = next_poll(interval, errors, started, result.retry_after, rng)
+        work.record(
+            result,
+            error=error,
+            outcome=outcome.value,
+            error_count=errors,
+            next_poll=when,
+            title=title,
+            warning=warning,
+            gone=gone,
+            validators=outcome is Outcome.OK,
         )
-        when = next_poll(interval, errors, started, result.retry_after, rng)
-    store.record_poll(
-        result,
-        error=error,
-        outcome=outcome.value,
-        error_count=errors,
-        next_poll=when,
-        title=title,
-        warning=warning,
-        gone=gone,
-    )
     report = PollReport(
         feed_url=feed.key,
         feed_name=feed.title,
         outcome=outcome,
         status=result.status,
         error=error,
-        inserted=inserted,
-        updated=updated,
-        merged=merged,
-        unchanged=unchanged,
+        inserted=len(plan.inserts),
+        updated=len(plan.updates),
+        merged=len(plan.new_sources),
+        unchanged=plan.unchanged,
         warning=warning,
         duration_ms=result.duration_ms,
+        next_poll=when,
     )
     _log(report)
     return report
+
+
+def _failed(
+    feed: FeedConfig,
+    config: Config,
+    store: Store,
+    result: FetchResult | None,
+    state: FeedState | None,
+    started: datetime,
+    rng: random.Random | None,
+    outcome: Outcome,
+    error: str,
+    record: bool = True,
+) -> PollReport:
+    """A poll that failed in the program or the store: back-off from the count before it,
+    and a best-effort record (the store may be what failed: then it is only logged)."""
+    errors = (state.error_count if state else 0) + 1
+    try:
+        interval = poll_interval(feed, config, lambda: 0)  # `auto` without the store: its longest
+    except Exception:  # pragma: no cover - config was validated; keep the promise regardless
+        interval = MAX_BACKOFF
+    when = next_poll(interval, errors, started, None, rng)
+    url = result.url if result else feed.key
+    status = result.status if result else None
+    duration = result.duration_ms if result else 0.0
+    if not record:
+        log.error("feed=%r the failure is not recorded: the store is locked", feed.title)
+    else:
+        try:
+            store.record_failure(
+                feed.key, url=url, status=status, outcome=outcome.value, error=error,
+                error_count=errors, next_poll=when, fetched_at=started, duration_ms=duration,
+            )  # fmt: skip
+        except Exception as e:
+            log.error("feed=%r the failure could not be recorded either: %s", feed.title, e)
+    return PollReport(
+        feed_url=feed.key,
+        feed_name=feed.title,
+        outcome=outcome,
+        status=status,
+        error=error,
+        duration_ms=duration,
+        next_poll=when,
+    )
 
 
 def _log(r: PollReport) -> None:
@@ -189,14 +268,19 @@ async def poll_many(
     rng: random.Random | None = None,
     retry_gone: bool = False,
 ) -> list[PollReport]:
-    """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the rest.
+    """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the
+    rest, and nothing raises (but cancellation): every feed gets a report.
 
     Feeds that answered 410 Gone are not polled again (their report says so, `skipped`),
     unless `retry_gone` (an operator named them): an answer other than 410 revives them.
     Afterwards the fetch log is pruned to `fetch.log_retention`."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)
-    states = store.feed_states()
+    try:
+        states = store.feed_states()
+    except StoreError as e:  # each poll reads its own state, and records what fails
+        log.error("could not read the feeds' state: %s", e)
+        states = {}
     try:
 
         async def one(feed: FeedConfig) -> PollReport:
@@ -207,21 +291,20 @@ async def poll_many(
                     error="not polled: it answered 410 Gone earlier (its entries are kept)",
                 )  # fmt: skip
             else:
-                try:
-                    report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state)
-                except Exception as e:  # a bug must cost one feed, not the run
-                    log.exception("feed=%r poll crashed", feed.title)
-                    report = PollReport(
-                        feed.key, feed.title, Outcome.NETWORK_ERROR, None,
-                        error=f"internal error: {type(e).__name__}: {e}",
-                    )  # fmt: skip
+                report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state)
             if on_done:
-                on_done(report)
+                try:
+                    on_done(report)
+                except Exception:  # a progress display must not cost a feed
+                    log.exception("feed=%r progress callback failed", feed.title)
             return report
 
         reports = list(await asyncio.gather(*(one(f) for f in feeds)))
     finally:
         if own:
             await fetcher.aclose()
-    store.prune_fetch_log(config.fetch.log_retention, datetime.now(UTC))
+    try:
+        store.prune_fetch_log(config.fetch.log_retention, datetime.now(UTC))
+    except StoreError as e:
+        log.error("could not prune the fetch log: %s", e)
     return reports

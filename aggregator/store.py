@@ -1,20 +1,35 @@
-"""SQLite through sqlite-utils: schema, migrations and every query. No SQL lives elsewhere.
+"""SQLite: schema, migrations and every query. No SQL lives elsewhere.
 
-Guarantees: WAL mode; each poll's plan is written in one transaction; entries are never
-deleted because a source dropped them.
+Guarantees:
+- WAL mode; readers never wait for a writer.
+- One poll is one write transaction (`Store.poll`): the lookup of stored entries, the plan
+  that dedupe decided from them, the feed's new state and the poll record commit together,
+  under SQLite's write lock taken at the start (`BEGIN IMMEDIATE`), so two processes polling
+  the same store never both insert one entry, and a crash leaves the poll wholly done or not.
+- Entries are never deleted because a source dropped them.
+- Every text written is XML-safe (`text.xml_safe`): no stored entry can make a renderer raise.
+- Every driver error leaves this module as a `StoreError` subclass whose text is one line for
+  an operator (disk full, read-only, locked, missing, corrupt).
+
+The connection runs in autocommit mode (`isolation_level=None`): each transaction is begun and
+ended here, explicitly, and nothing commits behind our back (sqlite-utils 4 commits every
+write statement that runs outside a transaction, so it is no longer used here).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 from .models import (
     Candidate,
@@ -25,9 +40,123 @@ from .models import (
     StoredEntry,
     UpdatePlan,
 )
-from .text import normalise_title
+from .text import normalise_title, xml_safe
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's write lock
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; str() is one line for an operator.
+
+    Subclasses say what kind of trouble it is; `__cause__` keeps the driver's error."""
+
+
+class StoreLocked(StoreError):
+    """Another process held the write lock for longer than the busy timeout (SQLITE_BUSY)."""
+
+
+class StoreFull(StoreError):
+    """The disk (or the file system's quota) is full (SQLITE_FULL, ENOSPC)."""
+
+
+class StoreReadOnly(StoreError):
+    """The database or its directory cannot be written (SQLITE_READONLY, EROFS, EACCES), or the
+    file was deleted or replaced under a running process (SQLITE_READONLY_DBMOVED)."""
+
+
+class StoreMissing(StoreError):
+    """There is no database where one was expected, or it cannot be opened (SQLITE_CANTOPEN)."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
+
+
+class StoreSchemaError(StoreError):
+    """The database's schema is newer than this program's."""
+
+
+# Primary result codes (https://www.sqlite.org/rescode.html); the extended code's low byte.
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_READONLY_DBMOVED = 1032  # the file was unlinked or renamed while open
+
+
+def store_error(e: BaseException, path: Path) -> StoreError:
+    """A driver or OS error met while using the database at `path`, as a StoreError."""
+    if isinstance(e, StoreError):
+        return e
+    if isinstance(e, sqlite3.Error):
+        code = getattr(e, "sqlite_errorcode", None) or 0
+        primary = code & 0xFF
+        detail = str(e)
+        if code == _READONLY_DBMOVED:
+            return StoreReadOnly(f"the database {path} was deleted or replaced while in use ({detail})")
+        if primary in (_BUSY, _LOCKED):
+            return StoreLocked(
+                f"the database {path} is locked by another process ({detail}); try again when it has finished"
+            )
+        if primary == _FULL:
+            return StoreFull(f"the disk holding {path} is full ({detail})")
+        if primary == _READONLY:
+            return StoreReadOnly(f"the database {path} cannot be written ({detail})")
+        if primary == _CANTOPEN:
+            return StoreMissing(f"cannot open the database {path} ({detail})")
+        if primary in (_CORRUPT, _NOTADB):
+            return StoreCorrupt(f"{path} is not a sound SQLite database ({detail})")
+        if primary == _IOERR:
+            return StoreError(f"input/output error on the database {path} ({detail})")
+        return StoreError(f"database error on {path}: {detail}")
+    if isinstance(e, OSError):
+        import errno
+
+        where = e.filename or path
+        words = e.strerror or str(e)
+        if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+            return StoreFull(f"the disk holding {where} is full ({words})")
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return StoreReadOnly(f"cannot write {where} ({words})")
+        return StoreError(f"cannot use {where} ({words})")
+    if isinstance(e, UnicodeEncodeError):  # a lone surrogate that slipped past xml_safe
+        return StoreError(f"text that cannot be stored in {path}: {e}")
+    return StoreError(f"{type(e).__name__}: {e}")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+_DRIVER_ERRORS = (sqlite3.Error, OSError, UnicodeEncodeError)
+
+
+def _translated(path_of: Callable[[Any], Path], fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except _DRIVER_ERRORS as e:
+            raise store_error(e, path_of(args[0])) from e
+
+    return wrapper
+
+
+def _errors_at_the_boundary(cls: type[_T]) -> type[_T]:
+    """Every public method (and property) of `cls` raises StoreError, never a driver error.
+
+    Applied to the class, so a method added later is covered without remembering to."""
+    for name, value in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, property) and value.fget is not None:
+            setattr(cls, name, property(_translated(lambda s: s.path, value.fget)))
+        elif callable(value):
+            setattr(cls, name, _translated(lambda s: s.path, value))
+    return cls
+
+
+# -- migrations -----------------------------------------------------------------------
 
 
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
@@ -35,6 +164,46 @@ def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     conn.executemany(
         "UPDATE entries SET title_key = ? WHERE id = ?", [(normalise_title(t), i) for i, t in rows]
     )
+
+
+def _safe_json_strings(value: str) -> str:
+    """A JSON text whose strings, once decoded, are XML-safe (categories, enclosures, ...)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, str):
+            return xml_safe(x)
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(json.loads(value)), ensure_ascii=False)
+
+
+# Columns of free text from feeds and servers: cleaned by version 3, and on every write.
+_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "entries": ("link", "canonical_url", "title", "summary", "content", "author", "title_key"),
+    "entry_sources": ("feed_name", "link"),
+    "feeds": ("name", "title", "last_error", "warning", "permanent_url"),
+    "fetch_log": ("url", "error"),
+}
+_JSON_COLUMNS: dict[str, tuple[str, ...]] = {"entries": ("categories", "enclosures", "translations")}
+
+
+def _clean_stored_text(conn: sqlite3.Connection) -> None:
+    """Version 3: remove what XML 1.0 cannot carry from every stored text (issue 11), and
+    number the entries in insertion (rowid) order."""
+    for table, columns in _TEXT_COLUMNS.items():
+        for column in columns:
+            # Read row by row; only the rows that change are kept (a few, if any).
+            cur = conn.execute(f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL")
+            changed = [(new, r) for r, old in cur if (new := xml_safe(old)) != old]
+            conn.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", changed)
+    for table, columns in _JSON_COLUMNS.items():
+        for column in columns:
+            cur = conn.execute(f"SELECT rowid, {column} FROM {table}")
+            changed = [(new, r) for r, old in cur if (new := _safe_json_strings(old)) != old]
+            conn.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", changed)
+    conn.execute("UPDATE entries SET seq = rowid")
 
 
 # Each migration takes the schema from version i to i+1: SQL, then an optional Python step,
@@ -123,6 +292,17 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
     """,
         _backfill_title_keys,
     ),
+    (
+        # XML-safe text, date-only entries, an insertion sequence for cursors and archives,
+        # and `meta` (the zone entries' days were computed in).
+        """
+    ALTER TABLE entries ADD COLUMN date_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX entries_seq ON entries (seq);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+        _clean_stored_text,
+    ),
 ]
 
 
@@ -136,6 +316,17 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _safe(value: str | None) -> str | None:
+    return xml_safe(value) if value else value
+
+
+def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
+    """The front-page day of an entry: its publication date in the site's zone, or, for an
+    entry the source dated with a calendar date only, that date itself in every zone (it is
+    stored as 00:00 UTC of that date)."""
+    return published.astimezone(UTC).date() if date_only else published.astimezone(zone).date()
+
+
 @dataclass(frozen=True, slots=True)
 class FeedStats:
     state: FeedState
@@ -144,19 +335,170 @@ class FeedStats:
     seen_in: int  # entries this feed carried, counting ones merged from elsewhere
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file behind `path` (device, inode), None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _Database:
+    """The connection, with the one `execute` our queries use (kept as `Store.db`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, list(parameters))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@_errors_at_the_boundary
+class PollWork:
+    """One poll's unit of work, inside the write transaction `Store.poll` holds.
+
+    Everything done through it commits together when the `with` block ends, or not at all.
+    Keep the block free of `await`s and network I/O: the write lock is held throughout."""
+
+    def __init__(self, store: Store, feed_url: str) -> None:
+        self._store = store
+        self.path = store.path
+        self.feed_url = feed_url
+
+    def lookup(self, candidates: Sequence[Candidate]) -> list[StoredEntry]:
+        """Stored entries the candidates may match (see `Store.lookup`), read under the lock,
+        so what dedupe decides from them is still true when it is applied."""
+        return self._store._lookup(self.feed_url, candidates)
+
+    def apply(self, plan: UpdatePlan) -> None:
+        """Write dedupe's plan (inserts, updates, new sources, language fixes)."""
+        self._store._apply(plan)
+
+    def entries_published_since(self, since: datetime) -> int:
+        """As `Store.entries_published_since`, for this feed (`interval: auto`)."""
+        return self._store._entries_published_since(self.feed_url, since)
+
+    def record(
+        self,
+        result: FetchResult,
+        *,
+        error: str | None,
+        outcome: str,
+        error_count: int,
+        next_poll: datetime | None,
+        title: str | None = None,
+        warning: str | None = None,
+        gone: bool = False,
+        validators: bool = False,
+    ) -> None:
+        """The feed's new state and the poll's record (see `Store.record_poll`)."""
+        self._store._record_poll(
+            result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
+            title=title, warning=warning, gone=gone, validators=validators,
+        )  # fmt: skip
+
+
+@_errors_at_the_boundary
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    """The SQLite store at `path` (created with its directory unless `create=False`).
+
+    Raises StoreError subclasses only: StoreMissing (no database and `create=False`, or it
+    cannot be opened), StoreCorrupt, StoreReadOnly, StoreFull, StoreLocked (another process
+    kept the write lock beyond `busy_timeout` seconds), StoreSchemaError (newer schema).
+    One Store is one connection: use it from one thread (open one per thread)."""
+
+    def __init__(self, path: str | Path, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        if not create and not self.path.exists():
+            raise StoreMissing(
+                f"no database at {self.path}: nothing has been polled into it yet "
+                "(run `aggregator fetch`, or check --data)"
+            )
+        conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; `_write` begins and ends them.
+            conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+            self.db = _Database(conn)
+            self._identity = _identity(self.path)
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go
+            # Switching a new file to WAL, and the first reads after another process did, can
+            # answer SQLITE_BUSY without waiting on the busy handler: retried within the timeout.
+            give_up = time.monotonic() + busy_timeout
+            while True:  # bounded by give_up
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    self.migrate()
+                    break
+                except (sqlite3.OperationalError, StoreLocked) as e:
+                    cause = e.__cause__ if isinstance(e, StoreLocked) else e
+                    code = getattr(cause, "sqlite_errorcode", 0) or 0
+                    if code & 0xFF not in (_BUSY, _LOCKED) or time.monotonic() >= give_up:
+                        raise
+                    time.sleep(0.02)
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, _DRIVER_ERRORS):
+                raise store_error(e, self.path) from e
+            raise
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction: the write lock is taken first (BEGIN IMMEDIATE), so what is
+        read inside is still true at commit. Joins a transaction already open."""
+        conn = self.db.conn
+        try:
+            joined = conn.in_transaction
+        except _DRIVER_ERRORS as e:  # a closed connection
+            raise store_error(e, self.path) from e
+        if joined:
+            yield
+            return
+        if _identity(self.path) != self._identity:
+            # SQLite would go on writing to the unlinked file: everything written would vanish.
+            raise StoreMissing(
+                f"the database {self.path} was deleted or replaced while in use: "
+                "nothing more is written to it (restart to open the file now there)"
+            )
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except _DRIVER_ERRORS as e:
+            raise store_error(e, self.path) from e
+        try:
+            yield
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(e, _DRIVER_ERRORS):
+                raise store_error(e, self.path) from e
+            raise
+        try:
+            conn.execute("COMMIT")
+        except _DRIVER_ERRORS as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise store_error(e, self.path) from e
+
+    def poll(self, feed_url: str) -> contextlib.AbstractContextManager[PollWork]:
+        """The unit of work of one poll of `feed_url`: `with store.poll(url) as work:` then
+        `work.lookup`, `work.apply`, `work.record`; all of it commits when the block ends, or
+        nothing does if it raises (the error propagates, as a StoreError if it is the store's).
+        Waits up to the busy timeout for another process's write lock (then StoreLocked)."""
+        return self._poll(feed_url)
+
+    @contextlib.contextmanager
+    def _poll(self, feed_url: str) -> Iterator[PollWork]:
+        with self._write():
+            yield PollWork(self, feed_url)
 
     # -- schema ---------------------------------------------------------------
     @property
@@ -164,39 +506,70 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> None:
-        current = self.version
-        if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema version {current}, newer than this program's "
-                f"{SCHEMA_VERSION}: upgrade aggregator"
-            )
+        """Bring the schema to SCHEMA_VERSION, one step per transaction. Each step first takes
+        the write lock and then reads the version, so processes racing to create or upgrade
+        one database run each step once. Raises StoreSchemaError for a newer schema."""
         conn = self.db.conn
-        for i in range(current, SCHEMA_VERSION):
-            sql, step = MIGRATIONS[i]
-            # One transaction per step: a crash mid-migration leaves the previous version intact.
-            conn.execute("BEGIN")
-            try:
+        if self.version == SCHEMA_VERSION:
+            return  # the common case reads only, so it never waits for another writer
+        while True:  # bounded: each pass applies one step or ends
+            with self._write():
+                current = self.version
+                if current > SCHEMA_VERSION:
+                    raise StoreSchemaError(
+                        f"{self.path} has schema version {current}, newer than this program's "
+                        f"{SCHEMA_VERSION}: upgrade aggregator"
+                    )
+                if current == SCHEMA_VERSION:
+                    return
+                sql, step = MIGRATIONS[current]
                 for statement in (s.strip() for s in sql.split(";")):
                     if statement:
                         conn.execute(statement)
                 if step is not None:
                     step(conn)
-                conn.execute(f"PRAGMA user_version={i + 1}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute(f"PRAGMA user_version={current + 1}")
 
     # -- feeds ----------------------------------------------------------------
     def sync_feeds(self, feeds: Iterable[tuple[str, str, str]]) -> None:
-        """(url, name, language) from the config; fetch state of known feeds is kept."""
-        with self.db.conn:
-            for url, name, language in feeds:
-                self.db.execute(
-                    "INSERT INTO feeds (url, name, language) VALUES (?, ?, ?) "
-                    "ON CONFLICT(url) DO UPDATE SET name=excluded.name, language=excluded.language",
-                    [url, name, language],
-                )
+        """(url, name, language) from the config; fetch state of known feeds is kept.
+        Writes only when something differs, so read-only commands work while another process
+        holds the write lock."""
+        known = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT url, name, language FROM feeds")}
+        wanted = [(url, xml_safe(name), language) for url, name, language in feeds]
+        todo = [w for w in wanted if known.get(w[0]) != (w[1], w[2])]
+        if not todo:
+            return
+        with self._write():
+            self.db.conn.executemany(
+                "INSERT INTO feeds (url, name, language) VALUES (?, ?, ?) "
+                "ON CONFLICT(url) DO UPDATE SET name=excluded.name, language=excluded.language",
+                todo,
+            )
+
+    def sync_zone(self, zone: ZoneInfo) -> int:
+        """Make every entry's day a day in `zone` (`site.timezone`). The zone the days were
+        computed in is kept in `meta`; when it differs, each entry moves to its day in the
+        new zone (a date-only entry keeps its date). Returns the number of entries moved."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'day_zone'").fetchone()
+        if row and row[0] == zone.key:
+            return 0
+        moved = 0
+        with self._write():
+            cur = self.db.execute("SELECT id, published, date_only, day FROM entries")
+            changes = []
+            for eid, published, date_only, day in cur:
+                new = entry_day(datetime.fromisoformat(published), bool(date_only), zone).isoformat()
+                if new != day:
+                    changes.append((new, eid))
+            self.db.conn.executemany("UPDATE entries SET day = ? WHERE id = ?", changes)
+            moved = len(changes)
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('day_zone', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [zone.key],
+            )
+        return moved
 
     def feed_state(self, url: str) -> FeedState | None:
         rows = self._query("SELECT * FROM feeds WHERE url = ?", [url])
@@ -216,49 +589,77 @@ class Store:
         title: str | None = None,
         warning: str | None = None,
         gone: bool = False,
+        validators: bool = False,
     ) -> None:
-        """Remember what a poll learnt about the feed, and log the attempt."""
-        with self.db.conn:
-            self.db.execute(
-                """UPDATE feeds SET
-                     etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified),
-                     last_polled = ?, last_status = ?, last_outcome = ?, last_error = ?,
-                     error_count = ?, next_poll = ?, title = COALESCE(?, title),
-                     permanent_url = COALESCE(?, permanent_url), gone = ?, warning = ?
-                   WHERE url = ?""",
-                [
-                    result.etag,
-                    result.last_modified,
-                    _ts(result.fetched_at),
-                    result.status,
-                    outcome,
-                    error,
-                    error_count,
-                    _ts(next_poll),
-                    title,
-                    result.permanent_redirect,
-                    int(gone),
-                    warning,
-                    result.feed_url,
-                ],
-            )
-            self.db.execute(
-                "INSERT INTO fetch_log (feed_url, started, url, status, bytes, duration_ms, "
-                "outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    result.feed_url,
-                    _ts(result.fetched_at or datetime.now(UTC)),
-                    result.url,
-                    result.status,
-                    len(result.body) if result.body is not None else None,
-                    result.duration_ms,
-                    outcome,
-                    error,
-                ],
-            )
+        """Remember what a poll learnt about the feed, and log the attempt, in one transaction.
+
+        `validators`: store the answer's ETag and Last-Modified (only after its entries were
+        parsed and stored); otherwise the ones stored before are kept, so a failed answer is
+        asked for again in full next time."""
+        with self._write():
+            self._record_poll(
+                result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
+                title=title, warning=warning, gone=gone, validators=validators,
+            )  # fmt: skip
+
+    def _record_poll(
+        self,
+        result: FetchResult,
+        *,
+        error: str | None,
+        outcome: str,
+        error_count: int,
+        next_poll: datetime | None,
+        title: str | None,
+        warning: str | None,
+        gone: bool,
+        validators: bool,
+    ) -> None:
+        error, title, warning = _safe(error), _safe(title), _safe(warning)
+        if validators:
+            etag_sql, modified_sql = "etag = ?", "last_modified = ?"
+        else:
+            etag_sql, modified_sql = "etag = COALESCE(?, etag)", "last_modified = COALESCE(?, last_modified)"
+        self.db.execute(
+            f"""UPDATE feeds SET
+                 {etag_sql}, {modified_sql},
+                 last_polled = ?, last_status = ?, last_outcome = ?, last_error = ?,
+                 error_count = ?, next_poll = ?, title = COALESCE(?, title),
+                 permanent_url = COALESCE(?, permanent_url), gone = ?, warning = ?
+               WHERE url = ?""",
+            [
+                result.etag if validators else None,
+                result.last_modified if validators else None,
+                _ts(result.fetched_at),
+                result.status,
+                outcome,
+                error,
+                error_count,
+                _ts(next_poll),
+                title,
+                _safe(result.permanent_redirect),
+                int(gone),
+                warning,
+                result.feed_url,
+            ],
+        )
+        self.db.execute(
+            "INSERT INTO fetch_log (feed_url, started, url, status, bytes, duration_ms, "
+            "outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                result.feed_url,
+                _ts(result.fetched_at or datetime.now(UTC)),
+                _safe(result.url),
+                result.status,
+                len(result.body) if result.body is not None else None,
+                result.duration_ms,
+                outcome,
+                error,
+            ],
+        )
 
     def prune_fetch_log(self, older_than: timedelta, now: datetime) -> int:
-        with self.db.conn:
+        with self._write():
             cur = self.db.execute("DELETE FROM fetch_log WHERE started < ?", [_ts(now - older_than)])
             return int(cur.rowcount)
 
@@ -273,6 +674,9 @@ class Store:
 
     def entries_published_since(self, feed_url: str, since: datetime) -> int:
         """Entries this feed carried that were published at or after `since` (`interval: auto`)."""
+        return self._entries_published_since(feed_url, since)
+
+    def _entries_published_since(self, feed_url: str, since: datetime) -> int:
         row = self.db.execute(
             "SELECT COUNT(DISTINCT s.entry_id) FROM entry_sources s JOIN entries e ON e.id = s.entry_id "
             "WHERE s.feed_url = ? AND e.published >= ?",
@@ -296,7 +700,11 @@ class Store:
 
     # -- entries --------------------------------------------------------------
     def lookup(self, feed_url: str, candidates: Sequence[Candidate]) -> list[StoredEntry]:
-        """Stored entries a poll's candidates may match; every condition uses an index."""
+        """Stored entries a poll's candidates may match; every condition uses an index.
+        (A poll does this inside its unit of work: `Store.poll`.)"""
+        return self._lookup(feed_url, candidates)
+
+    def _lookup(self, feed_url: str, candidates: Sequence[Candidate]) -> list[StoredEntry]:
         source_keys = [c.source_key for c in candidates]
         canonical_urls = [c.canonical_url for c in candidates if c.canonical_url]
         fingerprints = [c.fingerprint for c in candidates]
@@ -327,31 +735,64 @@ class Store:
         return self._with_sources(rows)
 
     def apply(self, plan: UpdatePlan) -> None:
-        """Write one poll's decision in a single transaction."""
+        """Write one poll's decision in a single transaction (a poll uses `Store.poll`)."""
+        with self._write():
+            self._apply(plan)
+
+    def _apply(self, plan: UpdatePlan) -> None:
         if not (plan.inserts or plan.updates or plan.new_sources or plan.language_fixes):
             return
-        with self.db.conn:
-            # Plain executemany on the hot path: sqlite-utils' insert_all costs ~3x as much
-            # per row here (it re-derives columns and JSON-checks every value).
-            if plan.inserts:
-                self._insert_many("entries", [_entry_row(e) for e in plan.inserts])
-                self._insert_many(
-                    "entry_sources", [_source_row(e.id, s) for e in plan.inserts for s in e.sources]
-                )
-            for e in plan.updates:
-                row = _entry_row(e)
-                for fixed in ("id", "first_seen", "day", "feed_url", "source_key", "fingerprint",
-                              "published", "published_zone"):  # fmt: skip
-                    row.pop(fixed)
-                sets = ", ".join(f"{k} = ?" for k in row)
-                self.db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*row.values(), e.id])
-            if plan.new_sources:
-                self._insert_many("entry_sources", [_source_row(eid, s) for eid, s in plan.new_sources])
-            for eid, lang, tag, evidence in plan.language_fixes:
-                self.db.execute(
-                    "UPDATE entries SET language = ?, language_tag = ?, language_evidence = ? WHERE id = ?",
-                    [lang or None, tag, evidence, eid],
-                )
+        # Plain executemany on the hot path (sqlite-utils' insert_all cost ~3x as much per row).
+        if plan.inserts:
+            # seq: one more than the highest so far, read under the write lock, so it only grows.
+            top = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0]
+            rows = [_entry_row(e) | {"seq": top + i} for i, e in enumerate(plan.inserts, 1)]
+            self._insert_many("entries", rows)
+            self._insert_many(
+                "entry_sources", [_source_row(e.id, s) for e in plan.inserts for s in e.sources]
+            )
+        for e in plan.updates:
+            row = _entry_row(e)
+            for fixed in ("id", "first_seen", "day", "feed_url", "source_key", "fingerprint",
+                          "published", "published_zone", "date_only"):  # fmt: skip
+                row.pop(fixed)
+            sets = ", ".join(f"{k} = ?" for k in row)
+            self.db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*row.values(), e.id])
+        if plan.new_sources:
+            self._insert_many("entry_sources", [_source_row(eid, s) for eid, s in plan.new_sources])
+        for eid, lang, tag, evidence in plan.language_fixes:
+            self.db.execute(
+                "UPDATE entries SET language = ?, language_tag = ?, language_evidence = ? WHERE id = ?",
+                [lang or None, tag, evidence, eid],
+            )
+
+    def record_failure(
+        self,
+        feed_url: str,
+        *,
+        url: str,
+        status: int | None,
+        outcome: str,
+        error: str,
+        error_count: int,
+        next_poll: datetime | None,
+        fetched_at: datetime,
+        duration_ms: float = 0.0,
+    ) -> None:
+        """A poll that failed after its answer arrived (the store or the program failed): its
+        error, count and next poll, and a poll record. Validators, title and warning are
+        kept as they were. One transaction of its own."""
+        with self._write():
+            self.db.execute(
+                """UPDATE feeds SET last_polled = ?, last_status = ?, last_outcome = ?,
+                     last_error = ?, error_count = ?, next_poll = ? WHERE url = ?""",
+                [_ts(fetched_at), status, outcome, _safe(error), error_count, _ts(next_poll), feed_url],
+            )
+            self.db.execute(
+                "INSERT INTO fetch_log (feed_url, started, url, status, bytes, duration_ms, "
+                "outcome, error) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                [feed_url, _ts(fetched_at), _safe(url), status, duration_ms, outcome, _safe(error)],
+            )
 
     def latest(self, language: str | None, limit: int) -> list[StoredEntry]:
         """Newest first; language None means every language."""
@@ -466,16 +907,20 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
         "id": e.id,
         "feed_url": e.feed_url,
         "source_key": e.source_key,
-        "canonical_url": e.canonical_url,
+        "canonical_url": _safe(e.canonical_url),
         "fingerprint": e.fingerprint,
-        "link": e.link,
-        "title": e.title,
-        "summary": e.summary,
-        "content": e.content,
-        "author": e.author,
-        "categories": json.dumps(list(e.categories), ensure_ascii=False),
-        "enclosures": json.dumps([[x.url, x.type, x.length] for x in e.enclosures], ensure_ascii=False),
-        "translations": json.dumps([list(t) for t in e.translations], ensure_ascii=False),
+        "link": _safe(e.link),
+        "title": xml_safe(e.title),
+        "summary": xml_safe(e.summary),
+        "content": xml_safe(e.content),
+        "author": _safe(e.author),
+        "categories": json.dumps([xml_safe(c) for c in e.categories], ensure_ascii=False),
+        "enclosures": json.dumps(
+            [[xml_safe(x.url), _safe(x.type), x.length] for x in e.enclosures], ensure_ascii=False
+        ),
+        "translations": json.dumps(
+            [[xml_safe(a), xml_safe(b)] for a, b in e.translations], ensure_ascii=False
+        ),
         "published": _ts(e.published),
         "updated": _ts(e.updated),
         "first_seen": _ts(e.first_seen),
@@ -487,6 +932,7 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
         "title_key": e.title_key,
         "translation_key": e.translation_key,
         "published_zone": e.published_zone,
+        "date_only": int(e.date_only),
     }
 
 
@@ -495,8 +941,8 @@ def _source_row(entry_id: str, s: Source) -> dict[str, Any]:
         "feed_url": s.feed_url,
         "source_key": s.source_key,
         "entry_id": entry_id,
-        "feed_name": s.feed_name,
-        "link": s.link,
+        "feed_name": xml_safe(s.feed_name),
+        "link": _safe(s.link),
         "first_seen": _ts(s.first_seen),
     }
 
@@ -529,6 +975,8 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         title_key=r["title_key"],
         translation_key=r["translation_key"],
         published_zone=r["published_zone"],
+        date_only=bool(r["date_only"]),
+        seq=r["seq"],
     )
 
 

@@ -687,6 +687,10 @@ class HostileServer:
         # path -> another path whose behaviour it takes (e.g. "/feed.xml" -> "/gzip-bomb.xml"),
         # so one feed URL can turn hostile between two polls; public, like `files`.
         self.aliases: dict[str, str] = {}
+        # path -> a whole HTTP response, sent byte for byte (status line and headers
+        # included), for answers no well-behaved server library would write: non-ASCII
+        # header values, reason phrases with markup, invalid Locations, odd Retry-After.
+        self.raw: dict[str, bytes] = {}
         self.base_url = ""
         self.port = 0
         self.hits: Counter[str] = Counter()
@@ -863,6 +867,8 @@ class HostileServer:
                 self._workers.discard(threading.current_thread())
 
     def _handler_for(self, path: str) -> Handler:
+        if path in self.raw:
+            return self._raw
         if path in self.files:
             return self._static_file
         if path in self.aliases:
@@ -910,6 +916,9 @@ class HostileServer:
         else:
             content_type = XML_TYPE
         conn.respond(200, self.files[request.path], content_type)
+
+    def _raw(self, conn: _Connection, request: _Request) -> None:
+        conn.send(self.raw[request.path])
 
     def _ok(self, conn: _Connection, request: _Request) -> None:
         validators = [("ETag", ETAG), ("Last-Modified", _http_date(LAST_MODIFIED))]
@@ -1056,3 +1065,12 @@ def _not_modified(headers: dict[str, str]) -> bool:
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     return since >= LAST_MODIFIED
+
+
+def raw_response(status_line: bytes, headers: Iterable[tuple[bytes, bytes]] = (), body: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 response as bytes for `HostileServer.raw`: the status line (e.g.
+    ``b"HTTP/1.1 500 Oops [/x]"``) and header values exactly as given (any byte but CR/LF),
+    with Content-Length and Connection: close added."""
+    lines = [status_line, *(name + b": " + value for name, value in headers)]
+    lines += [b"Content-Length: %d" % len(body), b"Connection: close"]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

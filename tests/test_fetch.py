@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator.config import FeedConfig, FetchSettings
 from aggregator.fetch import (
@@ -32,11 +34,14 @@ from aggregator.fetch import (
     _Refused,
     address_zone,
     check_target,
+    parse_count,
     parse_retry_after,
     system_resolver,
+    valid_etag,
+    valid_http_date,
 )
 from aggregator.models import FeedState, FetchResult, Outcome
-from tests.hostile_server import ETAG, HostileServer, prepare_bombs
+from tests.hostile_server import ETAG, HostileServer, prepare_bombs, raw_response
 
 pytestmark = pytest.mark.slow  # starts a real server
 
@@ -443,3 +448,127 @@ async def test_encoded_answers_end_to_end() -> None:
     assert br.outcome is Outcome.NETWORK_ERROR and "Content-Encoding 'br'" in (br.error or "")
     bad = await fetch("http://127.0.0.1/bad", transport=transport)
     assert bad.outcome is Outcome.NETWORK_ERROR and "could not be decompressed (gzip)" in (bad.error or "")
+
+
+# -- answers the parsers and libraries choke on: each costs one poll, never a raise ----------
+
+# Locations httpx reads from the wire but that are no usable URL (issue 11: the poll raised
+# and the feed dropped out of `run`'s schedule).
+BAD_LOCATIONS = [
+    b"http://[::1",  # unclosed IPv6 literal: urlsplit raises
+    b"http://127.0.0.1:99999/feed.xml",  # port out of range: .port raises
+    b"http://127.0.0.1:-1/",
+    b"http://[vX.bad]/",
+    b"http://exa mple.com/",
+    b"http://\xe4xample.org/f\xfcd",  # latin-1 bytes, as some servers send
+    b"http:///no-host",
+    b"http://user@:80/",
+    b"\x7f",
+]
+
+
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+async def test_an_unusable_redirect_location_costs_one_poll(server: HostileServer, location: bytes) -> None:
+    path = f"/bad-location-{BAD_LOCATIONS.index(location)}"
+    server.raw[path] = raw_response(b"HTTP/1.1 302 Found", [(b"Location", location)])
+    result = await fetch(server.url(path))
+    assert result.outcome in (Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR), result
+    assert result.error
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"\xc2\xb2", None),  # "²" once decoded: str.isdigit() says yes, int() says no
+        (b"\xd9\xa3", None),  # Arabic-Indic three
+        (b"9" * 5000, timedelta(hours=24)),  # int() refuses more than 4,300 digits
+        (b"0" * 5000 + b"7", timedelta(seconds=7)),
+        (b"120", timedelta(seconds=120)),
+    ],
+)
+async def test_retry_after_of_any_form_costs_one_poll(
+    server: HostileServer, value: bytes, expected: timedelta | None
+) -> None:
+    path = f"/retry-{len(value)}-{value[:2].hex()}"
+    server.raw[path] = raw_response(b"HTTP/1.1 503 Busy", [(b"Retry-After", value)])
+    before = datetime.now(UTC)
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.HTTP_ERROR and (result.error or "").startswith("HTTP 503")
+    if expected is None:
+        assert result.retry_after is None
+    else:
+        assert result.retry_after is not None
+        assert abs((result.retry_after - before - expected).total_seconds()) < 5
+
+
+@pytest.mark.parametrize(
+    ("etag", "last_modified", "kept"),
+    [
+        (b'"caf\xc3\xa9"', b"Mon, 06 Jan 2025 13:00:00 GMT", (None, "Mon, 06 Jan 2025 13:00:00 GMT")),
+        (b'"ok-1"', b"Lundi 6 janvier \xe9t\xe9", ('"ok-1"', None)),
+        (b'"a b"', b"yesterday", (None, None)),
+        (b'"' + b"x" * 5000 + b'"', b"", (None, None)),
+        (b'W/"weak-2"', b"Mon, 06 Jan 2025 13:00:00 GMT", ('W/"weak-2"', "Mon, 06 Jan 2025 13:00:00 GMT")),
+    ],
+)
+async def test_invalid_validators_are_never_kept(
+    server: HostileServer, etag: bytes, last_modified: bytes, kept: tuple[str | None, str | None]
+) -> None:
+    path = f"/validators-{etag[:6].hex()}-{last_modified[:6].hex()}.xml"
+    server.raw[path] = raw_response(
+        b"HTTP/1.1 200 OK",
+        [(b"Content-Type", b"application/rss+xml"), (b"ETag", etag), (b"Last-Modified", last_modified)],
+        b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+    )
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.OK
+    assert (result.etag, result.last_modified) == kept
+
+
+async def test_invalid_stored_validators_are_never_sent(server: HostileServer) -> None:
+    """A database written before the check may hold a non-ASCII ETag: it is not sent (httpx
+    would refuse to encode it, failing every later poll), and the poll goes ahead."""
+    url = server.url("/ok.xml")
+    state = FeedState(url=url, name="x", etag='"caf\u00e9"', last_modified="sometime \u00e9t\u00e9")
+    before = len(server.requests)
+    result = await fetch(url, state)
+    assert result.outcome is Outcome.OK
+    sent = server.requests[before:][0][1]
+    assert "if-none-match" not in sent and "if-modified-since" not in sent
+
+
+async def test_an_unexpected_exception_inside_fetch_is_a_result(server: HostileServer) -> None:
+    """Anything the fetcher did not foresee (here: the resolver raising a RuntimeError while a
+    redirect is checked) becomes a failed FetchResult with words, not a raise."""
+
+    async def broken_dns(host: str, port: int) -> Sequence[IPAddress]:
+        raise RuntimeError("resolver exploded")
+
+    target = "http://unresolvable.test/feed.xml"
+    async with Fetcher(FetchSettings(), resolver=broken_dns) as f:
+        result = await f.fetch(feed(server.url(f"/redirect-to?url={target}")))
+    assert result.outcome is Outcome.NETWORK_ERROR
+    assert result.error == "unexpected error while fetching: RuntimeError: resolver exploded"
+    assert result.fetched_at is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60) | st.from_regex(r"\A[0-9]{1,6000}\Z"))
+def test_header_numbers_never_raise(value: str) -> None:
+    now = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+    when = parse_retry_after(value, now)
+    assert when is None or now <= when <= now + timedelta(hours=24)
+    count = parse_count(value, 10_000)
+    assert count is None or 0 <= count <= 10_000
+    if count is not None:
+        assert value.strip().isascii()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_kept_validators_can_always_be_sent(value: str) -> None:
+    for kept in (valid_etag(value), valid_http_date(value)):
+        if kept is not None:
+            kept.encode("ascii")  # httpx sends header values as ASCII
+            assert kept.isprintable() and "\r" not in kept and "\n" not in kept
+            httpx.Headers({"If-None-Match": kept})

@@ -387,8 +387,8 @@ def test_304_skips_parsing_and_writes_only_the_poll_record(
     statements: list[str] = []
     real_init = aggregator.store.Store.__init__
 
-    def tracing_init(self: aggregator.store.Store, path: Any) -> None:
-        real_init(self, path)
+    def tracing_init(self: aggregator.store.Store, path: Any, **kwargs: Any) -> None:
+        real_init(self, path, **kwargs)
         self.db.conn.set_trace_callback(statements.append)
 
     monkeypatch.setattr(aggregator.pipeline, "parse_feed", counting_parse)
