@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
+import sqlite_utils
+
 from .models import (
     Candidate,
     Enclosure,
@@ -344,19 +346,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-class _Database:
-    """The connection, with the one `execute` our queries use (kept as `Store.db`)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, list(parameters))
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 @_errors_at_the_boundary
 class PollWork:
     """One poll's unit of work, inside the write transaction `Store.poll` holds.
@@ -423,7 +412,10 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions; `_write` begins and ends them.
             conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
-            self.db = _Database(conn)
+            # sqlite-utils wraps the connection for queries and introspection; transactions
+            # stay ours (`_write`: BEGIN IMMEDIATE), since sqlite-utils' own `atomic()` begins
+            # a deferred one and its table helpers would commit statement by statement.
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self._identity = _identity(self.path)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go

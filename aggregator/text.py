@@ -70,18 +70,13 @@ def xml_safe(text: str) -> str:
 _SENTENCE_END = re.compile(r"[.!?…。！？।؟](?:[\"'»”’)\]]*)(?=\s|$)")
 # A sentence cut shorter than this share of the limit loses too much: cut at a word instead.
 LEDE_MIN_SHARE = 0.4
-# A whole summary at most this much longer than the limit is kept whole: cutting its last
-# sentence for a few characters loses more than it saves (the seed's Italian lede is 662
-# characters at the default limit of 600).
-LEDE_GRACE = 1.125
 
 
 def make_lede(summary_html: str, content_html: str, limit: int) -> str:
     """An entry's lede as plain text: the opening of its summary (else of its content), at
-    most `limit` characters (`site.lede_length`, default 600).
+    most `limit` characters (`site.lede_length`, default 700).
 
-    Text that fits is returned whole, and so is text at most 12.5% over the limit that ends
-    a sentence (LEDE_GRACE). Longer text is cut after the last sentence that ends within the
+    Text that fits is returned whole. Longer text is cut after the last sentence that ends within the
     limit, or, when that would keep less than 40% of it, at the last word boundary, marked
     with "…" (the mark counts towards the limit). Raises nothing."""
     text = html_to_text(summary_html) or html_to_text(content_html)
@@ -90,9 +85,8 @@ def make_lede(summary_html: str, content_html: str, limit: int) -> str:
 
 def cut_lede(text: str, limit: int) -> str:
     """`text` (plain, one line) cut to at most `limit` characters: at a sentence end when one
-    falls in the last 60% of the limit, else at a word boundary with "…" (see make_lede for
-    the grace given to a whole summary)."""
-    if len(text) <= limit or (len(text) <= limit * LEDE_GRACE and _SENTENCE_END.search(text[-4:])):
+    falls in the last 60% of the limit, else at a word boundary with "…"."""
+    if len(text) <= limit:
         return text
     head = text[: limit + 1]  # a sentence ending exactly at the limit still counts
     ends = [m.end() for m in _SENTENCE_END.finditer(head) if m.end() <= limit]

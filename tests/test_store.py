@@ -135,7 +135,7 @@ def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> Non
     assert store.version == SCHEMA_VERSION == 3
     entries = {e.id: e for e in store.entries_by_id(["a", "b", "c"])}
     assert [entries[i].seq for i in ("b", "a", "c")] == [1, 2, 3]
-    assert entries["b"].title == "Title0" and entries["b"].summary == "summary0"
+    assert entries["b"].title == "Title 0" and entries["b"].summary == "summary0"
     assert entries["b"].categories == ("cat0",) and not entries["b"].date_only
     [state] = store.feed_states().values()
     assert (state.name, state.last_error) == ("N", "e")
@@ -277,6 +277,7 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "poll": lambda s: s.poll("F").__enter__(),
     "latest": lambda s: s.latest(None, 5),
     "latest_day": lambda s: s.latest_day(None, date(2023, 1, 1)),
+    "day_counts": lambda s: s.day_counts(),
     "day": lambda s: s.day(date(2023, 1, 1), None),
     "by_translation_keys": lambda s: s.by_translation_keys(["k"]),
     "count_entries": lambda s: s.count_entries(),
