@@ -75,11 +75,14 @@ class Calendar:
     def latest(self, language: str, today: date) -> date | None:
         """The page `index.*` shows: the newest day with entries in `language` that is not after
         `today` (the current day in site.timezone). Entries up to a day ahead of the clock are
-        accepted by normalise, so a later day can exist; it is reachable as "next day" but never
-        the front page before its time."""
+        accepted by normalise, so a later day can exist; it is reachable as "next day" and is
+        the front page before its time only when no earlier day exists: a page must never say
+        "No entries yet" while the feeds list entries (issue 12)."""
         days = self.days.get(language, ())
         i = bisect_right(days, today)
-        return days[i - 1] if i else None
+        if i:
+            return days[i - 1]
+        return days[0] if days else None
 
     def previous(self, day: date, language: str) -> date | None:
         """The nearest earlier day with a page in `language` (days without entries are skipped)."""

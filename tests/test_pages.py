@@ -106,6 +106,13 @@ def test_latest_day_never_comes_from_the_future_and_skips_languages_outside_the_
     assert not cal.exists(date(2023, 1, 17), "de") and cal.count(date(2023, 1, 17), ALL) == 1
 
 
+def test_a_language_whose_only_entries_are_a_day_ahead_still_has_a_front_page() -> None:
+    # Issue 12: never "No entries yet" while the feeds list entries dated a little ahead.
+    cal = Calendar.from_counts([(date(2023, 1, 18), "it", 2)], LANGS)
+    assert cal.latest("it", TODAY) == date(2023, 1, 18)
+    assert cal.latest(ALL, TODAY) == date(2023, 1, 18)
+
+
 @given(
     st.lists(
         st.tuples(
@@ -135,7 +142,8 @@ def test_previous_and_next_walk_every_day_with_entries_and_no_other(
             day = cal.previous(day, language)
         assert back == expected[::-1]
         past = [d for d in expected if d <= today]
-        assert cal.latest(language, today) == (past[-1] if past else None)
+        # the newest day up to today; only when there is none, the earliest (ahead) day
+        assert cal.latest(language, today) == (past[-1] if past else (expected[0] if expected else None))
         for d in expected:
             n = sum(c for dd, lang, c in rows if dd == d and (language == ALL or lang == language))
             assert cal.count(d, language) == n
