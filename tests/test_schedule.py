@@ -219,7 +219,7 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
     off = FeedConfig.model_validate({"url": server.url("/atom.xml"), "name": "off", "enabled": False})
     config = Config(feeds=[live, backing_off, gone, off])
     service = Service(config, tmp_path, rng=random.Random(4))
-    sync_feeds(config, service.store)
+    store = service.open_store()  # as the poll thread does
     service.fetcher = Fetcher(config.fetch)
     try:
         await service.poll(gone)  # 410: remembered, and its job removed
@@ -229,7 +229,7 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
         assert server.hits["/gone"] == hits == 1
         for _ in range(3):
             await service.poll(backing_off)
-        state = service.store.feed_state(backing_off.key)
+        state = store.feed_state(backing_off.key)
         assert state and state.error_count == 3 and state.next_poll
         service.scheduler.remove_all_jobs()
 
@@ -241,4 +241,4 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
         assert jobs[backing_off.key] == state.next_poll  # back-off survives a restart
     finally:
         await service.fetcher.aclose()
-        service.store.close()
+        store.close()
