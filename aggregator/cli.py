@@ -402,6 +402,7 @@ def run(ctx: Context, host: str, port: int) -> None:
     logging.getLogger().setLevel(logging.INFO)
     # APScheduler logs every job start and end at INFO; our own poll lines say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing more
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
     Service(config, ctx.data_dir).run(host, port)
 

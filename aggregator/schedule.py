@@ -21,7 +21,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ log = logging.getLogger("aggregator.schedule")
 PUBLISH_DELAY = 2.0  # seconds of quiet after a change before publishing: a burst is one rebuild
 PUBLISH_MAX_DELAY = 5.0  # seconds after the first unpublished change, however many follow
 CHECK_EVERY = 30.0  # seconds between checks for a missing public/, a new day, a failed publish
+RETRY_FIRST = 2.0  # seconds before the first retry of a failed publish (then doubling)
 STARTUP_JITTER = 10.0  # seconds: first polls spread out, not all at once
 PRUNE_EVERY = timedelta(hours=6)
 HEARTBEAT = 5.0  # seconds between the poll loop's signs of life
@@ -154,8 +155,9 @@ class Publisher:
     `changed()` marks the site stale. A publish runs PUBLISH_DELAY after the last change, but
     never later than PUBLISH_MAX_DELAY after the first unpublished one, so a steady stream of
     changes cannot starve it; changes that arrive during a publish cause one more afterwards.
-    Every CHECK_EVERY seconds (and at start) it also publishes when `public/index.html` is
-    missing, when the day changed in `site.timezone`, or when the last publish failed.
+    Every CHECK_EVERY seconds (and at start, and when the server asks: `check_soon`) it also
+    publishes when `public/index.html` is missing, when the day changed in `site.timezone`, or
+    when the last publish failed.
     It refuses to publish while the store is missing or replaced: never an empty site over
     good pages."""
 
@@ -168,6 +170,7 @@ class Publisher:
         delay: float = PUBLISH_DELAY,
         max_delay: float = PUBLISH_MAX_DELAY,
         check_every: float = CHECK_EVERY,
+        today: Callable[[], date] | None = None,
     ) -> None:
         self.config = config
         self.store_path = store_path
@@ -178,8 +181,12 @@ class Publisher:
         self._first: float | None = time.monotonic()  # publish at start: pages exist before polls
         self._last: float | None = self._first - delay
         self._stop = False
+        self._check_now = False
+        self._next_check = time.monotonic() + check_every
+        self._retry = RETRY_FIRST
         self._failed = False
         self._day: date | None = None
+        self.today = today or (lambda: datetime.now(UTC).astimezone(config.site.zone).date())
         self._store: Store | None = None
         self.publishes = 0
         self.thread = threading.Thread(target=self._main, name="publisher", daemon=True)
@@ -196,6 +203,12 @@ class Publisher:
             self._last = now
             self._cond.notify()
 
+    def check_soon(self) -> None:
+        """Run the periodic check now (the server found `public/` missing; thread-safe)."""
+        with self._cond:
+            self._check_now = True
+            self._cond.notify()
+
     def stop(self, timeout: float = STOP_PUBLISH) -> None:
         """Stop after the publish in progress, if any (waits at most `timeout` seconds)."""
         with self._cond:
@@ -209,31 +222,29 @@ class Publisher:
             return None
         return min(self._last + self.delay, self._first + self.max_delay) - now
 
-    def _today(self) -> date:
-        return datetime.now(UTC).astimezone(self.config.site.zone).date()
-
     def _main(self) -> None:
-        next_check = time.monotonic() + self.check_every
+        self._next_check = time.monotonic() + self.check_every
         try:
             while True:
                 with self._cond:
                     while not self._stop:
                         now = time.monotonic()
                         due = self._due_in(now)
-                        if (due is not None and due <= 0) or now >= next_check:
+                        if (due is not None and due <= 0) or now >= self._next_check or self._check_now:
                             break
-                        waits = [next_check - now] + ([due] if due is not None else [])
+                        waits = [self._next_check - now] + ([due] if due is not None else [])
                         self._cond.wait(min(waits))
                     if self._stop:
                         return
                     now = time.monotonic()
                     due = self._due_in(now)
                     reason = None
+                    self._check_now = False
                     if due is not None and due <= 0:
                         self._first = self._last = None
                         reason = "changes"
                 if reason is None:
-                    next_check = now + self.check_every
+                    self._next_check = now + self.check_every
                     reason = self._check()
                     if reason is None:
                         continue
@@ -247,7 +258,7 @@ class Publisher:
             return "public/ is missing"
         if self._failed:
             return "retry after a failed publish"
-        if self._day is not None and self._today() != self._day:
+        if self._day is not None and self.today() != self._day:
             return "a new day"
         return None
 
@@ -257,7 +268,7 @@ class Publisher:
         if problem:
             self._fail(problem)
             return None
-        day = self._today()
+        day = self.today()
         try:
             if self._store is None:
                 self._store = Store(self.store_path)  # created after the poll thread's: exists
@@ -266,6 +277,7 @@ class Publisher:
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, sqlite3.Error | OSError))
             return None
         self._failed = False
+        self._retry = RETRY_FIRST
         self._day = day
         self.publishes += 1
         with self.health.lock:
@@ -278,6 +290,9 @@ class Publisher:
         if not self._failed or self.health.publish_error != reason:
             log.error("publish failed: %s", reason, exc_info=exc)  # once per reason, not per retry
         self._failed = True
+        # Retry soon (2 s, doubling up to CHECK_EVERY): a freed disk shows pages again quickly.
+        self._next_check = min(self._next_check, time.monotonic() + self._retry)
+        self._retry = min(self._retry * 2, self.check_every)
         with self.health.lock:
             self.health.publish_error = reason
 
@@ -526,9 +541,8 @@ class Service:
         the background; returns once both are stopped (at most ~10 s after the signal)."""
         try:
             self.start_background()
-            server = make_server(
-                create_app(self.public_dir, self.health.report), host, port, on_signal=self.request_stop
-            )
+            app = create_app(self.public_dir, self.health.report, on_missing=self.publisher.check_soon)
+            server = make_server(app, host, port, on_signal=self.request_stop)
             asyncio.run(server.serve())
         except KeyboardInterrupt:  # a signal before the server took them over: stop the same way
             pass

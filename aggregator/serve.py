@@ -168,9 +168,13 @@ def files_health(public_dir: Path) -> HealthCheck:
     return check
 
 
-def create_app(public_dir: Path, health: HealthCheck | None = None) -> Starlette:
+def create_app(
+    public_dir: Path, health: HealthCheck | None = None, on_missing: Callable[[], None] | None = None
+) -> Starlette:
     """The ASGI app: files under `public_dir` (see README "Outputs and URLs") and `/healthz`,
-    which answers 200 or 503 with the JSON that `health` gives (default: `files_health`)."""
+    which answers 200 or 503 with the JSON that `health` gives (default: `files_health`).
+    `on_missing` is called (it must not block) when a front page is asked for and
+    `public_dir/index.html` is missing, so `run` rebuilds a deleted tree at once."""
     public_dir.mkdir(parents=True, exist_ok=True)
     files = PublicFiles(public_dir)
     check = health or files_health(public_dir)
@@ -191,6 +195,8 @@ def create_app(public_dir: Path, health: HealthCheck | None = None) -> Starlette
             return RedirectResponse(request.url.path + "/", status_code=308)
         version = files.read(path)
         if version is None:
+            if on_missing is not None and not (public_dir / "index.html").is_file():
+                on_missing()
             return PlainTextResponse("Not Found", status_code=404)
         headers = {
             "etag": version.etag,
