@@ -188,7 +188,8 @@ class Publisher:
         self._day: date | None = None
         self.today = today or (lambda: datetime.now(UTC).astimezone(config.site.zone).date())
         self._store: Store | None = None
-        self.publishes = 0
+        self.publishes = 0  # completed publishes
+        self.last_started = 0.0  # monotonic time the latest publish began
         self.thread = threading.Thread(target=self._main, name="publisher", daemon=True)
 
     def start(self) -> None:
@@ -264,6 +265,7 @@ class Publisher:
 
     def publish_now(self, reason: str) -> PublishReport | None:
         """One publish, on the calling thread (the publisher's own, except in tests)."""
+        self.last_started = time.monotonic()
         problem = self.health.store_problem()
         if problem:
             self._fail(problem)
