@@ -394,7 +394,7 @@ def run(ctx: Context, host: str, port: int) -> None:
     """
     import signal
 
-    from .schedule import Service
+    from .schedule import Service, StartupError
 
     # SIGTERM stops the job like Ctrl-C (exit 0), even before the server takes signals over.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -404,7 +404,11 @@ def run(ctx: Context, host: str, port: int) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing more
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
-    Service(config, ctx.data_dir).run(host, port)
+    try:
+        Service(config, ctx.data_dir).run(host, port)
+    except StartupError as e:
+        click.echo(f"aggregator run: {e}", err=True)  # plain: the path must not be read as markup
+        sys.exit(1)
 
 
 if __name__ == "__main__":

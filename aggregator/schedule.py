@@ -55,6 +55,11 @@ class StoreUnavailable(Exception):
     """The database file is missing or is not the one the service opened."""
 
 
+class StartupError(Exception):
+    """`run` could not start: the store could not be opened or the schedule built (the message
+    says why in words; the cause is chained)."""
+
+
 def file_identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of `path`, or None when it does not exist."""
     try:
@@ -112,8 +117,9 @@ class Health:
     def polled(self, report: PollReport, when: datetime) -> None:
         with self.lock:
             self.store_error = None
-            if report.outcome in (Outcome.OK, Outcome.NOT_MODIFIED):
-                self.last_poll = when
+            if report.outcome in (Outcome.OK, Outcome.NOT_MODIFIED, Outcome.GONE):
+                if report.outcome is not Outcome.GONE:  # gone is stopped, not failing
+                    self.last_poll = when
                 self.failing.discard(report.feed_url)
             else:
                 self.failing.add(report.feed_url)
@@ -458,7 +464,8 @@ class Service:
         except BaseException as e:  # reported through /healthz and the log
             with self.health.lock:
                 self.health.scheduler_error = f"{type(e).__name__}: {e}"
-            log.error("the poll scheduler stopped: %s: %s", type(e).__name__, e)
+            if self.health.scheduler_started:  # a startup failure is reported by start_background
+                log.error("the poll scheduler stopped: %s: %s", type(e).__name__, e)
             self._startup_error = self._startup_error or e
             self._ready.set()
 
@@ -512,15 +519,17 @@ class Service:
 
     def start_background(self, timeout: float = 60.0) -> None:
         """Start the poll thread (opens the store, schedules every feed) and the publisher.
-        Raises what opening the store raised (a clear startup failure beats a silent one)."""
+        Raises StartupError when the store cannot be opened (a clear failure beats a silent one)."""
         self.public_dir.mkdir(parents=True, exist_ok=True)
         removed = remove_temp_files(self.public_dir)
         if removed:
             log.info("removed %d temporary files left by an interrupted publish", removed)
         self._poll_thread.start()
-        self._ready.wait(timeout)
+        if not self._ready.wait(timeout):
+            raise StartupError(f"opening {self.store_path} took more than {timeout:.0f} s")
         if self._startup_error is not None:
-            raise self._startup_error
+            e = self._startup_error
+            raise StartupError(f"cannot open {self.store_path}: {type(e).__name__}: {e}") from e
         self.publisher.start()
 
     def request_stop(self) -> None:

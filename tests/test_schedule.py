@@ -9,6 +9,7 @@ import itertools
 import os
 import random
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +38,7 @@ from aggregator.schedule import (
     remove_temp_files,
 )
 from aggregator.store import Store
+from tests.conftest import run_cli
 from tests.feedserver import refused_url
 from tests.hostile_server import OK_FEED, HostileServer, _date, _item, _rss
 
@@ -434,3 +436,17 @@ def test_leftover_temporary_files_are_removed(tmp_path: Path) -> None:
         p.write_text("x")
     assert remove_temp_files(tmp_path) == 2
     assert not any(p.exists() for p in tmps) and all(p.exists() for p in keep)
+
+
+def test_run_that_cannot_open_its_store_says_so_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(data / "aggregator.db")
+    conn.execute("PRAGMA user_version=99")  # a database from a newer program
+    conn.close()
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds: []\n", encoding="utf-8")
+    result = run_cli("run", "--port", "0", config=config, data=data, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "aggregator run: cannot open" in result.stderr and "newer than this program" in result.stderr
