@@ -221,18 +221,25 @@ def create_app(
 
 
 class HeaderTimeoutH11(H11Protocol):
-    """uvicorn's h11 protocol, plus a deadline for each request's headers.
+    """uvicorn's h11 protocol, plus a deadline for each request's headers and a connection cap.
 
     uvicorn times out idle keep-alive connections but not a client that connects and sends its
     headers slowly or never (slowloris): enough of them use up the file descriptors and the
-    server answers no one. Here a connection that has not started a new request within
-    HEADER_TIMEOUT of connecting, or of its previous response, is closed."""
+    server answers no one (1,100 at a 1,024 limit did). Here a connection that has not started
+    a new request within HEADER_TIMEOUT of connecting, or of its previous response, is closed,
+    and connections beyond `limit_concurrency` are closed as they arrive."""
 
     _armed_for: object = None
     _header_timer: Any = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) > limit:
+            # Over the cap: close at once rather than hold a descriptor for a request that
+            # would get 503 anyway; a full descriptor table would stall every client instead.
+            self.transport.close()
+            return
         self._arm()
 
     def on_response_complete(self) -> None:

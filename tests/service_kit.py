@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import signal
 import socket
 import sqlite3
@@ -133,10 +134,15 @@ class FeedWorld:
         self._httpd.server_close()
 
 
+def _limit_files(n: int) -> None:
+    """In the child: at most `n` open files, soft and hard (so the service cannot raise it)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 class RunningService:
     """`aggregator run` on a free loopback port, its output in `log` (a file)."""
 
-    def __init__(self, config: Path, data: Path, log: Path) -> None:
+    def __init__(self, config: Path, data: Path, log: Path, max_files: int | None = None) -> None:
         self.config, self.data, self.log_path = config.resolve(), data.resolve(), log.resolve()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -145,6 +151,7 @@ class RunningService:
             [sys.executable, "-m", "aggregator", "--config", str(self.config), "--data", str(self.data),
              "run", "--port", str(self.port)],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: _limit_files(max_files)) if max_files else None,
         )  # fmt: skip
 
     @property

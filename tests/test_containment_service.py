@@ -10,6 +10,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -244,3 +245,32 @@ def test_public_deleted_and_leftover_temp_files(tmp_path: Path) -> None:
             assert service.get("/feeds/all.atom").status_code == 200
             code, _ = service.stop()
     assert code == 0
+
+
+def test_more_unfinished_requests_than_descriptors(tmp_path: Path) -> None:
+    # 1,100 clients that never finish their headers, at a 1,024 open-files limit: once the
+    # server answered no one and wrote a 188 MB log. Now excess connections are closed as they
+    # arrive, the slow ones are cut off after the 10 s header deadline, the log stays small.
+    with FeedWorld(3) as world:
+        config = world.config(tmp_path / "feeds.yaml")
+        log = tmp_path / "run.log"
+        with RunningService(config, tmp_path / "data", log, max_files=1024) as service:
+            assert service.serving()
+            assert service.wait_for(lambda: _entries_on_front_page(service), 30)
+            slow = []
+            try:
+                for _ in range(1100):
+                    try:
+                        s = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                        slow.append(s)
+                    except OSError:
+                        pass  # refused or reset under load: that is the server protecting itself
+                assert service.wait_for(lambda: service.get("/", timeout=3).status_code == 200, 20)
+            finally:
+                for s in slow:
+                    s.close()
+            assert service.get("/healthz").status_code == 200
+            code, _ = service.stop()
+    assert code == 0
+    assert log.stat().st_size < 100_000, log.stat().st_size
