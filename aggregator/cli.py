@@ -405,7 +405,14 @@ def run(ctx: Context, host: str, port: int) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing more
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
     try:
-        Service(config, ctx.data_dir).run(host, port)
+        # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
+        # renamed into place whole, and the store's transactions are atomic.
+        with contextlib.suppress(KeyboardInterrupt):
+            Service(config, ctx.data_dir).run(host, port)
+        # Stopped and saved: a late signal must not turn the exit status into "killed" while the
+        # interpreter tears down (it restores the default handlers for that).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     except StartupError as e:
         click.echo(f"aggregator run: {e}", err=True)  # plain: the path must not be read as markup
         sys.exit(1)

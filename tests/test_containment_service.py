@@ -37,8 +37,12 @@ def _entries_on_front_page(service: RunningService) -> bool:
     return r.status_code == 200 and "World" in r.text and "story" in r.text
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_cycle_exits_0_within_10_s_without_traceback(tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(
+    ("sig", "twice"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)]
+)
+def test_signal_mid_cycle_exits_0_within_10_s_without_traceback(
+    tmp_path: Path, sig: int, twice: bool
+) -> None:
     # Slow answers (0.5 s, two at a time per host) keep most of 150 polls waiting or in flight
     # when the signal comes.
     with FeedWorld(150, changing=True, delay=0.5) as world:
@@ -47,6 +51,9 @@ def test_signal_mid_cycle_exits_0_within_10_s_without_traceback(tmp_path: Path, 
             assert service.serving()
             time.sleep(4)
             in_flight = sum(world.hits.values())
+            if twice:  # an impatient operator: Ctrl-C, then Ctrl-C again during the shutdown
+                service.proc.send_signal(sig)
+                time.sleep(0.3)
             code, seconds = service.stop(sig)
     output = service.output
     assert 3 <= in_flight < 150, "the signal did not come mid-cycle"
@@ -54,7 +61,8 @@ def test_signal_mid_cycle_exits_0_within_10_s_without_traceback(tmp_path: Path, 
     assert seconds < 10
     assert "Traceback" not in output
     public = tmp_path / "data" / "public"
-    assert temp_files(public) == []
+    if not twice:  # a second signal may abandon a publish: its temporary file goes at next start
+        assert temp_files(public) == []
     assert check_outputs(public) == []
     assert db_counts(tmp_path / "data" / "aggregator.db")[0] == "ok"
 
