@@ -433,9 +433,18 @@ class Service:
             if state and state.gone:
                 log.warning("feed=%r answered 410 Gone earlier: not polled", feed.title)
                 continue
-            if state and state.last_error:
-                with self.health.lock:
+            with self.health.lock:
+                if state and state.last_error:
                     self.health.failing.add(feed.key)
+                # /healthz tells the last successful poll from the start, not only after one.
+                polled = state.last_polled if state else None
+                if (
+                    polled is not None
+                    and state is not None
+                    and state.last_outcome in (Outcome.OK.value, Outcome.NOT_MODIFIED.value)
+                    and (self.health.last_poll is None or polled > self.health.last_poll)
+                ):
+                    self.health.last_poll = polled
             first = now + timedelta(seconds=self.rng.uniform(0, STARTUP_JITTER))
             if state and state.next_poll and state.next_poll > first:
                 first = state.next_poll  # honour back-off and Retry-After across restarts

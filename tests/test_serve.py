@@ -21,7 +21,7 @@ import pytest
 from aggregator import serve as serve_module
 from aggregator.publish import write_atomic
 from aggregator.serve import RateLimit, create_app, make_server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer, refused_url
 from tests.test_end_to_end import serve_seed, write_config
 
@@ -314,3 +314,43 @@ def test_repeated_log_messages_are_rate_limited() -> None:
     other = logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, "something else", (), None)
     assert sum(limit.filter(record) for _ in range(1000)) == 5
     assert limit.filter(other)
+
+
+# -- every published output, every format ---------------------------------------------------------
+
+EXPECTED_TYPES = {
+    ".atom": "application/atom+xml",
+    ".rss": "application/rss+xml",
+    ".html": "text/html",
+    ".txt": "text/plain",
+}
+
+
+def test_every_published_file_is_served_whole_with_validators(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    serve_seed(feed_server)
+    data = tmp_path / "data"
+    result = run_cli("fetch", config=write_config(tmp_path / "feeds.yaml", feed_server), data=data)
+    assert result.returncode == 0, result.stderr
+    public = data / "public"
+    client = Client(create_app(public))
+    files = sorted(p for p in public.rglob("*") if p.is_file())
+    assert len(files) == 36  # 6 outputs x (5 languages + all)
+    for path in files:
+        rel = path.relative_to(public).as_posix()
+        r = client.get("/" + rel)
+        assert r.status_code == 200, rel
+        assert r.content == path.read_bytes() and int(r.headers["content-length"]) == len(r.content)
+        if path.suffix == ".json":
+            want = "application/feed+json" if rel.startswith("feeds/") else "application/json"
+        else:
+            want = EXPECTED_TYPES[path.suffix]
+        assert r.headers["content-type"].startswith(want), rel
+        assert client.get("/" + rel, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+        head = client.head("/" + rel)
+        assert head.content == b"" and head.headers["etag"] == r.headers["etag"]
+        assert head.headers["content-length"] == r.headers["content-length"]
+    # Directory URLs give their front page.
+    assert client.get("/").content == (public / "index.html").read_bytes()
+    assert client.get("/es/").content == (public / "es" / "index.html").read_bytes()
