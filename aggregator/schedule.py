@@ -321,6 +321,7 @@ class Service:
         self.fetcher: Fetcher | None = None
         self.stopping = False
         self._errors: dict[str, int] = {}  # consecutive failures the store could not record
+        self._orphans: set[asyncio.Task[None]] = set()  # polls started without APScheduler
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -405,10 +406,20 @@ class Service:
                 self.poll, "date", run_date=when, args=[feed], id=feed.key,
                 replace_existing=True, misfire_grace_time=None,
             )  # fmt: skip
-        except Exception:  # would lose the feed: try once more, plainly, then say so loudly
-            log.exception("feed=%r could not be rescheduled", feed.title)
-            with self.health.lock:
-                self.health.scheduler_error = f"could not reschedule {feed.title!r}"
+        except Exception:  # would lose the feed: schedule it on the loop itself, and say so
+            log.exception("feed=%r could not be rescheduled; using a plain timer", feed.title)
+            try:
+                loop = asyncio.get_running_loop()
+                delay = max(0.0, (when - now).total_seconds())
+                loop.call_later(delay, self._start_poll, feed)
+            except RuntimeError:  # no loop to run it: /healthz must say the schedule is broken
+                with self.health.lock:
+                    self.health.scheduler_error = f"could not reschedule {feed.title!r}"
+
+    def _start_poll(self, feed: FeedConfig) -> None:
+        task = asyncio.get_running_loop().create_task(self.poll(feed))
+        self._orphans.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._orphans.discard)
 
     def _fallback(self, feed: FeedConfig, now: datetime) -> datetime:
         """In-memory back-off for a poll whose outcome could not be stored."""
