@@ -413,12 +413,19 @@ def _short(value: datetime | None) -> str:
 @click.option("--port", default=8080, show_default=True, type=int)
 @pass_ctx
 def serve(ctx: Context, host: str, port: int) -> None:
-    """Serve DATA/public over HTTP without polling (see `run` for both)."""
-    import uvicorn
+    """Serve DATA/public over HTTP without polling (see `run` for both). Ctrl-C stops it.
 
-    from .serve import create_app
+    \b
+    Example:
+      aggregator serve --port 8080
+    """
+    import signal
 
-    uvicorn.run(create_app(ctx.public_dir), host=host, port=port, access_log=False)
+    from .serve import create_app, make_server
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # until the server takes it over
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(make_server(create_app(ctx.public_dir), host, port).serve())
 
 
 @main.command()
@@ -433,15 +440,30 @@ def run(ctx: Context, host: str, port: int) -> None:
       aggregator run --port 8080
     then open http://127.0.0.1:8080/ or subscribe to http://127.0.0.1:8080/feeds/all.atom
     """
-    from .schedule import Service
+    import signal
 
+    from .schedule import Service, StartupError
+
+    # SIGTERM stops the job like Ctrl-C (exit 0), even before the server takes signals over.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = ctx.config()
     logging.getLogger().setLevel(logging.INFO)
     # APScheduler logs every job start and end at INFO; our own poll lines say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing more
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Service(config, ctx.data_dir).run(host, port))
+    try:
+        # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
+        # renamed into place whole, and the store's transactions are atomic.
+        with contextlib.suppress(KeyboardInterrupt):
+            Service(config, ctx.data_dir).run(host, port)
+        # Stopped and saved: a late signal must not turn the exit status into "killed" while the
+        # interpreter tears down (it restores the default handlers for that).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    except StartupError as e:
+        click.echo(f"aggregator run: {e}", err=True)  # plain: the path must not be read as markup
+        sys.exit(1)
 
 
 from typing import TYPE_CHECKING  # noqa: E402  (appended section; the top is not ours to edit)

@@ -1,95 +1,441 @@
-"""The long-running job: APScheduler polls each feed at its interval; uvicorn serves the output.
+"""The long-running job (`aggregator run`): polls on a schedule, publishes, serves.
 
-Both run in one asyncio loop and share nothing but the store and the files on disk.
+Three threads, each owning what it touches (SQLite objects stay on the thread that made them):
+
+- the poll thread: its own asyncio loop, APScheduler, the fetcher and the poll store
+  connection. Every poll is rescheduled from a `finally`, whatever it raised;
+- the publish thread: its own store connection; publishes coalesced changes, at start, when
+  the day changes in `site.timezone`, when `public/` is missing, and retries after a failure;
+- the main thread: uvicorn serving `public/` and `/healthz`, which never waits on SQLite.
+
+They share only the store file, the files on disk and a `Health` record (a lock, plain values).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
-from datetime import UTC, datetime, timedelta
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .config import Config, FeedConfig
 from .fetch import Fetcher
-from .pipeline import poll_feed, sync_feeds
+from .models import Outcome, PollReport
+from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, publish
-from .serve import create_app
+from .serve import create_app, make_server
 from .store import Store
 
 log = logging.getLogger("aggregator.schedule")
 
-PUBLISH_DELAY = timedelta(seconds=2)  # coalesces a burst of polls into one rebuild
+PUBLISH_DELAY = 2.0  # seconds of quiet after a change before publishing: a burst is one rebuild
+PUBLISH_MAX_DELAY = 5.0  # seconds after the first unpublished change, however many follow
+CHECK_EVERY = 30.0  # seconds between checks for a missing public/, a new day, a failed publish
+RETRY_FIRST = 2.0  # seconds before the first retry of a failed publish (then doubling)
 STARTUP_JITTER = 10.0  # seconds: first polls spread out, not all at once
+PRUNE_EVERY = timedelta(hours=6)
+HEARTBEAT = 5.0  # seconds between the poll loop's signs of life
+STALLED_AFTER = 120.0  # seconds without a heartbeat before /healthz calls the scheduler stalled
+STOP_POLLS = 3.0  # seconds in-flight polls get to finish on exit before they are abandoned
+STOP_PUBLISH = 5.0  # seconds a publish in progress gets to finish on exit
+
+
+class StoreUnavailable(Exception):
+    """The database file is missing or is not the one the service opened."""
+
+
+class StartupError(Exception):
+    """`run` could not start: the store could not be opened or the schedule built (the message
+    says why in words; the cause is chained)."""
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of `path`, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def remove_temp_files(public_dir: Path) -> int:
+    """Delete the publisher's leftover temporary files (`.NAME.*.tmp`, from a killed publish)."""
+    removed = 0
+    if public_dir.is_dir():
+        for tmp in public_dir.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+@dataclass
+class Health:
+    """What `/healthz` reports; written by the poll and publish threads, read by the server.
+
+    Unhealthy (503) when the store is unreachable or replaced, the last publish failed, or the
+    scheduler stopped or has not shown a sign of life for STALLED_AFTER seconds."""
+
+    store_path: Path
+    identity: tuple[int, int] | None = None  # of the database the service opened
+    scheduler_started: bool = False
+    scheduler_error: str | None = None
+    heartbeat: float = field(default_factory=time.monotonic)
+    store_error: str | None = None
+    publish_error: str | None = None
+    last_poll: datetime | None = None  # last poll that reached the feed and was stored
+    last_publish: datetime | None = None
+    failing: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def store_problem(self) -> str | None:
+        """Why the store cannot be used (missing or replaced file), or None. A stat: cheap."""
+        if self.identity is None:
+            return None
+        now = file_identity(self.store_path)
+        if now is None:
+            return f"the database {self.store_path} is missing (deleted while running)"
+        if now != self.identity:
+            return f"the database {self.store_path} was replaced while running (restart to use it)"
+        return None
+
+    def polled(self, report: PollReport, when: datetime) -> None:
+        with self.lock:
+            self.store_error = None
+            if report.outcome in (Outcome.OK, Outcome.NOT_MODIFIED, Outcome.GONE):
+                if report.outcome is not Outcome.GONE:  # gone is stopped, not failing
+                    self.last_poll = when
+                self.failing.discard(report.feed_url)
+            else:
+                self.failing.add(report.feed_url)
+
+    def poll_failed(self, feed_url: str, reason: str, store: bool) -> None:
+        with self.lock:
+            self.failing.add(feed_url)
+            if store:
+                self.store_error = reason
+
+    def report(self) -> tuple[bool, Mapping[str, Any]]:
+        """(healthy, JSON document) for `/healthz`."""
+        problem = self.store_problem()
+        with self.lock:
+            reasons = []
+            if problem or self.store_error:
+                reasons.append(f"store: {problem or self.store_error}")
+            if self.publish_error:
+                reasons.append(f"publish: {self.publish_error}")
+            if self.scheduler_error:
+                reasons.append(f"scheduler: {self.scheduler_error}")
+            elif self.scheduler_started and time.monotonic() - self.heartbeat > STALLED_AFTER:
+                reasons.append(f"scheduler: no sign of life for {STALLED_AFTER:.0f} s")
+            doc = {
+                "status": "failing" if reasons else "ok",
+                "reasons": reasons,
+                "store": "unreachable" if (problem or self.store_error) else "ok",
+                "scheduler": "stopped" if self.scheduler_error else "alive",
+                "last_poll": _iso(self.last_poll),
+                "last_publish": _iso(self.last_publish),
+                "feeds_failing": len(self.failing),
+            }
+        return not reasons, doc
+
+
+class Publisher:
+    """Publishing in its own thread with its own store connection: coalesced, never dropped.
+
+    `changed()` marks the site stale. A publish runs PUBLISH_DELAY after the last change, but
+    never later than PUBLISH_MAX_DELAY after the first unpublished one, so a steady stream of
+    changes cannot starve it; changes that arrive during a publish cause one more afterwards.
+    Every CHECK_EVERY seconds (and at start, and when the server asks: `check_soon`) it also
+    publishes when `public/index.html` is missing, when the day changed in `site.timezone`, or
+    when the last publish failed.
+    It refuses to publish while the store is missing or replaced: never an empty site over
+    good pages."""
+
+    def __init__(
+        self,
+        config: Config,
+        store_path: Path,
+        public_dir: Path,
+        health: Health,
+        delay: float = PUBLISH_DELAY,
+        max_delay: float = PUBLISH_MAX_DELAY,
+        check_every: float = CHECK_EVERY,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self.config = config
+        self.store_path = store_path
+        self.public_dir = public_dir
+        self.health = health
+        self.delay, self.max_delay, self.check_every = delay, max_delay, check_every
+        self._cond = threading.Condition()
+        self._first: float | None = time.monotonic()  # publish at start: pages exist before polls
+        self._last: float | None = self._first - delay
+        self._stop = False
+        self._check_now = False
+        self._next_check = time.monotonic() + check_every
+        self._retry = RETRY_FIRST
+        self._failed = False
+        self._day: date | None = None
+        self.today = today or (lambda: datetime.now(UTC).astimezone(config.site.zone).date())
+        self._store: Store | None = None
+        self.publishes = 0  # completed publishes
+        self.last_started = 0.0  # monotonic time the latest publish began
+        self.thread = threading.Thread(target=self._main, name="publisher", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def changed(self) -> None:
+        """Something stored changed: publish soon (thread-safe, never blocks)."""
+        now = time.monotonic()
+        with self._cond:
+            if self._first is None:
+                self._first = now
+            self._last = now
+            self._cond.notify()
+
+    def check_soon(self) -> None:
+        """Run the periodic check now (the server found `public/` missing; thread-safe)."""
+        with self._cond:
+            self._check_now = True
+            self._cond.notify()
+
+    def stop(self, timeout: float = STOP_PUBLISH) -> None:
+        """Stop after the publish in progress, if any (waits at most `timeout` seconds)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def _due_in(self, now: float) -> float | None:
+        if self._first is None or self._last is None:
+            return None
+        return min(self._last + self.delay, self._first + self.max_delay) - now
+
+    def _main(self) -> None:
+        self._next_check = time.monotonic() + self.check_every
+        try:
+            while True:
+                with self._cond:
+                    while not self._stop:
+                        now = time.monotonic()
+                        due = self._due_in(now)
+                        if (due is not None and due <= 0) or now >= self._next_check or self._check_now:
+                            break
+                        waits = [self._next_check - now] + ([due] if due is not None else [])
+                        self._cond.wait(min(waits))
+                    if self._stop:
+                        return
+                    now = time.monotonic()
+                    due = self._due_in(now)
+                    reason = None
+                    self._check_now = False
+                    if due is not None and due <= 0:
+                        self._first = self._last = None
+                        reason = "changes"
+                if reason is None:
+                    self._next_check = now + self.check_every
+                    reason = self._check()
+                    if reason is None:
+                        continue
+                self.publish_now(reason)
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    def _check(self) -> str | None:
+        if not (self.public_dir / "index.html").is_file():
+            return "public/ is missing"
+        if self._failed:
+            return "retry after a failed publish"
+        if self._day is not None and self.today() != self._day:
+            return "a new day"
+        return None
+
+    def publish_now(self, reason: str) -> PublishReport | None:
+        """One publish, on the calling thread (the publisher's own, except in tests)."""
+        self.last_started = time.monotonic()
+        problem = self.health.store_problem()
+        if problem:
+            self._fail(problem)
+            return None
+        day = self.today()
+        try:
+            if self._store is None:
+                self._store = Store(self.store_path)  # created after the poll thread's: exists
+            report = publish(self._store, self.config, self.public_dir)
+        except Exception as e:  # a failing publish keeps the last good pages and is retried
+            self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, sqlite3.Error | OSError))
+            return None
+        self._failed = False
+        self._retry = RETRY_FIRST
+        self._day = day
+        self.publishes += 1
+        with self.health.lock:
+            self.health.publish_error = None
+            self.health.last_publish = datetime.now(UTC)
+        log.info("published (%s) files=%d unchanged=%d", reason, len(report.written), report.unchanged)
+        return report
+
+    def _fail(self, reason: str, exc: bool = False) -> None:
+        if not self._failed or self.health.publish_error != reason:
+            log.error("publish failed: %s", reason, exc_info=exc)  # once per reason, not per retry
+        self._failed = True
+        # Retry soon (2 s, doubling up to CHECK_EVERY): a freed disk shows pages again quickly.
+        self._next_check = min(self._next_check, time.monotonic() + self._retry)
+        self._retry = min(self._retry * 2, self.check_every)
+        with self.health.lock:
+            self.health.publish_error = reason
 
 
 class Service:
+    """`aggregator run`: see the module docstring for who owns what."""
+
     def __init__(self, config: Config, data_dir: Path, rng: random.Random | None = None) -> None:
         self.config = config
         self.data_dir = data_dir
         self.public_dir = data_dir / "public"
-        self.store = Store(data_dir / "aggregator.db")
+        self.store_path = data_dir / "aggregator.db"
         self.rng = rng or random.Random()
+        self.health = Health(self.store_path)
+        self.publisher = Publisher(config, self.store_path, self.public_dir, self.health)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.store: Store | None = None  # the poll thread's connection
         self.fetcher: Fetcher | None = None
+        self.stopping = False
+        self._errors: dict[str, int] = {}  # consecutive failures the store could not record
+        self._orphans: set[asyncio.Task[None]] = set()  # polls started without APScheduler
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._poll_thread = threading.Thread(target=self._poll_main, name="poller", daemon=True)
+
+    # -- one poll ----------------------------------------------------------------------------
+
+    def open_store(self) -> Store:
+        """Open (or create) the store on the calling thread and remember which file it is."""
+        self.store = Store(self.store_path)
+        self.health.identity = file_identity(self.store_path)
+        sync_feeds(self.config, self.store)
+        return self.store
 
     async def poll(self, feed: FeedConfig) -> None:
-        assert self.fetcher is not None
-        state = self.store.feed_state(feed.key)
-        if state and state.gone:
-            return
+        """Poll one feed; whatever happens, schedule its next poll (unless it is gone).
+
+        The next poll is the one the pipeline stored (interval, back-off, Retry-After). When the
+        poll or the store failed, so nothing was stored, it is an in-memory back-off instead:
+        the feed's interval doubled per consecutive failure (`pipeline.next_poll`)."""
+        report: PollReport | None = None
+        gone = False
         try:
+            problem = self.health.store_problem()
+            if problem:
+                raise StoreUnavailable(problem)
+            assert self.store is not None and self.fetcher is not None
+            state = self.store.feed_state(feed.key)
+            if state and state.gone:
+                gone = True
+                return
             report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng, state=state)
-        except Exception:  # the scheduler must keep running whatever one poll does
-            log.exception("feed=%r poll crashed", feed.title)
-            return
-        self._reschedule(feed)
-        # Entries changed, or the feed started or stopped failing: pages list failing feeds
-        # until the first entries arrive, so they must hear of it.
-        if report.changed or (state.last_error if state else None) != report.error:
-            self.scheduler.add_job(
-                self.publish,
-                "date",
-                run_date=datetime.now(UTC) + PUBLISH_DELAY,
-                id="publish",
-                replace_existing=True,
-            )
-
-    def _reschedule(self, feed: FeedConfig) -> None:
-        """Next run at the time the poll policy chose (interval, back-off, Retry-After)."""
-        state = self.store.feed_state(feed.key)
-        if state is None or state.gone or state.next_poll is None:
-            job = self.scheduler.get_job(feed.key)
-            if job:
-                job.remove()
-            return
-        self.scheduler.add_job(
-            self.poll, "date", run_date=state.next_poll, args=[feed], id=feed.key,
-            replace_existing=True, misfire_grace_time=None,
-        )  # fmt: skip
-
-    async def publish(self) -> None:
-        try:
-            report = await asyncio.to_thread(self._publish_sync)
-        except Exception:
-            log.exception("publish failed")
-            return
-        log.info("published files=%d unchanged=%d", len(report.written), report.unchanged)
-
-    def _publish_sync(self) -> PublishReport:
-        store = Store(self.store.path)  # own connection: SQLite objects stay on their thread
-        try:
-            return publish(store, self.config, self.public_dir)
+            gone = report.outcome is Outcome.GONE
+            self._errors.pop(feed.key, None)
+            self.health.polled(report, datetime.now(UTC))
+            # Entries changed, or the feed started or stopped failing: pages list failing feeds
+            # until the first entries arrive, so they must hear of it.
+            if report.changed or (state.last_error if state else None) != report.error:
+                self.publisher.changed()
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            # Abandoned on exit: nothing of it was committed that should not be (each store
+            # write is synchronous, so cancellation only lands between them).
+        except Exception as e:
+            store_fault = isinstance(e, StoreUnavailable | sqlite3.Error | OSError)
+            reason = f"{type(e).__name__}: {e}"
+            self._errors[feed.key] = self._errors.get(feed.key, 0) + 1
+            self.health.poll_failed(feed.key, reason, store=store_fault)
+            if store_fault:  # the environment, not a bug: one line is the whole story
+                log.error("feed=%r poll failed: %s", feed.title, reason)
+            else:
+                log.exception("feed=%r poll crashed", feed.title)
         finally:
-            store.close()
+            if not self.stopping:
+                self._reschedule(feed, stored=report is not None, gone=gone)
+
+    def _reschedule(self, feed: FeedConfig, stored: bool, gone: bool) -> None:
+        """Put the feed's next poll on the schedule; never raises (the feed must not be lost)."""
+        when: datetime | None = None
+        now = datetime.now(UTC)
+        if stored and self.store is not None:
+            try:
+                state = self.store.feed_state(feed.key)
+            except Exception as e:
+                log.error("feed=%r reading its next poll failed: %s: %s", feed.title, type(e).__name__, e)
+            else:
+                if state is not None:
+                    gone = gone or state.gone
+                    when = state.next_poll
+        if gone:
+            with contextlib.suppress(Exception):
+                job = self.scheduler.get_job(feed.key)
+                if job:
+                    job.remove()
+            return
+        if when is None or when < now:
+            when = self._fallback(feed, now)
+        try:
+            self.scheduler.add_job(
+                self.poll, "date", run_date=when, args=[feed], id=feed.key,
+                replace_existing=True, misfire_grace_time=None,
+            )  # fmt: skip
+        except Exception:  # would lose the feed: schedule it on the loop itself, and say so
+            log.exception("feed=%r could not be rescheduled; using a plain timer", feed.title)
+            try:
+                loop = asyncio.get_running_loop()
+                delay = max(0.0, (when - now).total_seconds())
+                loop.call_later(delay, self._start_poll, feed)
+            except RuntimeError:  # no loop to run it: /healthz must say the schedule is broken
+                with self.health.lock:
+                    self.health.scheduler_error = f"could not reschedule {feed.title!r}"
+
+    def _start_poll(self, feed: FeedConfig) -> None:
+        task = asyncio.get_running_loop().create_task(self.poll(feed))
+        self._orphans.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._orphans.discard)
+
+    def _fallback(self, feed: FeedConfig, now: datetime) -> datetime:
+        """In-memory back-off for a poll whose outcome could not be stored."""
+        try:
+            # `auto` without the store's count: its shortest interval (back-off stretches it).
+            interval = poll_interval(feed, self.config, lambda: 1 << 30)
+        except Exception:
+            interval = timedelta(minutes=15)
+        return next_poll(interval, self._errors.get(feed.key, 1), now, rng=self.rng)
+
+    # -- the schedule ------------------------------------------------------------------------
 
     def schedule_feeds(self, now: datetime) -> None:
         """One job per enabled feed that is not gone: first polls spread over STARTUP_JITTER,
         or later when the stored next poll (back-off, Retry-After) says so."""
+        assert self.store is not None
         states = self.store.feed_states()
         for feed in self.config.feeds:
             state = states.get(feed.key)
@@ -98,32 +444,138 @@ class Service:
             if state and state.gone:
                 log.warning("feed=%r answered 410 Gone earlier: not polled", feed.title)
                 continue
+            with self.health.lock:
+                if state and state.last_error:
+                    self.health.failing.add(feed.key)
+                # /healthz tells the last successful poll from the start, not only after one.
+                polled = state.last_polled if state else None
+                if (
+                    polled is not None
+                    and state is not None
+                    and state.last_outcome in (Outcome.OK.value, Outcome.NOT_MODIFIED.value)
+                    and (self.health.last_poll is None or polled > self.health.last_poll)
+                ):
+                    self.health.last_poll = polled
             first = now + timedelta(seconds=self.rng.uniform(0, STARTUP_JITTER))
             if state and state.next_poll and state.next_poll > first:
                 first = state.next_poll  # honour back-off and Retry-After across restarts
             self.scheduler.add_job(
                 self.poll, "date", run_date=first, args=[feed], id=feed.key,
-                misfire_grace_time=None,
+                replace_existing=True, misfire_grace_time=None,
             )  # fmt: skip
 
-    async def run(self, host: str, port: int) -> None:
-        sync_feeds(self.config, self.store)
-        publish(self.store, self.config, self.public_dir)  # pages exist before the first poll
-        self.fetcher = Fetcher(self.config.fetch)
-        self.schedule_feeds(datetime.now(UTC))
-        self.scheduler.add_job(self._prune, "interval", hours=6, id="prune-fetch-log")
-        self.scheduler.start()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(self.public_dir), host=host, port=port, log_level="info",
-                           access_log=False)
-        )  # fmt: skip
+    async def prune(self) -> None:
+        """Delete poll records older than `fetch.log_retention`; on the poll loop, whose thread
+        owns the connection (a job in APScheduler's thread pool could not use it)."""
+        if self.store is None or self.health.store_problem():
+            return
         try:
-            await server.serve()
-        finally:
-            self.scheduler.shutdown(wait=False)
-            await self.fetcher.aclose()
-            self.store.close()
-
-    def _prune(self) -> None:
-        removed = self.store.prune_fetch_log(self.config.fetch.log_retention, datetime.now(UTC))
+            removed = self.store.prune_fetch_log(self.config.fetch.log_retention, datetime.now(UTC))
+        except Exception as e:
+            log.error("pruning the fetch log failed: %s: %s", type(e).__name__, e)
+            return
         log.info("pruned fetch log rows=%d", removed)
+
+    # -- the poll thread ---------------------------------------------------------------------
+
+    def _poll_main(self) -> None:
+        try:
+            asyncio.run(self._poll_loop())
+        except BaseException as e:  # reported through /healthz and the log
+            with self.health.lock:
+                self.health.scheduler_error = f"{type(e).__name__}: {e}"
+            if self.health.scheduler_started:  # a startup failure is reported by start_background
+                log.error("the poll scheduler stopped: %s: %s", type(e).__name__, e)
+            self._startup_error = self._startup_error or e
+            self._ready.set()
+
+    async def _poll_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        try:
+            self.open_store()
+            self.fetcher = Fetcher(self.config.fetch)
+            now = datetime.now(UTC)
+            self.schedule_feeds(now)
+            self.scheduler.add_job(
+                self.prune, "interval", seconds=PRUNE_EVERY.total_seconds(), id="prune-fetch-log",
+                next_run_time=now + timedelta(minutes=1), replace_existing=True,
+            )  # fmt: skip
+            self.scheduler.start()
+        except BaseException as e:
+            self._startup_error = e
+            self._ready.set()
+            raise
+        with self.health.lock:
+            self.health.scheduler_started = True
+        self._ready.set()
+        try:
+            while not self._stop_event.is_set():
+                with self.health.lock:
+                    self.health.heartbeat = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), HEARTBEAT)
+        finally:
+            await self._shutdown_polls()
+
+    async def _shutdown_polls(self) -> None:
+        self.stopping = True
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)  # no new polls; pending ones are cancelled
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        if others:
+            _, pending = await asyncio.wait(others, timeout=STOP_POLLS)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        if self.fetcher is not None:
+            with contextlib.suppress(Exception):
+                await self.fetcher.aclose()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+
+    def start_background(self, timeout: float = 60.0) -> None:
+        """Start the poll thread (opens the store, schedules every feed) and the publisher.
+        Raises StartupError when the store cannot be opened (a clear failure beats a silent one)."""
+        self.public_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_temp_files(self.public_dir)
+        if removed:
+            log.info("removed %d temporary files left by an interrupted publish", removed)
+        self._poll_thread.start()
+        if not self._ready.wait(timeout):
+            raise StartupError(f"opening {self.store_path} took more than {timeout:.0f} s")
+        if self._startup_error is not None:
+            e = self._startup_error
+            raise StartupError(f"cannot open {self.store_path}: {type(e).__name__}: {e}") from e
+        self.publisher.start()
+
+    def request_stop(self) -> None:
+        """Ask the poll thread to stop (thread- and signal-safe; does not wait)."""
+        self.stopping = True
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may have ended already
+                loop.call_soon_threadsafe(event.set)
+
+    def stop_background(self) -> None:
+        """Stop scheduling, finish or abandon in-flight polls, let a running publish finish."""
+        self.request_stop()
+        self.publisher.stop()
+        if self._poll_thread.is_alive():
+            self._poll_thread.join(STOP_POLLS + 3)
+
+    def run(self, host: str, port: int) -> None:
+        """Serve until SIGINT or SIGTERM (call on the main thread), polling and publishing in
+        the background; returns once both are stopped (at most ~10 s after the signal)."""
+        try:
+            self.start_background()
+            app = create_app(self.public_dir, self.health.report, on_missing=self.publisher.check_soon)
+            server = make_server(app, host, port, on_signal=self.request_stop)
+            asyncio.run(server.serve())
+        except KeyboardInterrupt:  # a signal before the server took them over: stop the same way
+            pass
+        finally:
+            self.stop_background()

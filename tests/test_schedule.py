@@ -4,16 +4,22 @@ cases poll the hostile server on 127.0.0.1 with a real store."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 import random
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from aggregator.config import Config, Defaults, FeedConfig
 from aggregator.fetch import Fetcher
-from aggregator.models import Outcome
+from aggregator.models import FetchResult, Outcome
 from aggregator.pipeline import (
     JITTER,
     MAX_BACKOFF,
@@ -23,8 +29,17 @@ from aggregator.pipeline import (
     poll_interval,
     sync_feeds,
 )
-from aggregator.schedule import STARTUP_JITTER, Service
+from aggregator.schedule import (
+    STARTUP_JITTER,
+    Health,
+    Publisher,
+    Service,
+    file_identity,
+    remove_temp_files,
+)
 from aggregator.store import Store
+from tests.conftest import run_cli
+from tests.feedserver import refused_url
 from tests.hostile_server import OK_FEED, HostileServer, _date, _item, _rss
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -219,7 +234,7 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
     off = FeedConfig.model_validate({"url": server.url("/atom.xml"), "name": "off", "enabled": False})
     config = Config(feeds=[live, backing_off, gone, off])
     service = Service(config, tmp_path, rng=random.Random(4))
-    sync_feeds(config, service.store)
+    store = service.open_store()  # as the poll thread does
     service.fetcher = Fetcher(config.fetch)
     try:
         await service.poll(gone)  # 410: remembered, and its job removed
@@ -229,7 +244,7 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
         assert server.hits["/gone"] == hits == 1
         for _ in range(3):
             await service.poll(backing_off)
-        state = service.store.feed_state(backing_off.key)
+        state = store.feed_state(backing_off.key)
         assert state and state.error_count == 3 and state.next_poll
         service.scheduler.remove_all_jobs()
 
@@ -241,4 +256,197 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
         assert jobs[backing_off.key] == state.next_poll  # back-off survives a restart
     finally:
         await service.fetcher.aclose()
-        service.store.close()
+        store.close()
+
+
+# -- publishing: coalesced, bounded, never over good pages -------------------------------------
+
+
+def _publisher(tmp_path: Path, **kw: object) -> tuple[Publisher, Health, Store]:
+    config = Config(feeds=[FeedConfig(url="http://127.0.0.1:9/feed.xml", name="f")])
+    db = tmp_path / "aggregator.db"
+    store = Store(db)  # the service's own connection, as the poll thread opens it
+    sync_feeds(config, store)
+    health = Health(db, identity=file_identity(db))
+    return Publisher(config, db, tmp_path / "public", health, **kw), health, store  # type: ignore[arg-type]
+
+
+def _count_while(
+    publisher: Publisher, seconds: float, change_every: float | None
+) -> tuple[list[float], float]:
+    """Watch `publisher.publishes` for `seconds` (bounded), calling changed() every `change_every`;
+    returns the times publishes were seen and the time of the last change."""
+    seen, last_change = [], 0.0
+    count = publisher.publishes
+    start = time.monotonic()
+    while (now := time.monotonic()) - start < seconds:
+        if change_every is not None:
+            publisher.changed()
+            last_change = now
+        if publisher.publishes != count:
+            count = publisher.publishes
+            seen.append(now)
+        time.sleep(change_every or 0.02)
+    return seen, last_change
+
+
+def test_a_stream_of_changes_cannot_starve_publishing(tmp_path: Path) -> None:
+    publisher, health, store = _publisher(tmp_path, delay=0.3, max_delay=0.6, check_every=60)
+    publisher.start()
+    try:
+        assert _wait(lambda: publisher.publishes == 1, 10)  # at start: pages before any poll
+        seen, last_change = _count_while(publisher, 3.0, change_every=0.05)  # never 0.3 s quiet
+        assert len(seen) >= 3, seen  # bounded by max_delay, not pushed back by every change
+        gaps = [b - a for a, b in itertools.pairwise(seen)]
+        assert all(g < 2.0 for g in gaps), gaps  # max_delay 0.6 s plus the publish, on busy cores
+        # The last changes are not dropped, even those that came during a publish: one more
+        # publish starts after them.
+        time.sleep(1.5)
+        assert publisher.last_started >= last_change
+        assert health.report()[0] and health.last_publish is not None
+    finally:
+        publisher.stop()
+        store.close()
+
+
+def test_republishes_on_a_new_day_and_when_public_is_missing(tmp_path: Path) -> None:
+    days = [date(2025, 1, 6)]
+    publisher, _, store = _publisher(tmp_path, check_every=0.2, today=lambda: days[0])
+    publisher.start()
+    try:
+        assert _wait(lambda: publisher.publishes == 1, 10)
+        time.sleep(0.6)
+        assert publisher.publishes == 1  # nothing changed: no rebuild
+        days[0] = date(2025, 1, 7)  # midnight in site.timezone
+        assert _wait(lambda: publisher.publishes == 2, 5)
+        index = tmp_path / "public" / "index.html"
+        shutil.rmtree(tmp_path / "public")
+        assert _wait(lambda: publisher.publishes == 3, 5)
+        assert index.is_file()
+    finally:
+        publisher.stop()
+        store.close()
+
+
+@pytest.mark.parametrize("fault", ["deleted", "replaced"])
+def test_a_missing_or_replaced_database_never_blanks_the_site(tmp_path: Path, fault: str) -> None:
+    publisher, health, store = _publisher(tmp_path, check_every=60)
+    db = tmp_path / "aggregator.db"
+    assert publisher.publish_now("start") is not None
+    page = (tmp_path / "public" / "index.html").read_bytes()
+    if fault == "deleted":
+        db.unlink()
+    else:
+        other = Store(tmp_path / "other.db")  # a fresh, empty database put in its place
+        other.close()
+        os.replace(tmp_path / "other.db", db)
+    assert publisher.publish_now("changes") is None
+    assert (tmp_path / "public" / "index.html").read_bytes() == page
+    healthy, doc = health.report()
+    assert not healthy and doc["store"] == "unreachable"
+    assert any(("missing" if fault == "deleted" else "replaced") in r for r in doc["reasons"])
+    assert any(r.startswith("publish:") for r in doc["reasons"])
+    publisher.stop()
+    store.close()
+
+
+def _wait(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+# -- the scheduler never loses a feed ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["database deleted", "connection closed"])
+async def test_a_poll_that_fails_for_any_reason_is_rescheduled_with_back_off(
+    tmp_path: Path, server: HostileServer, fault: str
+) -> None:
+    feed = FeedConfig.model_validate({"url": server.url("/ok.xml"), "name": "ok", "interval": "10m"})
+    service = Service(Config(feeds=[feed]), tmp_path, rng=random.Random(8))
+    store = service.open_store()
+    service.fetcher = Fetcher(service.config.fetch)
+    service.scheduler.start(paused=True)  # jobs are only replaced in a started scheduler
+    try:
+        if fault == "database deleted":
+            (tmp_path / "aggregator.db").unlink()
+        else:
+            store.close()  # every query now raises sqlite3.ProgrammingError: not an httpx error
+        for errors in (1, 2):
+            before = datetime.now(UTC)
+            await service.poll(feed)  # never raises
+            job = service.scheduler.get_job(feed.key)
+            assert job is not None, "the feed fell off the schedule"
+            delay = job.trigger.run_date - before
+            assert 10 * MIN * 2**errors * (1 - JITTER) - MIN <= delay <= 10 * MIN * 2**errors * (1 + JITTER)
+        healthy, doc = service.health.report()
+        assert not healthy and doc["feeds_failing"] == 1 and doc["store"] == "unreachable"
+    finally:
+        service.scheduler.shutdown(wait=False)
+        await service.fetcher.aclose()
+        store.close()
+
+
+def test_health_says_when_the_scheduler_stalls_or_stops(tmp_path: Path) -> None:
+    health = Health(tmp_path / "aggregator.db", scheduler_started=True)
+    assert health.report() == (True, health.report()[1])
+    health.heartbeat = time.monotonic() - 1000
+    healthy, doc = health.report()
+    assert not healthy and any("no sign of life" in r for r in doc["reasons"])
+    health.heartbeat = time.monotonic()
+    health.scheduler_error = "RuntimeError: boom"
+    healthy, doc = health.report()
+    assert not healthy and doc["scheduler"] == "stopped"
+
+
+def test_prune_runs_on_the_poll_thread_that_owns_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = FeedConfig.model_validate({"url": refused_url(), "name": "down", "interval": "1h"})
+    service = Service(Config(feeds=[feed]), tmp_path, rng=random.Random(3))
+    service.start_background()
+    try:
+        other = Store(tmp_path / "aggregator.db")  # this thread's own connection
+        old = datetime.now(UTC) - timedelta(days=40)
+        other.record_poll(
+            FetchResult(feed.key, feed.key, None, Outcome.NETWORK_ERROR, error="x", fetched_at=old),
+            error="x", outcome="network-error", error_count=1, next_poll=None,
+        )  # fmt: skip
+        assert any(r["started"] < (old + MIN).isoformat() for r in other.fetch_log(feed.key))
+        assert service._loop is not None
+        job = service.scheduler.get_job("prune-fetch-log")
+        assert job is not None and asyncio.iscoroutinefunction(job.func)  # runs on the poll loop
+        asyncio.run_coroutine_threadsafe(service.prune(), service._loop).result(10)
+        assert all(r["started"] >= (old + MIN).isoformat() for r in other.fetch_log(feed.key))
+        other.close()
+    finally:
+        service.stop_background()
+    assert "pruning the fetch log failed" not in caplog.text
+
+
+def test_leftover_temporary_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "feeds").mkdir()
+    tmps = [tmp_path / ".index.html.abc.tmp", tmp_path / "feeds" / ".all.atom.x1.tmp"]
+    keep = [tmp_path / "index.html", tmp_path / "feeds" / "all.atom"]
+    for p in tmps + keep:
+        p.write_text("x")
+    assert remove_temp_files(tmp_path) == 2
+    assert not any(p.exists() for p in tmps) and all(p.exists() for p in keep)
+
+
+def test_run_that_cannot_open_its_store_says_so_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(data / "aggregator.db")
+    conn.execute("PRAGMA user_version=99")  # a database from a newer program
+    conn.close()
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds: []\n", encoding="utf-8")
+    result = run_cli("run", "--port", "0", config=config, data=data, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "aggregator run: cannot open" in result.stderr and "newer than this program" in result.stderr

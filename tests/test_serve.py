@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import feedparser
 import httpx
 import pytest
 
-from aggregator.serve import create_app
-from tests.conftest import ROOT
+from aggregator import serve as serve_module
+from aggregator.publish import write_atomic
+from aggregator.serve import RateLimit, create_app, make_server
+from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer, refused_url
 from tests.test_end_to_end import serve_seed, write_config
 
@@ -162,3 +167,190 @@ def test_run_lists_failing_feeds_before_any_entry(tmp_path: Path) -> None:
         assert "No entries yet" in r.text and "Down" in r.text and "could not connect" in r.text
     assert service.returncode == 0, service.output
     assert "feed='Down' outcome=network-error" in service.output and "apscheduler" not in service.output
+
+
+# -- one response, one file version -------------------------------------------------------------
+
+
+def test_dot_files_temp_files_and_escapes_are_never_served(client: Client, tmp_path: Path) -> None:
+    public = tmp_path / "public"
+    (public / ".index.html.x1.tmp").write_text("half a page")
+    (public / "feeds" / ".en.atom.x2.tmp").write_text("<fe")
+    (tmp_path / "secret.txt").write_text("outside")
+    for path in ("/.index.html.x1.tmp", "/feeds/.en.atom.x2.tmp", "/%2e%2e/secret.txt",
+                 "/feeds/..%2f..%2fsecret.txt", "/.%2e/secret.txt"):  # fmt: skip
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert b"half" not in r.content and b"outside" not in r.content
+
+
+def test_conditional_requests_follow_rfc_9110(client: Client) -> None:
+    r = client.get("/feeds/en.atom")
+    etag, modified = r.headers["etag"], r.headers["last-modified"]
+    assert client.get("/feeds/en.atom", headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert client.get("/feeds/en.atom", headers={"If-None-Match": "*"}).status_code == 304
+    # If-None-Match decides when present: a stale tag gets the body even if the date matches.
+    stale = client.get("/feeds/en.atom", headers={"If-None-Match": '"old"', "If-Modified-Since": modified})
+    assert stale.status_code == 200 and stale.content == b"<feed/>"
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert client.get("/feeds/en.atom", headers={"If-Modified-Since": old}).status_code == 200
+    assert client.get("/feeds/en.atom", headers={"If-Modified-Since": "garbage"}).status_code == 200
+    head = client.head("/feeds/en.rss")
+    assert head.headers["content-length"] == str(len(b"<rss/>")) and head.content == b""
+
+
+def test_a_directory_without_slash_redirects(client: Client) -> None:
+    r = client.get("/en")
+    assert r.status_code == 308 and r.headers["location"].endswith("/en/")
+
+
+def test_health_of_serve_alone_says_when_nothing_is_published(tmp_path: Path) -> None:
+    r = Client(create_app(tmp_path / "empty")).get("/healthz")
+    assert r.status_code == 503 and "nothing published" in r.json()["reasons"][0]
+
+
+def test_every_response_is_one_version_of_a_file_being_replaced(tmp_path: Path) -> None:
+    public = tmp_path / "data" / "public"
+    target = public / "feeds" / "all.atom"
+    versions = [b"<feed>" + bytes([65 + i]) * (20_000 + 7_000 * i) + b"</feed>" for i in range(3)]
+    write_atomic(target, versions[0])
+    write_atomic(public / "index.html", b"<html></html>")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--data", str(tmp_path / "data"), "serve", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def rewrite() -> None:  # bounded: at most 20,000 replacements or until the client is done
+        for i in range(20_000):
+            if stop.is_set():
+                return
+            write_atomic(target, versions[i % 3])
+
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert _until(lambda: httpx.get(base + "/feeds/all.atom", timeout=2).status_code == 200, 20)
+        writer = threading.Thread(target=rewrite, daemon=True)
+        writer.start()
+        by_etag: dict[str, bytes] = {}
+        responses = 0
+        with httpx.Client(base_url=base, timeout=5) as http:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                r = http.get("/feeds/all.atom")
+                responses += 1
+                assert r.status_code == 200
+                assert r.content in versions, "a body that is no version of the file"
+                assert int(r.headers["content-length"]) == len(r.content)
+                assert by_etag.setdefault(r.headers["etag"], r.content) == r.content, "one ETag, two bodies"
+                cond = http.get("/feeds/all.atom", headers={"If-None-Match": r.headers["etag"]})
+                if cond.status_code == 200:  # replaced in between: then it must be another version
+                    assert cond.headers["etag"] != r.headers["etag"] and cond.content in versions
+        stop.set()
+        writer.join(10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+    assert responses > 100 and len(by_etag) == 3
+    assert code == 0  # SIGTERM stops `serve` cleanly too
+
+
+def _until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if check():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+# -- the server's own limits --------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """make_server on a loopback port in a thread, with a 0.5 s header deadline."""
+    monkeypatch.setattr(serve_module, "HEADER_TIMEOUT", 0.5)
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "index.html").write_text("<p>front</p>")
+    port = _free_port()
+    server = make_server(create_app(tmp_path / "public"), "127.0.0.1", port)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    assert _until(lambda: server.started, 10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(live_server: str) -> None:
+    host, port = live_server.split(":")
+    slow = [socket.create_connection((host, int(port)), timeout=5) for _ in range(5)]
+    for s in slow:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+    started = time.monotonic()
+    for s in slow:
+        assert s.recv(1024) == b""  # closed by the server, not by our 5 s timeout
+        s.close()
+    assert time.monotonic() - started < 3
+    # Keep-alive: after a full answer the deadline applies again to the next request's headers.
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        started, answer = time.monotonic(), b""
+        while chunk := s.recv(65536):  # ends when the server closes the idle connection
+            answer += chunk
+        assert b"200 OK" in answer and answer.endswith(b"<p>front</p>")
+        assert time.monotonic() - started < 3  # the header deadline, not keep-alive's 5 s
+    assert httpx.get(f"http://{live_server}/", timeout=5).status_code == 200
+
+
+def test_repeated_log_messages_are_rate_limited() -> None:
+    limit = RateLimit(burst=5, window=60)
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, "accept failed: %s", ("EMFILE",), None)
+    other = logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, "something else", (), None)
+    assert sum(limit.filter(record) for _ in range(1000)) == 5
+    assert limit.filter(other)
+
+
+# -- every published output, every format ---------------------------------------------------------
+
+EXPECTED_TYPES = {
+    ".atom": "application/atom+xml",
+    ".rss": "application/rss+xml",
+    ".html": "text/html",
+    ".txt": "text/plain",
+}
+
+
+def test_every_published_file_is_served_whole_with_validators(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    serve_seed(feed_server)
+    data = tmp_path / "data"
+    result = run_cli("fetch", config=write_config(tmp_path / "feeds.yaml", feed_server), data=data)
+    assert result.returncode == 0, result.stderr
+    public = data / "public"
+    client = Client(create_app(public))
+    files = sorted(p for p in public.rglob("*") if p.is_file())
+    assert len(files) == 36  # 6 outputs x (5 languages + all)
+    for path in files:
+        rel = path.relative_to(public).as_posix()
+        r = client.get("/" + rel)
+        assert r.status_code == 200, rel
+        assert r.content == path.read_bytes() and int(r.headers["content-length"]) == len(r.content)
+        if path.suffix == ".json":
+            want = "application/feed+json" if rel.startswith("feeds/") else "application/json"
+        else:
+            want = EXPECTED_TYPES[path.suffix]
+        assert r.headers["content-type"].startswith(want), rel
+        assert client.get("/" + rel, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+        head = client.head("/" + rel)
+        assert head.content == b"" and head.headers["etag"] == r.headers["etag"]
+        assert head.headers["content-length"] == r.headers["content-length"]
+    # Directory URLs give their front page.
+    assert client.get("/").content == (public / "index.html").read_bytes()
+    assert client.get("/es/").content == (public / "es" / "index.html").read_bytes()
