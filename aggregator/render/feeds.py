@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from html import escape
 from typing import Any
@@ -155,7 +155,7 @@ def _published(entry: StoredEntry) -> datetime:
         # A date without a time: all three formats need a date-time, so the date at 00:00 UTC
         # (documented in README); we invent no hour.
         try:
-            return datetime.combine(entry.day, time(0), UTC)
+            return utc(datetime.combine(entry.day, time(0), UTC))
         except (TypeError, ValueError):
             pass
     return utc(entry.published)
@@ -165,8 +165,11 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
     """A stored entry as a feed item, or None when nothing is left to show of it.
 
     `mixed`: the feed carries several languages, so the item carries its own xml:lang."""
+    # Stored text is XML-safe already (the store cleans it on the way in); cleaning again here
+    # keeps a renderer total even for an entry that did not come through the store.
+    entry = replace(entry, summary=xml_safe(entry.summary or ""), content=xml_safe(entry.content or ""))
     title = xml_safe(entry.title or "").strip()
-    summary = xml_safe(lede(entry, site.lede_length))
+    summary = lede(entry, site.lede_length)
     link = http_link(entry.link)
     enclosures = tuple(
         Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
@@ -314,7 +317,7 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
             + (f"<p><small>via {via}</small></p>" if via else "")
         )
     host = urlsplit(str(site.link)).hostname or "localhost"
-    published = datetime.combine(day, time(0), UTC)
+    published = utc(datetime.combine(day, time(0), UTC))
     return FeedItem(
         id=f"tag:{host},2023:daily:{language}:{day.isoformat()}",
         title=xml_safe(heading(day, language, site)),
@@ -368,7 +371,7 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
             )
             if enc.length is not None:
                 link.set("length", str(enc.length))
-        if item.sources:
+        if item.sources and item.sources[0].feed_url.strip():  # its id is required (W3C validator)
             src = item.sources[0]
             source = _sub(entry, "source")
             _sub(source, "id").text = src.feed_url
@@ -455,7 +458,7 @@ def _add_item(fg: FeedGenerator, it: FeedItem, fmt: str) -> None:
         if it.enclosures:  # RSS allows one enclosure per item: the first
             enc = it.enclosures[0]
             fe.enclosure(enc.url, str(enc.length or 0), enc.type or "application/octet-stream")
-        if it.sources:
+        if it.sources and it.sources[0].feed_url.strip():
             fe.source(url=it.sources[0].feed_url, title=it.sources[0].feed_name or it.sources[0].feed_url)
     fe.published(it.published)
     fe.updated(it.updated)
