@@ -58,6 +58,7 @@ TITLE_FROM_TEXT = 80  # characters of a derived Atom title
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*\Z")
 _MEDIA_TYPE = re.compile(r"[!-~]+/[!-~]+\Z")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_RSS_PERSON = re.compile(r"\s*([^@\s()]+@[^@\s()]+)\s*\((.*\S.*)\)\s*\Z")
 _MIN_DATE = datetime(1000, 1, 2, tzinfo=UTC)  # four-digit years: RFC 822 needs them
 _MAX_DATE = datetime(9999, 12, 30, tzinfo=UTC)
 
@@ -440,7 +441,8 @@ def _add_item(fg: FeedGenerator, it: FeedItem, fmt: str) -> None:
         if it.summary and not _repeats(it):
             fe.summary(it.summary, type="text")
         if it.author:
-            fe.author(name=it.author)
+            name, email = person(it.author)
+            fe.author({"name": name, "email": email} if email else {"name": name})
     else:
         if it.title:
             fe.title(it.title)
@@ -464,6 +466,13 @@ def _add_item(fg: FeedGenerator, it: FeedItem, fmt: str) -> None:
     fe.updated(it.updated)
     for term in it.categories:
         fe.category(term=term)
+
+
+def person(author: str) -> tuple[str, str | None]:
+    """'jane@example.org (Jane Doe)' (RSS 2.0's form) -> ('Jane Doe', 'jane@example.org');
+    anything else is a name."""
+    m = _RSS_PERSON.match(author)
+    return (m.group(2).strip(), m.group(1)) if m else (author, None)
 
 
 def _repeats(it: FeedItem) -> bool:
@@ -542,7 +551,7 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
         item["date_published"] = it.published.isoformat()
         item["date_modified"] = it.updated.isoformat()
         if it.author:
-            item["authors"] = [{"name": it.author}]
+            item["authors"] = [{"name": person(it.author)[0]}]
         if it.categories:
             item["tags"] = list(it.categories)
         if it.language:
