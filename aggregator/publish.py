@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urljoin
@@ -115,12 +115,7 @@ DIGEST_DAYS = 14  # items (days) in each daily digest feed
 
 def entry_days(store: Store, language: str | None, today: date) -> list[date]:
     """Days with entries in `language` (None: any), oldest first, never after `today`."""
-    days: list[date] = []
-    day = store.latest_day(language, not_after=today)
-    while day is not None:
-        days.append(day)
-        day = store.latest_day(language, not_after=day - timedelta(days=1))
-    return days[::-1]
+    return store.days_with_entries(language, not_after=today)
 
 
 def page_outputs(
@@ -144,17 +139,21 @@ def page_outputs(
     }
 
 
-def feed_outputs(store: Store, config: Config, language: str, days: list[date]) -> dict[str, Render]:
+def feed_outputs(
+    store: Store, config: Config, language: str, days: list[date], day_items: DayItems | None = None
+) -> dict[str, Render]:
     """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
-    the daily digests `daily/{language}.*`."""
+    the daily digests `daily/{language}.*`. `day_items` shares each day's items with the day
+    archives, so a day is read and rendered once."""
     site = config.site
     lang = None if language == "all" else language
+    day_items = day_items or DayItems(store, config, language)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
     prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
 
     def digest() -> list[feeds.FeedItem]:
-        items = (feeds.digest_item(d, store.day(d, lang), site, language) for d in days[::-1][:DIGEST_DAYS])
+        items = (feeds.digest_item(d, day_items(d), site, language) for d in days[::-1][:DIGEST_DAYS])
         return [it for it in items if it is not None]
 
     digests = _once(digest)
@@ -170,7 +169,13 @@ def feed_outputs(store: Store, config: Config, language: str, days: list[date]) 
 
 
 def archive_outputs(
-    store: Store, config: Config, language: str, days: list[date], i: int, today: date
+    store: Store,
+    config: Config,
+    language: str,
+    days: list[date],
+    i: int,
+    today: date,
+    day_items: DayItems | None = None,
 ) -> dict[str, Render]:
     """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
     prev/next archive are the neighbouring days with entries; a day before today is complete)."""
@@ -184,8 +189,8 @@ def archive_outputs(
         next_day=days[i + 1] if i + 1 < len(days) else None,
         complete=day < today,
     )
-    lang = None if language == "all" else language
-    items = _once(lambda: feeds.entry_items(store.day(day, lang), site, language))
+    day_items = day_items or DayItems(store, config, language)
+    items = _once(lambda: feeds.entry_items(day_items(day), site, language))
     path = feeds.archive_path(day, language)
     return {
         f"{path}.atom": lambda: feeds.atom_document(meta, items()),
@@ -236,14 +241,35 @@ def publish(
             log.exception("listing the days of %s failed", language)
             failed.append((f"archive/*/{language}", f"{type(exc).__name__}: {exc}"))
             days = []
+        day_items = DayItems(store, config, language, keep=set(days[-DIGEST_DAYS:]))
         emit(page_outputs(store, config, language, None, now))
-        emit(feed_outputs(store, config, language, days))
+        emit(feed_outputs(store, config, language, days, day_items))
         wanted = _around(days, changed_days)
         for i, day in enumerate(days):
             if day in wanted:
                 emit(page_outputs(store, config, language, day, now))
-                emit(archive_outputs(store, config, language, days, i, today))
+                emit(archive_outputs(store, config, language, days, i, today, day_items))
     return PublishReport(tuple(written), unchanged, tuple(failed))
+
+
+class DayItems:
+    """A day's stored entries in one language, read once per publish for both the day archive
+    and the digest. Days in `keep` (the digest's) stay in memory; others are read on each call
+    (each archive asks once)."""
+
+    def __init__(self, store: Store, config: Config, language: str, keep: Collection[date] = ()) -> None:
+        self.store, self.site, self.language = store, config.site, language
+        self.lang = None if language == "all" else language
+        self.keep = set(keep)
+        self.kept: dict[date, list[StoredEntry]] = {}
+
+    def __call__(self, day: date) -> list[StoredEntry]:
+        if day in self.kept:
+            return self.kept[day]
+        entries = self.store.day(day, self.lang)
+        if day in self.keep:
+            self.kept[day] = entries
+        return entries
 
 
 def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
@@ -283,8 +309,10 @@ def write_atomic(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # No fsync: the rename is atomic for readers and survives the process being killed;
+        # after a power cut a file may come back empty, and the next publish rewrites it
+        # (outputs are derived from the store, and any file whose bytes differ is rewritten).
+        # An fsync per file cost 6 ms each, most of a full rebuild (docs/benchmarks.md).
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
