@@ -128,6 +128,10 @@ class Site(_Model):
     # Regexes over entry links with a named group `key`: links with the same key in different
     # languages are translations of one article ("also in: ES · IT").
     translation_patterns: list[str] = Field(default_factory=list)
+    # Images for the output feeds (RFC 4287 section 4.2.5 and 4.2.8): a small square icon and a
+    # wider logo (2:1); JSON Feed gets them as `favicon` and `icon`, RSS the logo as `<image>`.
+    icon: HttpUrl | None = None
+    logo: HttpUrl | None = None
 
     @field_validator("translation_patterns")
     @classmethod
