@@ -490,3 +490,19 @@ def test_archive_and_digest_feeds_are_valid_and_linked() -> None:
     check_rss(feeds.rss_document(daily, [item]))
     check_feedparser(feeds.rss_document(daily, [item]))
     check_json_feed(feeds.json_document(daily, [item]))
+
+
+def test_icon_and_logo_when_configured() -> None:
+    site = Site(
+        title="T", languages=["en"], icon="https://example.org/icon.png", logo="https://example.org/logo.png"
+    )
+    root = check_atom(render.atom_feed(realistic()[:1], site, "en"))
+    assert root.findtext(f"{ATOM}icon") == "https://example.org/icon.png"
+    assert root.findtext(f"{ATOM}logo") == "https://example.org/logo.png"
+    rss = check_rss(render.rss_feed(realistic()[:1], site, "en"))
+    assert rss.findtext("channel/image/url") == "https://example.org/logo.png"
+    check_feedparser(render.rss_feed(realistic()[:1], site, "en"))
+    doc = check_json_feed(render.json_feed(realistic()[:1], site, "en"))
+    assert (doc["icon"], doc["favicon"]) == ("https://example.org/logo.png", "https://example.org/icon.png")
+    plain = check_atom(render.atom_feed(realistic()[:1], SITE, "en"))
+    assert plain.find(f"{ATOM}icon") is None and plain.find(f"{ATOM}logo") is None

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from html import escape
 from typing import Any
@@ -110,7 +110,8 @@ class FeedMeta:
     current: str | None = None
     archive: bool = False
     json_ext: str = "json"  # day archives use "feed.json": "json" is that day's JSON page
-    extra: dict[str, str] = field(default_factory=dict)
+    icon: str | None = None
+    logo: str | None = None
 
 
 # -- making entries safe ----------------------------------------------------------------------
@@ -258,6 +259,8 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
         home=urljoin(base, "" if language == "all" else f"{language}/"),
         language=None if language == "all" else language,
         author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
         prev_archive=prev_archive,
     )
 
@@ -283,6 +286,8 @@ def archive_feed_meta(
         home=urljoin(base, f"{archive_path(day, language)}.html"),
         language=None if language == "all" else language,
         author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
         prev_archive=urljoin(base, archive_path(prev_day, language) + ".atom") if prev_day else None,
         next_archive=urljoin(base, archive_path(next_day, language) + ".atom") if next_day else None,
         current=urljoin(base, f"feeds/{language}.atom"),
@@ -302,6 +307,8 @@ def daily_feed_meta(site: Site, language: str) -> FeedMeta:
         home=urljoin(base, "" if language == "all" else f"{language}/"),
         language=None if language == "all" else language,
         author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
     )
 
 
@@ -437,6 +444,12 @@ def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGener
     fg.link(href=meta.home, rel="alternate")  # last: feedgen makes the last link RSS's <link>
     if meta.language:
         fg.language(meta.language)
+    if meta.icon:
+        fg.icon(xml_safe(meta.icon))
+    if meta.logo and fmt == "atom":
+        fg.logo(xml_safe(meta.logo))
+    elif meta.logo:  # RSS 2.0 <image> requires its title and link (those of the channel)
+        fg.image(url=xml_safe(meta.logo), title=xml_safe(meta.title) or GENERATOR, link=meta.home)
     fg.generator(GENERATOR)
     newest = max((it.updated for it in items), default=EMPTY_FEED_UPDATED)
     fg.updated(newest)  # from the entries, not the clock: unchanged input, unchanged bytes
@@ -539,6 +552,10 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
     }
     if meta.language:
         doc["language"] = meta.language
+    if meta.logo:
+        doc["icon"] = meta.logo
+    if meta.icon:
+        doc["favicon"] = meta.icon
     links = {
         k: v
         for k, v in (
