@@ -20,7 +20,7 @@ from aggregator.render import atom_id, feeds
 from aggregator.store import Store
 from tests.conftest import FIXTURES, run_cli
 from tests.feedserver import FeedServer
-from tests.test_feeds_valid import ATOM, check_atom, check_json_feed, check_rss, entry
+from tests.test_feeds_valid import ATOM, check_atom, check_feedparser, check_json_feed, check_rss, entry
 
 NOW = datetime(2023, 1, 18, 12, tzinfo=UTC)
 DAYS = [date(2023, 1, 14), date(2023, 1, 16), date(2023, 1, 17), date(2023, 1, 18)]
@@ -85,6 +85,8 @@ def test_every_output_is_written_and_valid(tmp_path: Path, store: Store) -> None
         for kind in ("feeds", "daily"):
             check_atom(files[f"{kind}/{lang}.atom"])
             check_rss(files[f"{kind}/{lang}.rss"])
+            check_feedparser(files[f"{kind}/{lang}.atom"])
+            check_feedparser(files[f"{kind}/{lang}.rss"])
             check_json_feed(files[f"{kind}/{lang}.json"].decode())
         for day in DAYS:
             check_atom(files[f"archive/{day:%Y/%m/%d}/{lang}.atom"])
