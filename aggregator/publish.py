@@ -10,14 +10,14 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urljoin
 
 from . import render
-from .config import Config
+from .config import Config, Site
 from .models import StoredEntry
 from .render import FrontPage, Section, feeds
 from .store import Store
@@ -175,10 +175,11 @@ def archive_outputs(
     days: list[date],
     i: int,
     today: date,
-    day_items: DayItems | None = None,
+    items: Callable[[], list[feeds.FeedItem]] | None = None,
 ) -> dict[str, Render]:
     """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
-    prev/next archive are the neighbouring days with entries; a day before today is complete)."""
+    prev/next archive are the neighbouring days with entries; a day before today is complete).
+    `items`: the day's items in `language`, when the caller has them already."""
     site = config.site
     day = days[i]
     meta = feeds.archive_feed_meta(
@@ -189,12 +190,12 @@ def archive_outputs(
         next_day=days[i + 1] if i + 1 < len(days) else None,
         complete=day < today,
     )
-    day_items = day_items or DayItems(store, config, language)
-    items = _once(lambda: feeds.entry_items(day_items(day), site, language))
+    lang = None if language == "all" else language
+    get = items or _once(lambda: feeds.entry_items(store.day(day, lang), site, language))
     path = feeds.archive_path(day, language)
     return {
-        f"{path}.atom": lambda: feeds.atom_document(meta, items()),
-        f"{path}.feed.json": lambda: feeds.json_document(meta, items()).encode(),
+        f"{path}.atom": lambda: feeds.atom_document(meta, get()),
+        f"{path}.feed.json": lambda: feeds.json_document(meta, get()).encode(),
     }
 
 
@@ -233,23 +234,47 @@ def publish(
                 log.exception("publishing %s failed; its last good version stays", rel)
                 failed.append((rel, f"{type(exc).__name__}: {exc}"))
 
-    for language in output_languages(config):
-        lang = None if language == "all" else language
+    languages = output_languages(config)
+    days_of: dict[str, list[date]] = {}
+    for language in languages:
         try:
-            days = entry_days(store, lang, today)
+            days_of[language] = entry_days(store, None if language == "all" else language, today)
         except Exception as exc:
             log.exception("listing the days of %s failed", language)
             failed.append((f"archive/*/{language}", f"{type(exc).__name__}: {exc}"))
-            days = []
-        day_items = DayItems(store, config, language, keep=set(days[-DIGEST_DAYS:]))
+            days_of[language] = []
         emit(page_outputs(store, config, language, None, now))
-        emit(feed_outputs(store, config, language, days, day_items))
-        wanted = _around(days, changed_days)
-        for i, day in enumerate(days):
-            if day in wanted:
-                emit(page_outputs(store, config, language, day, now))
-                emit(archive_outputs(store, config, language, days, i, today, day_items))
+        emit(feed_outputs(store, config, language, days_of[language]))
+
+    # Day archives, day by day: one read and one rendering of a day's entries serve the
+    # combined archive and each language's.
+    wanted = {language: _around(days_of[language], changed_days) for language in languages}
+    position = {language: {d: i for i, d in enumerate(days_of[language])} for language in languages}
+    for day in sorted(set().union(*wanted.values())):
+        combined = _once(_day_items(store, site, day))
+        for language in languages:
+            if day not in wanted[language]:
+                continue
+            items = combined if language == "all" else _once(_in_language(combined, language))
+            emit(page_outputs(store, config, language, day, now))
+            emit(
+                archive_outputs(
+                    store, config, language, days_of[language], position[language][day], today, items
+                )
+            )
     return PublishReport(tuple(written), unchanged, tuple(failed))
+
+
+def _day_items(store: Store, site: Site, day: date) -> Callable[[], list[feeds.FeedItem]]:
+    return lambda: feeds.entry_items(store.day(day, None), site, "all")
+
+
+def _in_language(
+    combined: Callable[[], list[feeds.FeedItem]], language: str
+) -> Callable[[], list[feeds.FeedItem]]:
+    """The items of one language out of the combined ones (without the per-item xml:lang a
+    single-language feed does not need)."""
+    return lambda: [replace(it, language=None) for it in combined() if it.group == language]
 
 
 class DayItems:
@@ -273,14 +298,15 @@ class DayItems:
 
 
 def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
-    """`changed` and the days next to each (their archive links may have changed)."""
+    """The days of `days` to rebuild: those in `changed` and the days next to each (their
+    prev/next archive links may have changed: a day that gained its first entry is new in
+    `days`, between two old ones)."""
     if changed is None:
         return set(days)
-    wanted = set(changed)
+    wanted: set[date] = set()
     for i, day in enumerate(days):
         if day in changed:
             wanted.update(days[max(i - 1, 0) : i + 2])
-    # a day that gained its first entry is new in `days`: its old neighbours change too
     return wanted
 
 

@@ -91,6 +91,7 @@ class FeedItem:
     # the lede is the whole text of the content, so a summary would only repeat it (RFC 4287
     # section 4.2.13 advises against that): Atom gets no summary, RSS no second description
     summary_repeats: bool = False
+    group: str | None = None  # the entry's language (primary subtag): which per-language feeds carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         ),
         date_only=entry.date_only,
         summary_repeats=html_to_text(content) == summary,
+        group=entry.language,
     )
 
 
@@ -597,7 +599,8 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
             }
         out.append(item)
     doc["items"] = out
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    # compact: json's C encoder runs only without `indent` (5x faster on a day archive)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 # -- the entry feeds (the names publish and tests have always used) ----------------------------
