@@ -398,9 +398,9 @@ def test_case_13_atom_enclosures_are_enclosure_links_with_type_and_length() -> N
     atom = render.atom_feed([podcast, photos], SITE, "all")
     root = check_atom(atom)
     first, second = root.findall(f"{ATOM}entry")
-    assert [(x.get("rel", "alternate"), x.get("href")) for x in first.findall(f"{ATOM}link")] == [
-        ("alternate", "https://podcast.example.fm/88"),
-        ("enclosure", "https://cdn.example.fm/audio/88.mp3"),
+    assert [(x.get("rel"), x.get("type"), x.get("href")) for x in first.findall(f"{ATOM}link")] == [
+        ("alternate", "text/html", "https://podcast.example.fm/88"),
+        ("enclosure", "audio/mpeg", "https://cdn.example.fm/audio/88.mp3"),
     ]
     enc = first.find(f"{ATOM}link[@rel='enclosure']")
     assert (enc.get("type"), enc.get("length")) == ("audio/mpeg", "48211763")

@@ -18,7 +18,8 @@ as a second *alternate* link and readers open the picture instead of the article
 We therefore never hand feedgen an entry-level enclosure for Atom: `_AtomEntryFix`, a feedgen
 entry extension (its public hook for adding elements), writes `<link rel="enclosure" type
 length>`, a full `<source>` (id, title, link, updated: what the W3C validator asks for),
-`xml:lang` on entries of mixed feeds, and the title of a title-less note (case 17).
+`xml:lang` on entries of mixed feeds, the title of a title-less note (case 17), and restores
+`rel="alternate" type="text/html"` on the article link feedgen stripped.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..text import html_to_text, sanitize_html, shorten, xml_safe
+from ..text import sanitize_html, shorten, xml_safe
 from .common import atom_id, heading, language_name, lede
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,9 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
             for s in entry.sources
         ),
         date_only=entry.date_only,
-        summary_repeats=html_to_text(content) == summary,
+        # one of summary/content was empty, so the content shown is the very text the lede
+        # was taken from; unless the lede was cut, a summary would repeat it
+        summary_repeats=not (entry.summary.strip() and entry.content.strip()) and not summary.endswith("…"),
         group=entry.language,
     )
 
@@ -391,6 +394,9 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
         for child in entry:
             if child.tag == "title":
                 child.text = item.atom_title  # may be "" (a note), which feedgen refuses
+            elif child.tag == "link" and child.get("rel") is None:  # the article: say so
+                child.set("rel", "alternate")
+                child.set("type", "text/html")
         if item.language:
             entry.set(XML_LANG, item.language)
         for enc in item.enclosures:
