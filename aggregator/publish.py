@@ -115,7 +115,15 @@ DIGEST_DAYS = 14  # items (days) in each daily digest feed
 
 def entry_days(store: Store, language: str | None, today: date) -> list[date]:
     """Days with entries in `language` (None: any), oldest first, never after `today`."""
-    return store.days_with_entries(language, not_after=today)
+    return days_by_language(store, today)[language if language else "all"]
+
+
+def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
+    """Language code (and "all") -> its days with entries, oldest first, never after `today`."""
+    per = store.days_with_entries(not_after=today)
+    out: dict[str, list[date]] = {code: days for code, days in per.items() if code}
+    out["all"] = sorted({d for days in per.values() for d in days})
+    return out
 
 
 def page_outputs(
@@ -237,14 +245,13 @@ def publish(
                 failed.append((rel, f"{type(exc).__name__}: {exc}"))
 
     languages = output_languages(config)
-    days_of: dict[str, list[date]] = {}
-    for language in languages:
-        try:
-            days_of[language] = entry_days(store, None if language == "all" else language, today)
-        except Exception as exc:
-            log.exception("listing the days of %s failed", language)
-            failed.append((f"archive/*/{language}", f"{type(exc).__name__}: {exc}"))
-            days_of[language] = []
+    try:
+        known = days_by_language(store, today)
+    except Exception as exc:  # the day archives cannot be listed; everything else goes on
+        log.exception("listing the days with entries failed")
+        failed.append(("archive/", f"{type(exc).__name__}: {exc}"))
+        known = {}
+    days_of = {language: known.get(language, []) for language in languages}
     digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
     day_entries = DayEntries(store, keep=digest_days)
     for language in languages:
