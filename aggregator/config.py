@@ -137,8 +137,8 @@ class Site(_Model):
     # A WebSub hub (W3C WebSub §4, §7): when set, output feeds advertise it (rel="hub") and it
     # is told (hub.mode=publish) about every feed that changed after a publish.
     websub_hub: HttpUrl | None = None
-    # The site's small square icon and its wider logo, for the output feeds (Atom icon/logo,
-    # RSS image, JSON Feed favicon/icon).
+    # Images for the output feeds (RFC 4287 section 4.2.5 and 4.2.8): a small square icon and a
+    # wider logo (2:1); JSON Feed gets them as `favicon` and `icon`, RSS the logo as `<image>`.
     icon: HttpUrl | None = None
     logo: HttpUrl | None = None
 

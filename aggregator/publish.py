@@ -6,23 +6,35 @@ a file whose bytes did not change is not rewritten, so its Last-Modified and ETa
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urljoin
 
 from . import render
-from .config import Config
+from .config import Config, Site
 from .models import StoredEntry
-from .render import FrontPage, Section
+from .render import FrontPage, Section, feeds
 from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class PublishReport:
+    """What one publish did: files rewritten, files left as they were (same bytes), and files
+    that could not be rendered or written as (relative path, error in words): each of those
+    keeps its last good version."""
+
     written: tuple[str, ...]
     unchanged: int
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 def output_languages(config: Config) -> list[str]:
@@ -97,30 +109,229 @@ def group_sections(entries: list[StoredEntry], config: Config, language: str) ->
     return tuple(sections)
 
 
-def publish(store: Store, config: Config, public_dir: Path, now: datetime | None = None) -> PublishReport:
-    written: list[str] = []
-    unchanged = 0
+Render = Callable[[], bytes]
+DIGEST_DAYS = 14  # items (days) in each daily digest feed
+
+
+def entry_days(store: Store, language: str | None, today: date) -> list[date]:
+    """Days with entries in `language` (None: any), oldest first, never after `today`."""
+    return days_by_language(store, today)[language if language else "all"]
+
+
+def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
+    """Language code (and "all") -> its days with entries, oldest first, never after `today`."""
+    per = store.days_with_entries(not_after=today)
+    out: dict[str, list[date]] = {code: days for code, days in per.items() if code}
+    out["all"] = sorted({d for days in per.values() for d in days})
+    return out
+
+
+def page_outputs(
+    store: Store, config: Config, language: str, day: date | None, now: datetime | None = None
+) -> dict[str, Render]:
+    """The front-page files of one (day, language), path -> renderer.
+
+    `day=None` is the latest day: `index.*` (combined) or `{lang}/index.*`. This is the one
+    place the per-day page renderers (archive/YYYY/MM/DD/{lang}.{html,txt,json}) plug in;
+    until then other days have no page files here."""
     site = config.site
-    for language in output_languages(config):
-        lang = None if language == "all" else language
-        latest = store.latest(lang, site.entries_per_feed)
-        page = frontpage(store, config, language, now=now)
-        prefix = "" if language == "all" else f"{language}/"
-        root = "../" if prefix else ""
-        outputs: dict[str, bytes] = {
-            f"feeds/{language}.atom": render.atom_feed(latest, site, language),
-            f"feeds/{language}.rss": render.rss_feed(latest, site, language),
-            f"feeds/{language}.json": render.json_feed(latest, site, language).encode(),
-            f"{prefix}index.html": render.frontpage_html(page, site, root=root or "./").encode(),
-            f"{prefix}index.txt": render.frontpage_text(page, site).encode(),
-            f"{prefix}index.json": render.frontpage_json(page).encode(),
-        }
-        for rel, data in outputs.items():
-            if write_atomic(public_dir / rel, data):
-                written.append(rel)
-            else:
-                unchanged += 1
-    return PublishReport(tuple(written), unchanged)
+    if day is not None:
+        return {}
+    prefix = "" if language == "all" else f"{language}/"
+    root = "../" if prefix else "./"
+    page = _once(lambda: frontpage(store, config, language, now=now))
+    return {
+        f"{prefix}index.html": lambda: render.frontpage_html(page(), site, root=root).encode(),
+        f"{prefix}index.txt": lambda: render.frontpage_text(page(), site).encode(),
+        f"{prefix}index.json": lambda: render.frontpage_json(page()).encode(),
+    }
+
+
+def feed_outputs(
+    store: Store, config: Config, language: str, days: list[date], day_entries: DayEntries | None = None
+) -> dict[str, Render]:
+    """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
+    the daily digests `daily/{language}.*`. `day_entries` shares each day's entries with the day
+    archives and the other languages, so a day is read once."""
+    site = config.site
+    lang = None if language == "all" else language
+    day_entries = day_entries or DayEntries(store)
+    latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
+    prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
+    meta = feeds.entry_feed_meta(site, language, prev)
+
+    def digest() -> list[feeds.FeedItem]:
+        items = (
+            feeds.digest_item(d, day_entries(d, language), site, language) for d in days[::-1][:DIGEST_DAYS]
+        )
+        return [it for it in items if it is not None]
+
+    digests = _once(digest)
+    daily = feeds.daily_feed_meta(site, language)
+    return {
+        f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest()),
+        f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest()),
+        f"feeds/{language}.json": lambda: feeds.json_document(meta, latest()).encode(),
+        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digests()),
+        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digests()),
+        f"daily/{language}.json": lambda: feeds.json_document(daily, digests()).encode(),
+    }
+
+
+def archive_outputs(
+    store: Store,
+    config: Config,
+    language: str,
+    days: list[date],
+    i: int,
+    today: date,
+    items: Callable[[], list[feeds.FeedItem]] | None = None,
+) -> dict[str, Render]:
+    """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
+    prev/next archive are the neighbouring days with entries; a day before today is complete).
+    `items`: the day's items in `language`, when the caller has them already."""
+    site = config.site
+    day = days[i]
+    meta = feeds.archive_feed_meta(
+        site,
+        language,
+        day,
+        prev_day=days[i - 1] if i > 0 else None,
+        next_day=days[i + 1] if i + 1 < len(days) else None,
+        complete=day < today,
+    )
+    lang = None if language == "all" else language
+    get = items or _once(lambda: feeds.entry_items(store.day(day, lang), site, language))
+    path = feeds.archive_path(day, language)
+    return {
+        f"{path}.atom": lambda: feeds.atom_document(meta, get()),
+        f"{path}.feed.json": lambda: feeds.json_document(meta, get()).encode(),
+    }
+
+
+def publish(
+    store: Store,
+    config: Config,
+    public_dir: Path,
+    now: datetime | None = None,
+    changed_days: Collection[date] | None = None,
+) -> PublishReport:
+    """Render and write every output under `public_dir`; each file alone.
+
+    A file whose renderer or write raises keeps its last good version; the error is logged and
+    returned in `PublishReport.failed`; every other file is still written. `changed_days`
+    (days in site.timezone whose entries changed since the last publish) limits the day
+    archives rebuilt to those days and their neighbours (whose prev/next links may change);
+    None rebuilds everything. Entry feeds, digests and latest pages are always rebuilt (an
+    unchanged file is not rewritten)."""
+    site = config.site
+    now = now or datetime.now(UTC)
+    today = now.astimezone(site.zone).date()
+    written: list[str] = []
+    failed: list[tuple[str, str]] = []
+    unchanged = 0
+
+    def emit(outputs: dict[str, Render]) -> None:
+        nonlocal unchanged
+        for rel, make in outputs.items():
+            try:
+                data = make()
+                if write_atomic(public_dir / rel, data):
+                    written.append(rel)
+                else:
+                    unchanged += 1
+            except Exception as exc:  # a failing output costs that file, never the run
+                log.exception("publishing %s failed; its last good version stays", rel)
+                failed.append((rel, f"{type(exc).__name__}: {exc}"))
+
+    languages = output_languages(config)
+    try:
+        known = days_by_language(store, today)
+    except Exception as exc:  # the day archives cannot be listed; everything else goes on
+        log.exception("listing the days with entries failed")
+        failed.append(("archive/", f"{type(exc).__name__}: {exc}"))
+        known = {}
+    days_of = {language: known.get(language, []) for language in languages}
+    digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
+    day_entries = DayEntries(store, keep=digest_days)
+    for language in languages:
+        emit(page_outputs(store, config, language, None, now))
+        emit(feed_outputs(store, config, language, days_of[language], day_entries))
+
+    # Day archives, day by day: one read and one rendering of a day's entries serve the
+    # combined archive and each language's.
+    wanted = {language: _around(days_of[language], changed_days) for language in languages}
+    position = {language: {d: i for i, d in enumerate(days_of[language])} for language in languages}
+    for day in sorted(set().union(*wanted.values())):
+        combined = _once(_day_items(day_entries, site, day))
+        for language in languages:
+            if day not in wanted[language]:
+                continue
+            items = combined if language == "all" else _once(_in_language(combined, language))
+            emit(page_outputs(store, config, language, day, now))
+            emit(
+                archive_outputs(
+                    store, config, language, days_of[language], position[language][day], today, items
+                )
+            )
+    return PublishReport(tuple(written), unchanged, tuple(failed))
+
+
+def _day_items(day_entries: DayEntries, site: Site, day: date) -> Callable[[], list[feeds.FeedItem]]:
+    return lambda: feeds.entry_items(day_entries(day), site, "all")
+
+
+def _in_language(
+    combined: Callable[[], list[feeds.FeedItem]], language: str
+) -> Callable[[], list[feeds.FeedItem]]:
+    """The items of one language out of the combined ones (without the per-item xml:lang a
+    single-language feed does not need)."""
+    return lambda: [replace(it, language=None) for it in combined() if it.group == language]
+
+
+class DayEntries:
+    """Each day's stored entries, read once per publish with one combined query and filtered
+    by language here (the combined query uses the (day, language) index; the per-language one
+    is planned on (language, published) and was 15x slower at 100,000 entries). Days in `keep`
+    (the digests') stay in memory; others are read on each call."""
+
+    def __init__(self, store: Store, keep: Collection[date] = ()) -> None:
+        self.store = store
+        self.keep = set(keep)
+        self.kept: dict[date, list[StoredEntry]] = {}
+
+    def __call__(self, day: date, language: str = "all") -> list[StoredEntry]:
+        entries = self.kept.get(day)
+        if entries is None:
+            entries = self.store.day(day, None)
+            if day in self.keep:
+                self.kept[day] = entries
+        return entries if language == "all" else [e for e in entries if e.language == language]
+
+
+def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
+    """The days of `days` to rebuild: those in `changed` and the days next to each (their
+    prev/next archive links may have changed: a day that gained its first entry is new in
+    `days`, between two old ones)."""
+    if changed is None:
+        return set(days)
+    wanted: set[date] = set()
+    for i, day in enumerate(days):
+        if day in changed:
+            wanted.update(days[max(i - 1, 0) : i + 2])
+    return wanted
+
+
+def _once(make: Callable[[], T]) -> Callable[[], T]:
+    """`make` evaluated on first call only (outputs of one group share one store read)."""
+    box: list[T] = []
+
+    def get() -> T:
+        if not box:
+            box.append(make())
+        return box[0]
+
+    return get
 
 
 def write_atomic(path: Path, data: bytes) -> bool:
@@ -136,8 +347,10 @@ def write_atomic(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # No fsync: the rename is atomic for readers and survives the process being killed;
+        # after a power cut a file may come back empty, and the next publish rewrites it
+        # (outputs are derived from the store, and any file whose bytes differ is rewritten).
+        # An fsync per file cost 6 ms each, most of a full rebuild (docs/benchmarks.md).
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

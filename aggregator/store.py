@@ -841,6 +841,18 @@ class Store:
         )
         return {r[0]: r[1] for r in rows}
 
+    def days_with_entries(self, not_after: date) -> dict[str | None, list[date]]:
+        """Days (in site.timezone) with entries, oldest first, none later than `not_after`, per
+        language (None: the language is unknown). One query on the entries(day, language) index."""
+        out: dict[str | None, list[date]] = {}
+        rows = self.db.execute(
+            "SELECT day, language FROM entries WHERE day <= ? GROUP BY day, language ORDER BY day",
+            [not_after.isoformat()],
+        )
+        for day, language in rows:
+            out.setdefault(language, []).append(date.fromisoformat(day))
+        return out
+
     # -- helpers --------------------------------------------------------------
     def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """INSERT OR IGNORE: a row already there (a race between two polls) is kept as it is."""

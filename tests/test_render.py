@@ -126,4 +126,4 @@ def test_feed_credits_sources() -> None:
     e = entry(sources=(Source("F", "First", "k", None, T), Source("G", "Second", "k2", None, T)))
     rss = render.rss_feed([e], SITE, "en").decode()
     assert '<source url="F">First</source>' in rss
-    assert '"name": "Second"' in render.json_feed([e], SITE, "en")
+    assert '"name":"Second"' in render.json_feed([e], SITE, "en")

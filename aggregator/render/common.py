@@ -87,9 +87,14 @@ def capitalise(name: str) -> str:
 
 
 def safe_link(url: str | None) -> str | None:
+    """`url` if it is http(s), else None; never raises (urlsplit refuses "http://[")."""
     if not url:
         return None
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
 
 
 def atom_id(entry: StoredEntry, site: Site) -> str:

@@ -1,126 +1,627 @@
-"""Entry feeds: Atom 1.0 and RSS 2.0 (feedgen) and JSON Feed 1.1. Pure and deterministic."""
+"""Syndication feeds: Atom 1.0 (RFC 4287), RSS 2.0 and JSON Feed 1.1. Pure and deterministic.
+
+Three kinds of feed share the writers here:
+
+- **entry feeds** (`feeds/{lang}.*`): the latest entries, one item each;
+- **daily digests** (`daily/{lang}.*`): one item per day, its content that day's front page;
+- **day archives** (`archive/YYYY/MM/DD/{lang}.atom`, `.feed.json`): every entry of one day,
+  linked to the days before and after with RFC 5005 `prev-archive` / `next-archive` / `current`.
+
+Every renderer is *total*: no stored entry can make it raise. Every string is made XML-safe
+(`text.xml_safe`), links that are not http(s) are dropped, dates that cannot be written are
+clamped, and an entry that would still leave nothing to show (no title, no text, no link, no
+enclosure) is left out of the feed rather than failing it.
+
+Atom and RSS are written by feedgen. feedgen 1.0.0 drops every attribute but `href` of an
+entry's links (its bug #135: the loop variable is overwritten), so an enclosure would come out
+as a second *alternate* link and readers open the picture instead of the article (case 13).
+We therefore never hand feedgen an entry-level enclosure for Atom: `_AtomEntryFix`, a feedgen
+entry extension (its public hook for adding elements), writes `<link rel="enclosure" type
+length>`, a full `<source>` (id, title, link, updated: what the W3C validator asks for),
+`xml:lang` on entries of mixed feeds, the title of a title-less note (case 17), and restores
+`rel="alternate" type="text/html"` on the article link feedgen stripped.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time
 from html import escape
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
-from ..models import StoredEntry
-from ..text import sanitize_html
-from .common import EPOCH, atom_id, entry_title, language_name, lede, safe_link
+from ..models import Enclosure, Source, StoredEntry
+from ..text import sanitize_html, shorten, xml_safe
+from .common import atom_id, heading, language_name, lede
+
+log = logging.getLogger(__name__)
+
+# Feed `updated` when a feed has no entry: fixed, so an empty feed's bytes do not change
+# between builds, and plausible (1970 is what feedgen writes from an epoch, and validators
+# flag it). The date is the one in our tag: URIs.
+EMPTY_FEED_UPDATED = datetime(2023, 1, 1, tzinfo=UTC)
+GENERATOR = "aggregator"
+FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
+ATOM_NS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+TITLE_FROM_TEXT = 80  # characters of a derived Atom title
+
+# RFC 4287 atomLanguageTag (RFC 3066) and atomMediaType: what the schema accepts.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*\Z")
+_MEDIA_TYPE = re.compile(r"[!-~]+/[!-~]+\Z")
+_SPACE = re.compile(r"\s")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_RSS_PERSON = re.compile(r"\s*([^@\s()]+@[^@\s()]+)\s*\((.*\S.*)\)\s*\Z")
+_MIN_DATE = datetime(1000, 1, 2, tzinfo=UTC)  # four-digit years: RFC 822 needs them
+_MAX_DATE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
-# -- feeds --------------------------------------------------------------------
-def _feed_meta(site: Site, language: str) -> tuple[str, str, str]:
-    base = str(site.base_url)
-    self_base = urljoin(base, f"feeds/{language}")
-    page = urljoin(base, "" if language == "all" else f"{language}/")
-    title = site.title if language == "all" else f"{site.title} ({language_name(language, language)})"
-    return self_base, page, title
+# -- plain data the writers take --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One item of any feed, already made safe: every string XML-safe, links http(s) or None.
+
+    `title` is the source's title, "" for a title-less note (RSS and JSON Feed keep it
+    title-less: case 17); `atom_title` is what Atom, which requires a title, shows.
+    `content_html` is sanitised HTML and never empty; `summary` is the plain-text lede.
+    Dates are aware UTC; for `date_only` items `published` is the date at 00:00 UTC."""
+
+    id: str
+    title: str
+    atom_title: str
+    link: str | None
+    content_html: str
+    summary: str
+    published: datetime
+    updated: datetime
+    author: str | None = None
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None  # BCP 47 tag valid for xml:lang, or None
+    sources: tuple[Source, ...] = ()
+    date_only: bool = False
+    # the lede is the whole text of the content, so a summary would only repeat it (RFC 4287
+    # section 4.2.13 advises against that): Atom gets no summary, RSS no second description
+    summary_repeats: bool = False
+    group: str | None = None  # the entry's language (primary subtag): which per-language feeds carry it
 
 
-def _generator(entries: list[StoredEntry], site: Site, language: str, ext: str) -> FeedGenerator:
-    self_base, page, title = _feed_meta(site, language)
-    fg = FeedGenerator()
-    fg.id(f"{self_base}.atom")
-    fg.title(title)
-    fg.link(href=f"{self_base}.{ext}", rel="self")
-    fg.link(href=page, rel="alternate")
-    fg.description(
-        f"Latest entries from {site.title}" + ("" if language == "all" else f" in {language_name(language)}")
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """Feed-level data. URLs are absolute. `prev_archive`/`next_archive`/`current` are RFC 5005
+    links (section 4); `archive` marks an archive document (`fh:archive`, never changes)."""
+
+    id: str
+    title: str
+    subtitle: str
+    self_url: str  # without extension: the writers append .atom / .rss / .json
+    home: str
+    language: str | None
+    author: str
+    prev_archive: str | None = None
+    next_archive: str | None = None
+    current: str | None = None
+    archive: bool = False
+    json_ext: str = "json"  # day archives use "feed.json": "json" is that day's JSON page
+    icon: str | None = None
+    logo: str | None = None
+
+
+# -- making entries safe ----------------------------------------------------------------------
+def utc(value: datetime | None, fallback: datetime = EMPTY_FEED_UPDATED) -> datetime:
+    """An aware UTC datetime that every format can write: naive is read as UTC, and instants
+    outside years 1000 to 9999 in UTC (9999-12-31T23:30-05:00 overflows) are clamped."""
+    if value is None:
+        return fallback
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        result = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return _MAX_DATE if value.year > 5000 else _MIN_DATE
+    return min(max(result, _MIN_DATE), _MAX_DATE)
+
+
+def http_link(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL (XML-safe, stripped), else None."""
+    if not url:
+        return None
+    url = xml_safe(url).strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[" and friends
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or _SPACE.search(url):
+        return None
+    return url
+
+
+def language_tag(tag: str | None) -> str | None:
+    """A tag the Atom schema accepts for xml:lang (RFC 3066 syntax), or None."""
+    if not tag:
+        return None
+    tag = tag.replace("_", "-")
+    return tag if _LANGUAGE_TAG.match(tag) else None
+
+
+def media_type(value: str | None) -> str:
+    value = xml_safe(value or "").strip()
+    return value if _MEDIA_TYPE.match(value) else "application/octet-stream"
+
+
+def _published(entry: StoredEntry) -> datetime:
+    if entry.date_only:
+        # A date without a time: all three formats need a date-time, so the date at 00:00 UTC
+        # (documented in README); we invent no hour.
+        try:
+            return utc(datetime.combine(entry.day, time(0), UTC))
+        except (TypeError, ValueError):
+            pass
+    return utc(entry.published)
+
+
+def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem | None:
+    """A stored entry as a feed item, or None when nothing is left to show of it.
+
+    `mixed`: the feed carries several languages, so the item carries its own xml:lang."""
+    # Stored text is XML-safe already (the store cleans it on the way in); cleaning again here
+    # keeps a renderer total even for an entry that did not come through the store.
+    entry = replace(entry, summary=xml_safe(entry.summary or ""), content=xml_safe(entry.content or ""))
+    title = xml_safe(entry.title or "").strip()
+    summary = lede(entry, site.lede_length)
+    link = http_link(entry.link)
+    enclosures = tuple(
+        Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
+        for x in entry.enclosures
+        for url in [http_link(x.url)]
+        if url
     )
-    if language != "all":
-        fg.language(language)
-    fg.generator("aggregator")
-    newest = max((e.updated or e.published for e in entries), default=EPOCH)
+    content = xml_safe(
+        sanitize_html(xml_safe(entry.content or "")) or sanitize_html(xml_safe(entry.summary or ""))
+    )
+    if not content.strip():
+        content = escape(summary) or escape(title)
+    if not content.strip() and link:
+        content = f'<a href="{escape(link)}">{escape(link)}</a>'
+    if not content.strip() and enclosures:
+        content = " ".join(f'<a href="{escape(x.url)}">{escape(x.url)}</a>' for x in enclosures)
+    if not content.strip():
+        return None
+    published = _published(entry)
+    updated = max(utc(entry.updated, published), published)
+    author = xml_safe(entry.author or "").strip() or None
+    return FeedItem(
+        id=xml_safe(atom_id(entry, site)),
+        title=title,
+        atom_title=title or shorten(summary, TITLE_FROM_TEXT),
+        link=link,
+        content_html=content,
+        summary=summary,
+        published=published,
+        updated=updated,
+        author=author,
+        categories=tuple(dict.fromkeys(t for c in entry.categories for t in [xml_safe(c).strip()] if t)),
+        enclosures=enclosures,
+        language=language_tag(entry.language_tag or entry.language) if mixed else None,
+        sources=tuple(
+            Source(
+                xml_safe(s.feed_url),
+                xml_safe(s.feed_name),
+                xml_safe(s.source_key),
+                http_link(s.link),
+                utc(s.first_seen, published),
+            )
+            for s in entry.sources
+        ),
+        date_only=entry.date_only,
+        # one of summary/content was empty, so the content shown is the very text the lede
+        # was taken from; unless the lede was cut, a summary would repeat it
+        summary_repeats=not (entry.summary.strip() and entry.content.strip()) and not summary.endswith("…"),
+        group=entry.language,
+    )
+
+
+def entry_items(entries: Sequence[StoredEntry], site: Site, language: str) -> list[FeedItem]:
+    """Stored entries -> items, leaving out (and logging) any that cannot be shown at all."""
+    items = []
+    for e in entries:
+        try:
+            item = entry_item(e, site, mixed=language == "all")
+        except Exception:  # one entry costs only itself
+            log.exception("entry %s left out of the %s feeds", getattr(e, "id", "?"), language)
+            continue
+        if item is None:
+            log.warning("entry %s has no title, text, link or enclosure: left out of feeds", e.id)
+            continue
+        items.append(item)
+    return items
+
+
+# -- feed metadata ------------------------------------------------------------------------------
+def _feed_title(site: Site, language: str) -> str:
+    return site.title if language == "all" else f"{site.title} ({language_name(language, language)})"
+
+
+def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) -> FeedMeta:
+    """`feeds/{language}.*`: the latest entries; `prev_archive` is the newest day archive."""
+    base = str(site.base_url)
+    self_url = urljoin(base, f"feeds/{language}")
+    return FeedMeta(
+        id=f"{self_url}.atom",
+        title=_feed_title(site, language),
+        subtitle=f"Latest entries from {site.title}"
+        + ("" if language == "all" else f" in {language_name(language)}"),
+        self_url=self_url,
+        home=urljoin(base, "" if language == "all" else f"{language}/"),
+        language=None if language == "all" else language,
+        author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
+        prev_archive=prev_archive,
+    )
+
+
+def archive_path(day: date, language: str) -> str:
+    """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}."""
+    return f"archive/{day:%Y/%m/%d}/{language}"
+
+
+def archive_feed_meta(
+    site: Site, language: str, day: date, prev_day: date | None, next_day: date | None, complete: bool
+) -> FeedMeta:
+    """A day archive (RFC 5005 section 4): `current` is the entry feed, `prev-archive` and
+    `next-archive` the neighbouring days that have entries. `complete`: the day is over, so
+    the document is marked `fh:archive` (it will not change)."""
+    base = str(site.base_url)
+    self_url = urljoin(base, archive_path(day, language))
+    return FeedMeta(
+        id=f"{self_url}.atom",
+        title=f"{_feed_title(site, language)}: {heading(day, language, site)}",
+        subtitle=f"Every entry of {day.isoformat()}",
+        self_url=self_url,
+        home=urljoin(base, f"{archive_path(day, language)}.html"),
+        language=None if language == "all" else language,
+        author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
+        prev_archive=urljoin(base, archive_path(prev_day, language) + ".atom") if prev_day else None,
+        next_archive=urljoin(base, archive_path(next_day, language) + ".atom") if next_day else None,
+        current=urljoin(base, f"feeds/{language}.atom"),
+        archive=complete,
+        json_ext="feed.json",
+    )
+
+
+def daily_feed_meta(site: Site, language: str) -> FeedMeta:
+    base = str(site.base_url)
+    self_url = urljoin(base, f"daily/{language}")
+    return FeedMeta(
+        id=f"{self_url}.atom",
+        title=f"{_feed_title(site, language)}: daily",
+        subtitle=f"One item a day: the front page of {site.title}",
+        self_url=self_url,
+        home=urljoin(base, "" if language == "all" else f"{language}/"),
+        language=None if language == "all" else language,
+        author=site.title,
+        icon=str(site.icon) if site.icon else None,
+        logo=str(site.logo) if site.logo else None,
+    )
+
+
+def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language: str) -> FeedItem | None:
+    """One day's front page as one item: a stable id per (language, day), the day's heading as
+    title, the archive page as link, and each entry's title (linked), lede and source as HTML.
+    Cheaper than `entry_item` per entry (no content sanitising): a digest covers many days."""
+    parts = []
+    updated = []
+    for e in entries:
+        try:
+            clean = replace(e, summary=xml_safe(e.summary or ""), content=xml_safe(e.content or ""))
+            text = lede(clean, site.lede_length)
+            title = xml_safe(e.title or "").strip() or shorten(text, TITLE_FROM_TEXT)
+            link = http_link(e.link)
+            tag = language_tag(e.language_tag or e.language) if language == "all" else None
+            via = xml_safe(e.sources[0].feed_name).strip() if e.sources else ""
+            updated.append(max(utc(e.updated, _published(e)), _published(e)))
+        except Exception:  # one entry costs only its line
+            log.exception("entry %s left out of the %s digest of %s", getattr(e, "id", "?"), language, day)
+            continue
+        if not (title or text or link):
+            continue
+        name = escape(title or link or "")
+        lang = f' lang="{escape(tag)}"' if tag else ""
+        head = f'<a href="{escape(link)}">{name}</a>' if link else name
+        parts.append(
+            f"<h3{lang}>{head}</h3>"
+            + (f"<p{lang}>{escape(text)}</p>" if text and text != title else "")
+            + (f"<p><small>via {escape(via)}</small></p>" if via else "")
+        )
+    if not parts:
+        return None
+    host = urlsplit(str(site.link)).hostname or "localhost"
+    published = utc(datetime.combine(day, time(0), UTC))
+    return FeedItem(
+        id=f"tag:{host},2023:daily:{language}:{day.isoformat()}",
+        title=xml_safe(heading(day, language, site)),
+        atom_title=xml_safe(heading(day, language, site)),
+        link=urljoin(str(site.base_url), f"{archive_path(day, language)}.html"),
+        content_html=sanitize_html("".join(parts)),
+        summary=f"{len(parts)} entries",
+        published=published,
+        updated=max([published, *updated]),
+        date_only=True,
+    )
+
+
+# -- Atom and RSS through feedgen -----------------------------------------------------------------
+class _FeedFix(BaseExtension):  # type: ignore[misc]
+    """Feed-level additions feedgen lacks: the RFC 5005 `fh:archive` marker."""
+
+    def __init__(self) -> None:
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": FH_NS} if self.archive else {}
+
+    def extend_atom(self, feed: Any) -> Any:
+        if self.archive:
+            _sub(feed, f"{{{FH_NS}}}archive")
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        return feed
+
+
+class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
+    """Per entry, what feedgen 1.0.0 writes wrong or not at all (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.item: FeedItem | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        item = self.item
+        if item is None:
+            return entry
+        for child in entry:
+            if child.tag == "title":
+                child.text = item.atom_title  # may be "" (a note), which feedgen refuses
+            elif child.tag == "link" and child.get("rel") is None:  # the article: say so
+                child.set("rel", "alternate")
+                child.set("type", "text/html")
+        if item.language:
+            entry.set(XML_LANG, item.language)
+        for enc in item.enclosures:
+            link = _sub(
+                entry, "link", rel="enclosure", href=enc.url, type=enc.type or "application/octet-stream"
+            )
+            if enc.length is not None:
+                link.set("length", str(enc.length))
+        if item.sources and item.sources[0].feed_url.strip():  # its id is required (W3C validator)
+            src = item.sources[0]
+            source = _sub(entry, "source")
+            _sub(source, "id").text = src.feed_url
+            if src.feed_name:
+                _sub(source, "title").text = src.feed_name
+            if http_link(src.feed_url):
+                _sub(source, "link", rel="self", href=src.feed_url)
+            _sub(source, "updated").text = _iso(max(utc(src.first_seen, item.updated), item.updated))
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+
+def _sub(parent: Any, tag: str, **attrs: str) -> Any:
+    """A child element the way feedgen makes them (feedgen's tree is namespace-less; its root
+    declares the Atom namespace when serialised)."""
+    return etree.SubElement(parent, tag, attrs)
+
+
+def _iso(d: datetime) -> str:
+    return utc(d).isoformat()
+
+
+def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("aggregator", _FeedFix, _AtomEntryFix, atom=fmt == "atom", rss=False)
+    if fmt == "rss":
+        fg.load_extension("dc", atom=False, rss=True)  # dc:creator for name-only authors
+    fg.aggregator.archive = meta.archive
+    fg.id(xml_safe(meta.id))
+    fg.title(xml_safe(meta.title) or GENERATOR)
+    fg.subtitle(xml_safe(meta.subtitle) or GENERATOR)  # RSS needs a description
+    fg.author(name=xml_safe(meta.author) or GENERATOR)
+    fg.link(href=f"{meta.self_url}.{'atom' if fmt == 'atom' else 'rss'}", rel="self")
+    if fmt == "atom":
+        for rel, href in (
+            ("current", meta.current),
+            ("prev-archive", meta.prev_archive),
+            ("next-archive", meta.next_archive),
+        ):
+            if href:
+                fg.link(href=href, rel=rel)
+    fg.link(href=meta.home, rel="alternate")  # last: feedgen makes the last link RSS's <link>
+    if meta.language:
+        fg.language(meta.language)
+    if meta.icon:
+        fg.icon(xml_safe(meta.icon))
+    if meta.logo and fmt == "atom":
+        fg.logo(xml_safe(meta.logo))
+    elif meta.logo:  # RSS 2.0 <image> requires its title and link (those of the channel)
+        fg.image(url=xml_safe(meta.logo), title=xml_safe(meta.title) or GENERATOR, link=meta.home)
+    fg.generator(GENERATOR)
+    newest = max((it.updated for it in items), default=EMPTY_FEED_UPDATED)
     fg.updated(newest)  # from the entries, not the clock: unchanged input, unchanged bytes
     fg.lastBuildDate(newest)
-    for e in entries:
-        fe = fg.add_entry(order="append")
-        fe.id(atom_id(e, site))
-        fe.guid(atom_id(e, site), permalink=False)
-        fe.title(entry_title(e))
-        if safe_link(e.link):
-            fe.link(href=e.link, rel="alternate")
-        fe.published(e.published)
-        fe.updated(e.updated or e.published)
-        summary = sanitize_html(e.summary)
-        content = sanitize_html(e.content)
-        if summary:
-            fe.summary(summary, type="html")
-        if content:
-            fe.content(content, type="html")
-        elif not summary:
-            fe.description(escape(lede(e)))
-        if e.author:
-            fe.author(name=e.author)
-        for term in e.categories:
-            fe.category(term=term)
-        for enc in e.enclosures:
-            if safe_link(enc.url):
-                fe.enclosure(enc.url, str(enc.length or 0), enc.type or "application/octet-stream")
-        if e.sources:
-            fe.source(url=e.sources[0].feed_url, title=e.sources[0].feed_name)
+    for it in items:
+        _add_item(fg, it, fmt)
     return fg
 
 
-def atom_feed(entries: list[StoredEntry], site: Site, language: str) -> bytes:
-    return bytes(_generator(entries, site, language, "atom").atom_str(pretty=True))
+def _add_item(fg: FeedGenerator, it: FeedItem, fmt: str) -> None:
+    fe = fg.add_entry(order="append")
+    fe.id(it.id)
+    fe.guid(it.id, permalink=False)
+    if fmt == "atom":
+        fe.aggregator.item = it
+        fe.title(it.atom_title or "-")  # feedgen requires one; _AtomEntryFix writes the real one
+        if it.link:
+            fe.link(href=it.link, rel="alternate")  # exactly one alternate: the article
+        fe.content(it.content_html, type="html")
+        if it.summary and not it.summary_repeats:
+            fe.summary(it.summary, type="text")
+        if it.author:
+            name, email = person(it.author)
+            fe.author({"name": name, "email": email} if email else {"name": name})
+    else:
+        if it.title:
+            fe.title(it.title)
+        if it.link:
+            fe.link(href=it.link)
+        if it.summary and not it.summary_repeats:
+            fe.description(escape(it.summary))
+            fe.content(it.content_html)  # content:encoded
+        else:
+            fe.description(it.content_html)
+        if it.author and _EMAIL.search(it.author):
+            fe.author(email=it.author)  # RSS <author> is an email address (RSS 2.0 spec)
+        elif it.author:
+            fe.dc.dc_creator(it.author)
+        if it.enclosures:  # RSS allows one enclosure per item: the first
+            enc = it.enclosures[0]
+            fe.enclosure(enc.url, str(enc.length or 0), enc.type or "application/octet-stream")
+        if it.sources and it.sources[0].feed_url.strip():
+            fe.source(url=it.sources[0].feed_url, title=it.sources[0].feed_name or it.sources[0].feed_url)
+    fe.published(it.published)
+    fe.updated(it.updated)
+    for term in it.categories:
+        fe.category(term=term)
+
+
+def person(author: str) -> tuple[str, str | None]:
+    """'jane@example.org (Jane Doe)' (RSS 2.0's form) -> ('Jane Doe', 'jane@example.org');
+    anything else is a name."""
+    m = _RSS_PERSON.match(author)
+    return (m.group(2).strip(), m.group(1)) if m else (author, None)
+
+
+def _serialise(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> bytes:
+    """feedgen's bytes; should one item still make feedgen or lxml raise, that item is left out
+    (and logged) and the feed written without it."""
+    write: Callable[[FeedGenerator], bytes] = (
+        (lambda fg: bytes(fg.atom_str(pretty=True)))
+        if fmt == "atom"
+        else (lambda fg: bytes(fg.rss_str(pretty=True)))
+    )
+    try:
+        return write(_generator(meta, items, fmt))
+    except Exception:
+        log.exception("%s feed %s failed whole; retrying item by item", fmt, meta.self_url)
+    good = []
+    for it in items:
+        try:
+            write(_generator(meta, [it], fmt))
+            good.append(it)
+        except Exception:
+            log.exception("item %s left out of %s", it.id, meta.self_url)
+    return write(_generator(meta, good, fmt))
+
+
+def atom_document(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """Atom 1.0 (RFC 4287) bytes for any feed kind."""
+    return _serialise(meta, items, "atom")
+
+
+def rss_document(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """RSS 2.0 bytes: RFC 822 dates, `dc:creator` for name-only authors, `<source url>`."""
+    return _serialise(meta, items, "rss")
+
+
+def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
+    """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/). Title-less items have no `title`;
+    dates are RFC 3339 (a date-only item: the date at 00:00 UTC); the `_aggregator` extension
+    object carries each item's sources, and for archives the RFC 5005 links."""
+    doc: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": xml_safe(meta.title),
+        "home_page_url": meta.home,
+        "feed_url": f"{meta.self_url}.{meta.json_ext}",
+        "description": xml_safe(meta.subtitle),
+        "authors": [{"name": xml_safe(meta.author)}],
+    }
+    if meta.language:
+        doc["language"] = meta.language
+    if meta.logo:
+        doc["icon"] = meta.logo
+    if meta.icon:
+        doc["favicon"] = meta.icon
+    links = {
+        k: v
+        for k, v in (
+            ("current", meta.current and meta.current.removesuffix(".atom") + ".json"),
+            ("prev_archive", meta.prev_archive and meta.prev_archive.removesuffix(".atom") + ".feed.json"),
+            ("next_archive", meta.next_archive and meta.next_archive.removesuffix(".atom") + ".feed.json"),
+        )
+        if v
+    }
+    if links or meta.archive:
+        doc["_aggregator"] = {**links, **({"archive": True} if meta.archive else {})}
+    out = []
+    for it in items:
+        item: dict[str, Any] = {"id": it.id}
+        if it.link:
+            item["url"] = it.link
+        if it.title:
+            item["title"] = it.title
+        item["content_html"] = it.content_html
+        if it.summary:
+            item["summary"] = it.summary
+        item["date_published"] = it.published.isoformat()
+        item["date_modified"] = it.updated.isoformat()
+        if it.author:
+            item["authors"] = [{"name": person(it.author)[0]}]
+        if it.categories:
+            item["tags"] = list(it.categories)
+        if it.language:
+            item["language"] = it.language
+        if it.enclosures:
+            item["attachments"] = [
+                {"url": x.url, "mime_type": x.type or "application/octet-stream"}
+                | ({"size_in_bytes": x.length} if x.length is not None else {})
+                for x in it.enclosures
+            ]
+        if it.sources:
+            item["_aggregator"] = {
+                "sources": [{"feed_url": s.feed_url, "name": s.feed_name, "link": s.link} for s in it.sources]
+            }
+        out.append(item)
+    doc["items"] = out
+    # compact: json's C encoder runs only without `indent` (5x faster on a day archive)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+# -- the entry feeds (the names publish and tests have always used) ----------------------------
+def atom_feed(
+    entries: list[StoredEntry], site: Site, language: str, prev_archive: str | None = None
+) -> bytes:
+    """`feeds/{language}.atom` from the newest entries (newest first)."""
+    return atom_document(entry_feed_meta(site, language, prev_archive), entry_items(entries, site, language))
 
 
 def rss_feed(entries: list[StoredEntry], site: Site, language: str) -> bytes:
-    return bytes(_generator(entries, site, language, "rss").rss_str(pretty=True))
+    """`feeds/{language}.rss`."""
+    return rss_document(entry_feed_meta(site, language), entry_items(entries, site, language))
 
 
-def json_feed(entries: list[StoredEntry], site: Site, language: str) -> str:
-    self_base, page, title = _feed_meta(site, language)
-    doc: dict[str, Any] = {
-        "version": "https://jsonfeed.org/version/1.1",
-        "title": title,
-        "home_page_url": page,
-        "feed_url": f"{self_base}.json",
-    }
-    if language != "all":
-        doc["language"] = language
-    items = []
-    for e in entries:
-        item: dict[str, Any] = {"id": atom_id(e, site)}
-        if safe_link(e.link):
-            item["url"] = e.link
-        item["title"] = entry_title(e)
-        content = sanitize_html(e.content) or sanitize_html(e.summary)
-        summary = lede(e)
-        item["content_html"] = content or escape(summary)
-        if summary:
-            item["summary"] = summary
-        item["date_published"] = e.published.isoformat()
-        if e.updated:
-            item["date_modified"] = e.updated.isoformat()
-        if e.author:
-            item["authors"] = [{"name": e.author}]
-        if e.categories:
-            item["tags"] = list(e.categories)
-        if e.language_tag or e.language:
-            item["language"] = e.language_tag or e.language
-        attachments = [
-            {
-                "url": x.url,
-                "mime_type": x.type or "application/octet-stream",
-                **({"size_in_bytes": x.length} if x.length else {}),
-            }
-            for x in e.enclosures
-            if safe_link(x.url)
-        ]
-        if attachments:
-            item["attachments"] = attachments
-        item["_aggregator"] = {
-            "sources": [{"feed_url": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources]
-        }
-        items.append(item)
-    doc["items"] = items
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+def json_feed(entries: list[StoredEntry], site: Site, language: str, prev_archive: str | None = None) -> str:
+    """`feeds/{language}.json`."""
+    return json_document(entry_feed_meta(site, language, prev_archive), entry_items(entries, site, language))
