@@ -176,9 +176,12 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
                 )
             )
         elapsed = (datetime.now(UTC) - started).total_seconds()
+        failed_files: tuple[tuple[str, str], ...] = ()
         if not no_publish:
-            publish_all(store, config, ctx.public_dir)
+            failed_files = publish_all(store, config, ctx.public_dir).failed
         _print_fetch_summary(reports, elapsed)
+        for path, error in failed_files:
+            out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
     finally:
         store.close()
 
@@ -221,6 +224,10 @@ def publish(ctx: Context) -> None:
     out.print(
         f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}", markup=False
     )
+    for path, error in report.failed:
+        out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()

@@ -11,15 +11,16 @@ import os
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urljoin
 
-from . import render
+from . import opml
 from .config import Config, Site
 from .models import StoredEntry
-from .render import FrontPage, Section, feeds
+from .pages_plan import ARCHIVE_INDEX, FORMATS, Calendar, day_path, index_path
+from .render import FrontPage, Section, feeds, pages
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ def frontpage(
     today = (now or datetime.now(UTC)).astimezone(site.zone).date()
     if day is None:
         day = store.latest_day(lang, not_after=today)
+    if day is None:
+        # Only entries dated a little ahead (normalise accepts up to a day): show them rather
+        # than "No entries yet" while the feeds list entries (issue 12).
+        day = store.latest_day(lang, not_after=today + timedelta(days=2))
     if day is None:
         failing = tuple(
             s for s in store.feed_states().values() if s.last_error and s.url in {f.key for f in config.feeds}
@@ -127,24 +132,51 @@ def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
 
 
 def page_outputs(
-    store: Store, config: Config, language: str, day: date | None, now: datetime | None = None
+    store: Store,
+    config: Config,
+    calendar: Calendar,
+    language: str,
+    day: date | None,
+    today: date,
+    now: datetime | None = None,
 ) -> dict[str, Render]:
-    """The front-page files of one (day, language), path -> renderer.
+    """The front-page files of one (day, page language), path -> renderer.
 
-    `day=None` is the latest day: `index.*` (combined) or `{lang}/index.*`. This is the one
-    place the per-day page renderers (archive/YYYY/MM/DD/{lang}.{html,txt,json}) plug in;
-    until then other days have no page files here."""
+    `day=None` is the language's front page (`index.*` or `{lang}/index.*`: the calendar's
+    latest day, or the "No entries yet" page listing failing feeds); else the day's archive
+    page `archive/YYYY/MM/DD/{language}.{html,txt,json}`. The three formats are rendered
+    together once; if that fails, each of the three files fails alone (its last good
+    version stays)."""
     site = config.site
-    if day is not None:
-        return {}
-    prefix = "" if language == "all" else f"{language}/"
-    root = "../" if prefix else "./"
-    page = _once(lambda: frontpage(store, config, language, now=now))
+    if day is None:
+        shown = calendar.latest(language, today)
+        group = _once(
+            lambda: pages.index_outputs(frontpage(store, config, language, shown, now=now), site, calendar)
+        )
+        paths = [index_path(language, ext) for ext in FORMATS]
+    else:
+        group = _once(
+            lambda: pages.day_outputs(frontpage(store, config, language, day, now=now), site, calendar)
+        )
+        paths = [day_path(day, language, ext) for ext in FORMATS]
+    return {path: _part(group, path) for path in paths}
+
+
+def site_wide_outputs(store: Store, config: Config, calendar: Calendar) -> dict[str, Render]:
+    """The archive index (`archive/index.html`, `.json`) and `sources.opml` (every configured
+    feed, grouped by language, with the titles the feeds gave; stable bytes)."""
+    site = config.site
+    index = _once(lambda: pages.archive_outputs(site, calendar))
+    titles = _once(lambda: {url: s.title for url, s in store.feed_states().items() if s.title})
     return {
-        f"{prefix}index.html": lambda: render.frontpage_html(page(), site, root=root).encode(),
-        f"{prefix}index.txt": lambda: render.frontpage_text(page(), site).encode(),
-        f"{prefix}index.json": lambda: render.frontpage_json(page()).encode(),
+        ARCHIVE_INDEX: _part(index, ARCHIVE_INDEX),
+        "archive/index.json": _part(index, "archive/index.json"),
+        "sources.opml": lambda: opml.sources_opml(site, config.feeds, titles()),
     }
+
+
+def _part(group: Callable[[], dict[str, bytes]], path: str) -> Render:
+    return lambda: group()[path]
 
 
 def feed_outputs(
@@ -251,12 +283,27 @@ def publish(
         log.exception("listing the days with entries failed")
         failed.append(("archive/", f"{type(exc).__name__}: {exc}"))
         known = {}
+    try:
+        # The pages' calendar includes days a little ahead of the clock (normalise accepts
+        # entries up to a day early): their pages exist, their archive feeds come on the day.
+        calendar = Calendar.from_counts(store.day_counts(), site.languages)
+    except Exception as exc:
+        log.exception("reading the calendar of front pages failed")
+        failed.append(("archive/index.html", f"{type(exc).__name__}: {exc}"))
+        calendar = None
     days_of = {language: known.get(language, []) for language in languages}
     digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
     day_entries = DayEntries(store, keep=digest_days)
     for language in languages:
-        emit(page_outputs(store, config, language, None, now))
+        if calendar is not None:
+            emit(page_outputs(store, config, calendar, language, None, today, now))
         emit(feed_outputs(store, config, language, days_of[language], day_entries))
+    if calendar is not None:
+        emit(site_wide_outputs(store, config, calendar))
+        # Day pages: every day, or the changed days and their neighbours (prev/next links).
+        for language in calendar.page_languages():
+            for day in sorted(_around(list(calendar.days.get(language, ())), changed_days)):
+                emit(page_outputs(store, config, calendar, language, day, today, now))
 
     # Day archives, day by day: one read and one rendering of a day's entries serve the
     # combined archive and each language's.
@@ -268,7 +315,6 @@ def publish(
             if day not in wanted[language]:
                 continue
             items = combined if language == "all" else _once(_in_language(combined, language))
-            emit(page_outputs(store, config, language, day, now))
             emit(
                 archive_outputs(
                     store, config, language, days_of[language], position[language][day], today, items

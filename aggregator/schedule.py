@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from .models import Outcome, PollReport
 from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, publish
 from .serve import create_app, make_server
-from .store import Store
+from .store import Store, StoreError
 
 log = logging.getLogger("aggregator.schedule")
 
@@ -116,7 +115,9 @@ class Health:
 
     def polled(self, report: PollReport, when: datetime) -> None:
         with self.lock:
-            self.store_error = None
+            # poll_feed reports a store it could not write (disk full, locked, read-only) as
+            # its outcome rather than raising: the store is then what /healthz must name.
+            self.store_error = report.error if report.outcome is Outcome.STORE_ERROR else None
             if report.outcome in (Outcome.OK, Outcome.NOT_MODIFIED, Outcome.GONE):
                 if report.outcome is not Outcome.GONE:  # gone is stopped, not failing
                     self.last_poll = when
@@ -279,10 +280,11 @@ class Publisher:
         day = self.today()
         try:
             if self._store is None:
-                self._store = Store(self.store_path)  # created after the poll thread's: exists
+                # Opened, never created: the poll thread made it; a missing one is an error.
+                self._store = Store(self.store_path, create=False)
             report = publish(self._store, self.config, self.public_dir)
         except Exception as e:  # a failing publish keeps the last good pages and is retried
-            self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, sqlite3.Error | OSError))
+            self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
             return None
         self._failed = False
         self._retry = RETRY_FIRST
@@ -292,6 +294,12 @@ class Publisher:
             self.health.publish_error = None
             self.health.last_publish = datetime.now(UTC)
         log.info("published (%s) files=%d unchanged=%d", reason, len(report.written), report.unchanged)
+        if report.failed:
+            # The other files are out; these keep their last good version. Retried like a
+            # failed publish, and /healthz says which until they are written.
+            path, error = report.failed[0]
+            more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+            self._fail(f"{len(report.failed)} output files could not be written: {path}: {error}{more}")
         return report
 
     def _fail(self, reason: str, exc: bool = False) -> None:
@@ -368,7 +376,7 @@ class Service:
             # Abandoned on exit: nothing of it was committed that should not be (each store
             # write is synchronous, so cancellation only lands between them).
         except Exception as e:
-            store_fault = isinstance(e, StoreUnavailable | sqlite3.Error | OSError)
+            store_fault = isinstance(e, StoreUnavailable | StoreError | OSError)
             reason = f"{type(e).__name__}: {e}"
             self._errors[feed.key] = self._errors.get(feed.key, 0) + 1
             self.health.poll_failed(feed.key, reason, store=store_fault)
@@ -378,11 +386,19 @@ class Service:
                 log.exception("feed=%r poll crashed", feed.title)
         finally:
             if not self.stopping:
-                self._reschedule(feed, stored=report is not None, gone=gone)
+                self._reschedule(
+                    feed,
+                    stored=report is not None and report.outcome is not Outcome.STORE_ERROR,
+                    gone=gone,
+                    planned=report.next_poll if report is not None else None,
+                )
 
-    def _reschedule(self, feed: FeedConfig, stored: bool, gone: bool) -> None:
-        """Put the feed's next poll on the schedule; never raises (the feed must not be lost)."""
-        when: datetime | None = None
+    def _reschedule(
+        self, feed: FeedConfig, stored: bool, gone: bool, planned: datetime | None = None
+    ) -> None:
+        """Put the feed's next poll on the schedule; never raises (the feed must not be lost).
+        `planned` is the time the poll chose (with back-off), used when the store cannot say."""
+        when: datetime | None = planned
         now = datetime.now(UTC)
         if stored and self.store is not None:
             try:

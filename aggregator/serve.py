@@ -37,6 +37,7 @@ CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
     ".rss": "application/rss+xml; charset=utf-8",
     ".json": "application/feed+json; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
@@ -131,8 +132,11 @@ class PublicFiles:
 
 
 def content_type(path: Path) -> str:
-    if path.suffix == ".json" and path.parent.name != "feeds":
-        return PAGE_JSON
+    """The media type of a published file: JSON Feeds (`feeds/*.json`, `daily/*.json`,
+    `archive/…/*.feed.json`) are application/feed+json, front-page JSON plain JSON."""
+    if path.suffix == ".json":
+        is_feed = path.parent.name in ("feeds", "daily") or path.name.endswith(".feed.json")
+        return CONTENT_TYPES[".json"] if is_feed else PAGE_JSON
     known = CONTENT_TYPES.get(path.suffix)
     if known:
         return known
