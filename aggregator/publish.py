@@ -131,6 +131,14 @@ def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
     return out
 
 
+def is_feed_path(rel: str) -> bool:
+    """Whether a published path is a feed (what WebSub subscribers follow): entry feeds,
+    daily digests and day archives in Atom, RSS or JSON Feed; not pages or `sources.opml`."""
+    if rel.endswith((".atom", ".rss", ".feed.json")):
+        return True
+    return rel.endswith(".json") and rel.startswith(("feeds/", "daily/"))
+
+
 def page_outputs(
     store: Store,
     config: Config,

@@ -25,14 +25,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from . import websub
 from .config import Config, FeedConfig
 from .fetch import Fetcher
+from .metrics import Metrics
 from .models import Outcome, PollReport
 from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
-from .publish import PublishReport, publish
+from .publish import PublishReport, is_feed_path, publish
 from .serve import create_app, make_server
 from .store import Store, StoreError
 
@@ -178,8 +182,10 @@ class Publisher:
         max_delay: float = PUBLISH_MAX_DELAY,
         check_every: float = CHECK_EVERY,
         today: Callable[[], date] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store_path = store_path
         self.public_dir = public_dir
         self.health = health
@@ -278,6 +284,7 @@ class Publisher:
             self._fail(problem)
             return None
         day = self.today()
+        started = time.monotonic()
         try:
             if self._store is None:
                 # Opened, never created: the poll thread made it; a missing one is an error.
@@ -294,6 +301,11 @@ class Publisher:
             self.health.publish_error = None
             self.health.last_publish = datetime.now(UTC)
         log.info("published (%s) files=%d unchanged=%d", reason, len(report.written), report.unchanged)
+        self.metrics.observe_publish(time.monotonic() - started, len(report.written))
+        with contextlib.suppress(Exception):  # the gauges are a nicety; publishing is done
+            self.metrics.observe_states(self._store.feed_states().values(), datetime.now(UTC))
+        if self.config.site.websub_hub:
+            self._ping_hub(report.written)
         if report.failed:
             # The other files are out; these keep their last good version. Retried like a
             # failed publish, and /healthz says which until they are written.
@@ -301,6 +313,21 @@ class Publisher:
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             self._fail(f"{len(report.failed)} output files could not be written: {path}: {error}{more}")
         return report
+
+    def _ping_hub(self, written: tuple[str, ...]) -> None:
+        """Tell the WebSub hub which feeds changed, from a thread of its own: a slow or failing
+        hub never delays the next publish (websub.ping is bounded and never raises)."""
+        base = str(self.config.site.base_url)
+        topics = [urljoin(base, rel) for rel in written if is_feed_path(rel)]
+        if not topics:
+            return
+        hub = str(self.config.site.websub_hub)
+
+        async def send() -> None:
+            async with httpx.AsyncClient(headers={"user-agent": self.config.fetch.user_agent}) as client:
+                await websub.ping(hub, topics, client)
+
+        threading.Thread(target=asyncio.run, args=(send(),), name="websub", daemon=True).start()
 
     def _fail(self, reason: str, exc: bool = False) -> None:
         if not self._failed or self.health.publish_error != reason:
@@ -323,7 +350,10 @@ class Service:
         self.store_path = data_dir / "aggregator.db"
         self.rng = rng or random.Random()
         self.health = Health(self.store_path)
-        self.publisher = Publisher(config, self.store_path, self.public_dir, self.health)
+        self.metrics = Metrics()  # this service's own registry, served at /metrics
+        self.publisher = Publisher(
+            config, self.store_path, self.public_dir, self.health, metrics=self.metrics
+        )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.store: Store | None = None  # the poll thread's connection
         self.fetcher: Fetcher | None = None
@@ -366,6 +396,7 @@ class Service:
             gone = report.outcome is Outcome.GONE
             self._errors.pop(feed.key, None)
             self.health.polled(report, datetime.now(UTC))
+            self.metrics.observe_poll(report)
             # Entries changed, or the feed started or stopped failing: pages list failing feeds
             # until the first entries arrive, so they must hear of it.
             if report.changed or (state.last_error if state else None) != report.error:
@@ -588,7 +619,10 @@ class Service:
         the background; returns once both are stopped (at most ~10 s after the signal)."""
         try:
             self.start_background()
-            app = create_app(self.public_dir, self.health.report, on_missing=self.publisher.check_soon)
+            app = create_app(
+                self.public_dir, self.health.report, on_missing=self.publisher.check_soon,
+                metrics=self.metrics.render,
+            )  # fmt: skip
             server = make_server(app, host, port, on_signal=self.request_stop)
             asyncio.run(server.serve())
         except KeyboardInterrupt:  # a signal before the server took them over: stop the same way

@@ -173,12 +173,16 @@ def files_health(public_dir: Path) -> HealthCheck:
 
 
 def create_app(
-    public_dir: Path, health: HealthCheck | None = None, on_missing: Callable[[], None] | None = None
+    public_dir: Path,
+    health: HealthCheck | None = None,
+    on_missing: Callable[[], None] | None = None,
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
 ) -> Starlette:
     """The ASGI app: files under `public_dir` (see README "Outputs and URLs") and `/healthz`,
     which answers 200 or 503 with the JSON that `health` gives (default: `files_health`).
     `on_missing` is called (it must not block) when a front page is asked for and
-    `public_dir/index.html` is missing, so `run` rebuilds a deleted tree at once."""
+    `public_dir/index.html` is missing, so `run` rebuilds a deleted tree at once. `metrics`
+    gives the Prometheus text and its content type for `/metrics` (only `run` has them)."""
     public_dir.mkdir(parents=True, exist_ok=True)
     files = PublicFiles(public_dir)
     check = health or files_health(public_dir)
@@ -187,6 +191,11 @@ def create_app(
         healthy, doc = check()
         code = 200 if healthy else 503
         return JSONResponse(dict(doc), status_code=code, headers={"cache-control": "no-store"})
+
+    async def metrics_page(request: Request) -> Response:
+        assert metrics is not None
+        body, ctype = metrics()
+        return Response(body, headers={"cache-control": "no-store", "content-type": ctype})
 
     async def public(request: Request) -> Response:
         url_path = request.path_params.get("path", "")
@@ -216,6 +225,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            *([Route("/metrics", metrics_page, methods=["GET", "HEAD"])] if metrics else []),
             Route("/{path:path}", public, methods=["GET", "HEAD"]),
         ]
     )

@@ -114,6 +114,7 @@ class FeedMeta:
     json_ext: str = "json"  # day archives use "feed.json": "json" is that day's JSON page
     icon: str | None = None
     logo: str | None = None
+    hub: str | None = None  # a WebSub hub (W3C WebSub section 4): advertised as rel="hub"
 
 
 # -- making entries safe ----------------------------------------------------------------------
@@ -266,6 +267,7 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
         author=site.title,
         icon=str(site.icon) if site.icon else None,
         logo=str(site.logo) if site.logo else None,
+        hub=str(site.websub_hub) if site.websub_hub else None,
         prev_archive=prev_archive,
     )
 
@@ -293,6 +295,7 @@ def archive_feed_meta(
         author=site.title,
         icon=str(site.icon) if site.icon else None,
         logo=str(site.logo) if site.logo else None,
+        hub=str(site.websub_hub) if site.websub_hub else None,
         prev_archive=urljoin(base, archive_path(prev_day, language) + ".atom") if prev_day else None,
         next_archive=urljoin(base, archive_path(next_day, language) + ".atom") if next_day else None,
         current=urljoin(base, f"feeds/{language}.atom"),
@@ -314,6 +317,7 @@ def daily_feed_meta(site: Site, language: str) -> FeedMeta:
         author=site.title,
         icon=str(site.icon) if site.icon else None,
         logo=str(site.logo) if site.logo else None,
+        hub=str(site.websub_hub) if site.websub_hub else None,
     )
 
 
@@ -364,10 +368,12 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
 
 # -- Atom and RSS through feedgen -----------------------------------------------------------------
 class _FeedFix(BaseExtension):  # type: ignore[misc]
-    """Feed-level additions feedgen lacks: the RFC 5005 `fh:archive` marker."""
+    """Feed-level additions feedgen lacks: the RFC 5005 `fh:archive` marker, and RSS's
+    `<atom:link rel="hub">` (W3C WebSub section 4: feedgen writes only the self link there)."""
 
     def __init__(self) -> None:
         self.archive = False
+        self.hub: str | None = None
 
     def extend_ns(self) -> dict[str, str]:
         return {"fh": FH_NS} if self.archive else {}
@@ -378,6 +384,9 @@ class _FeedFix(BaseExtension):  # type: ignore[misc]
         return feed
 
     def extend_rss(self, feed: Any) -> Any:
+        if self.hub:
+            channel = feed[0]
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", {"rel": "hub", "href": self.hub})
         return feed
 
 
@@ -432,10 +441,11 @@ def _iso(d: datetime) -> str:
 
 def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.register_extension("aggregator", _FeedFix, _AtomEntryFix, atom=fmt == "atom", rss=False)
+    fg.register_extension("aggregator", _FeedFix, _AtomEntryFix, atom=fmt == "atom", rss=fmt == "rss")
     if fmt == "rss":
         fg.load_extension("dc", atom=False, rss=True)  # dc:creator for name-only authors
     fg.aggregator.archive = meta.archive
+    fg.aggregator.hub = meta.hub if fmt == "rss" else None
     fg.id(xml_safe(meta.id))
     fg.title(xml_safe(meta.title) or GENERATOR)
     fg.subtitle(xml_safe(meta.subtitle) or GENERATOR)  # RSS needs a description
@@ -449,6 +459,8 @@ def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGener
         ):
             if href:
                 fg.link(href=href, rel=rel)
+    if meta.hub and fmt == "atom":
+        fg.link(href=meta.hub, rel="hub")
     fg.link(href=meta.home, rel="alternate")  # last: feedgen makes the last link RSS's <link>
     if meta.language:
         fg.language(meta.language)
@@ -564,6 +576,8 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
         doc["icon"] = meta.logo
     if meta.icon:
         doc["favicon"] = meta.icon
+    if meta.hub:
+        doc["hubs"] = [{"type": "WebSub", "url": meta.hub}]  # JSON Feed 1.1 "hubs"
     links = {
         k: v
         for k, v in (
