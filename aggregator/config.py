@@ -25,6 +25,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from .urls import strip_secrets
+
 DEFAULT_USER_AGENT = (
     "aggregator/0.1 (+https://github.com/; multilingual feed republisher; polite: conditional GET)"
 )
@@ -225,7 +227,9 @@ class FeedConfig(_Model):
 
     @property
     def title(self) -> str:
-        return self.name or self.key
+        """The feed's name, else its URL without credentials or tokens (names are shown on
+        pages and in logs; a private feed address must not be)."""
+        return self.name or strip_secrets(self.key)
 
 
 class Config(_Model):

@@ -24,6 +24,7 @@ from defusedxml import DefusedXmlException
 
 from .config import FeedConfig, Site, normalise_language_tag
 from .text import xml_safe
+from .urls import strip_secrets
 
 SPEC = "http://opml.org/spec2.opml"
 AUTO = "auto"
@@ -70,13 +71,16 @@ def sources_opml(
     titles: Mapping[str, str] | None = None,
     html_urls: Mapping[str, str] | None = None,
     created: datetime | None = None,
+    public: bool = False,
 ) -> bytes:
     """The configured feeds as an OPML 2.0 document (UTF-8 bytes), grouped by language.
 
     `titles` and `html_urls` map a feed's URL (FeedConfig.key) to the title and site address
     its document gave (from the store); a feed's `name` wins over its title. `created`
     (aware) adds `dateCreated` (RFC 822, as OPML 2.0 asks); leave it out for stable bytes.
-    Disabled feeds are listed too: they are still configured.
+    Disabled feeds are listed too: they are still configured. `public` (the published
+    `/sources.opml`) strips credentials and tokens from the feeds' addresses (`export-opml`,
+    for the operator, keeps them).
     """
     titles = titles or {}
     html_urls = html_urls or {}
@@ -94,8 +98,9 @@ def sources_opml(
         label = _language_label(group)
         parent = ET.SubElement(body, "outline", text=label, title=label)
         for feed in by_group[group]:
-            title = xml_safe(feed.name or titles.get(feed.key) or feed.key)
-            attrs = {"type": "rss", "text": title, "title": title, "xmlUrl": feed.key}
+            title = xml_safe(feed.name or titles.get(feed.key) or (feed.title if public else feed.key))
+            url = strip_secrets(feed.key) if public else feed.key
+            attrs = {"type": "rss", "text": title, "title": title, "xmlUrl": url}
             if feed.key in html_urls:
                 attrs["htmlUrl"] = html_urls[feed.key]
             if feed.language != AUTO:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import ftfy
@@ -26,6 +26,7 @@ from ftfy.badness import is_bad
 
 from .models import Enclosure, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
+from .urls import strip_secrets
 
 MAX_TITLE_CHARS = 2000  # longer titles are truncated with a warning, never stored whole
 # Inside a markup declaration: the tokens that decide where it ends.
@@ -520,36 +521,6 @@ def _web_link(value: Any) -> str | None:
     if scheme not in ("http", "https") or "://" not in url:
         return None
     return strip_secrets(url)
-
-
-# Query parameters that carry credentials: never published (issue 12, "Links and URLs").
-SECRET_PARAMS = {
-    "token", "access_token", "auth", "auth_token", "key", "api_key", "apikey", "password",
-    "passwd", "pass", "secret", "client_secret", "sig", "signature", "session", "sessionid",
-}  # fmt: skip
-
-
-def strip_secrets(url: str) -> str:
-    """`url` without user:password@ and without credential parameters (`?token=`, `?key=`,
-    SECRET_PARAMS): a feed's private address must not be republished. Other parts unchanged."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc and host:
-        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if k.lower() not in SECRET_PARAMS]
-        if len(kept) != len(pairs):
-            query = urlencode(kept)
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _parse_json_feed(body: bytes, url: str, content_language: str | None = None) -> ParsedFeed:

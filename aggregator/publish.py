@@ -179,7 +179,7 @@ def site_wide_outputs(store: Store, config: Config, calendar: Calendar) -> dict[
     return {
         ARCHIVE_INDEX: _part(index, ARCHIVE_INDEX),
         "archive/index.json": _part(index, "archive/index.json"),
-        "sources.opml": lambda: opml.sources_opml(site, config.feeds, titles()),
+        "sources.opml": lambda: opml.sources_opml(site, config.feeds, titles(), public=True),
     }
 
 

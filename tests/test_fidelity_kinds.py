@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from aggregator import language, normalise
 from aggregator.models import Candidate
-from aggregator.parse import ZONE_ABBREVIATIONS, parse_feed, read_date, strip_secrets
+from aggregator.parse import ZONE_ABBREVIATIONS, parse_feed, read_date
 from aggregator.text import cut_lede, html_to_text, make_lede
+from aggregator.urls import strip_secrets
 from tests.conftest import FIXTURES
 
 CORPUS = FIXTURES / "corpus"

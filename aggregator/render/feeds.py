@@ -41,6 +41,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
 from ..text import sanitize_html, shorten, xml_safe
+from ..urls import strip_secrets
 from .common import atom_id, heading, language_name, lede
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         language=language_tag(entry.language_tag or entry.language) if mixed else None,
         sources=tuple(
             Source(
-                xml_safe(s.feed_url),
+                xml_safe(strip_secrets(s.feed_url)),  # a private feed address is never published
                 xml_safe(s.feed_name),
                 xml_safe(s.source_key),
                 http_link(s.link),

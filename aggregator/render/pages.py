@@ -37,6 +37,7 @@ from ..pages_plan import (
     relative,
 )
 from ..text import make_lede, shorten
+from ..urls import strip_secrets
 from .common import (
     FrontPage,
     Section,
@@ -198,7 +199,7 @@ def _empty_text(page: FrontPage, ui: str) -> str:
     lines = [say("no_entries", ui).text + "."]
     if page.failing:
         lines += ["", say("failing", ui).text + ":"]
-        lines += [f"- {f.name} <{f.url}>: {f.last_error}" for f in page.failing]
+        lines += [f"- {f.name} <{strip_secrets(f.url)}>: {f.last_error}" for f in page.failing]
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +228,10 @@ def frontpage_json(
                 "language": e.language,
                 "published": e.published.isoformat(),
                 "date_only": e.date_only,
-                "sources": [{"feed": s.feed_url, "name": s.feed_name, "link": s.link} for s in e.sources],
+                "sources": [
+                    {"feed": strip_secrets(s.feed_url), "name": s.feed_name, "link": s.link}
+                    for s in e.sources
+                ],
                 "also_in": [{"lang": lang, "link": link} for lang, link in page.also_in.get(e.id, ())],
             }
             for _section, shown, _hidden in sections
@@ -252,7 +256,9 @@ def frontpage_json(
         doc["next"] = _day_ref(nxt, page.language, href)
         doc["archive"] = href(ARCHIVE_INDEX.replace(".html", ".json"))
     if page.day is None:
-        doc["failing"] = [{"feed": f.url, "name": f.name, "error": f.last_error} for f in page.failing]
+        doc["failing"] = [
+            {"feed": strip_secrets(f.url), "name": f.name, "error": f.last_error} for f in page.failing
+        ]
     if indent is None:
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
     return json.dumps(doc, ensure_ascii=False, indent=indent) + "\n"
@@ -345,7 +351,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
             parts.append('<ul class="failing">')
             for f in page.failing:
                 parts.append(
-                    f"<li><bdi>{escape(f.name)}</bdi> &lt;{escape(f.url)}&gt;: "
+                    f"<li><bdi>{escape(f.name)}</bdi> &lt;{escape(strip_secrets(f.url))}&gt;: "
                     f"{escape(f.last_error or '')}</li>"
                 )
             parts.append("</ul>")
