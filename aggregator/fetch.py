@@ -256,17 +256,46 @@ class AddressGuard:
 # -- body decoding ----------------------------------------------------------------------
 
 
+# Content codings (RFC 9110 section 8.4.1; the IANA HTTP Content Coding Registry). A value
+# outside it ("utf-8", "none", "binary": a charset or a guess in the wrong header) is no
+# coding at all: the body is the representation itself, as browsers and urllib3 read it.
+CONTENT_CODINGS = {
+    "gzip", "x-gzip", "deflate", "compress", "x-compress", "br", "zstd", "identity", "exi",
+    "pack200-gzip", "aes128gcm", "dcb", "dcz",
+}  # fmt: skip
+_GZIP_MAGIC = b"\x1f\x8b"
+# What an uncompressed feed starts with (after a BOM and white space): markup or JSON.
+_DOCUMENT_START = (b"<", b"{")
+
+
+def _looks_like_a_document(data: bytes) -> bool:
+    head = data[:64].lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
+    return head.startswith(_DOCUMENT_START)
+
+
 class _Decoder:
-    """Content-Encoding undone in bounded steps: each step yields at most DECODE_STEP bytes."""
+    """Content-Encoding undone in bounded steps: each step yields at most DECODE_STEP bytes.
+
+    Two server mistakes are read through, with a `warning` (cases/09): a Content-Encoding that
+    is no content coding (`utf-8`), and gzip or deflate declared over a body that was never
+    compressed (it starts as a feed does, not with the gzip magic or a zlib header). A real
+    coding we do not decode (br, zstd, compress), or a body that is neither compressed nor a
+    document, is an error (_BadEncoding)."""
 
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding.strip().lower()
+        self.warning: str | None = None
         self._z: Any = None  # zlib's decompress object has no public type
+        self._first = True
         if self.encoding in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.encoding == "deflate":
             self._z = zlib.decompressobj(zlib.MAX_WBITS)  # zlib-wrapped, as HTTP says
-            self._first = True
+        elif self.encoding not in CONTENT_CODINGS and self.encoding:
+            self.warning = (
+                f"the server sent Content-Encoding {encoding.strip()[:40]!r}, which is not a "
+                "content coding (RFC 9110 section 8.4.1): the body was read as sent"
+            )
         elif self.encoding not in ("", "identity"):
             raise _BadEncoding(f"the server used Content-Encoding {encoding!r}, which was not asked for")
 
@@ -274,13 +303,16 @@ class _Decoder:
         if self._z is None:
             yield data
             return
-        if self.encoding == "deflate" and self._first and data:
+        if self._first and data:
             self._first = False
-            try:
-                probe = self._z.copy()
-                probe.decompress(data[:64], 1)
-            except zlib.error:
-                self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+            if not self._compressed(data):
+                self._z = None
+                self.warning = (
+                    f"the server declared Content-Encoding {self.encoding!r} but sent the feed "
+                    "uncompressed: read as sent"
+                )
+                yield data
+                return
         pending = data
         # Each pass consumes input or yields output (else it stops); the caller stops
         # at max_bytes, so a bomb never gets further than that plus one step.
@@ -303,6 +335,29 @@ class _Decoder:
             if not out and len(tail) >= len(pending):
                 return  # no progress: stop rather than spin
             pending = tail
+
+    def _compressed(self, data: bytes) -> bool:
+        """Whether the first bytes are the declared coding's: the gzip magic, or a zlib or raw
+        deflate stream (some servers send raw deflate: then the decoder switches to it). False
+        only for a body that is plainly a document; anything else is left to fail decoding.
+        Raw deflate has no header, so over a body that looks like a document it is believed
+        only when it decodes to one (a compressed feed decompresses to a feed)."""
+        if self.encoding in ("gzip", "x-gzip"):
+            return data.startswith(_GZIP_MAGIC) or not _looks_like_a_document(data)
+        try:
+            self._z.copy().decompress(data[:64], 1)
+            return True
+        except zlib.error:
+            pass
+        raw = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            out = raw.decompress(data[:4096], 4096)
+        except zlib.error:
+            return not _looks_like_a_document(data)
+        if _looks_like_a_document(data) and not _looks_like_a_document(out):
+            return False
+        self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+        return True
 
 
 # -- the fetcher ------------------------------------------------------------------------
@@ -510,7 +565,7 @@ class Fetcher:
                 ),
             )
         try:
-            body = await _read_limited(response, encoding, max_bytes)
+            body, warning = await _read_limited(response, encoding, max_bytes)
         except _TooLarge:
             return result(
                 Outcome.TOO_LARGE,
@@ -523,13 +578,15 @@ class Fetcher:
         return result(
             Outcome.OK,
             body=body,
+            warning=warning,
             etag=valid_etag(headers.get("etag")),
             last_modified=valid_http_date(headers.get("last-modified")),
         )
 
 
-async def _read_limited(response: httpx.Response, encoding: str, max_bytes: int) -> bytes:
-    """Read and decode the body, stopping as soon as it passes max_bytes (bombs stop early)."""
+async def _read_limited(response: httpx.Response, encoding: str, max_bytes: int) -> tuple[bytes, str | None]:
+    """Read and decode the body, stopping as soon as it passes max_bytes (bombs stop early).
+    Returns the body and the decoder's warning (a Content-Encoding read through), if any."""
     decoder = _Decoder(encoding)
     body = bytearray()
     async for raw in response.aiter_raw():
@@ -537,7 +594,7 @@ async def _read_limited(response: httpx.Response, encoding: str, max_bytes: int)
             if len(body) + len(piece) > max_bytes:
                 raise _TooLarge
             body += piece
-    return bytes(body)
+    return bytes(body), decoder.warning
 
 
 async def _drain(response: httpx.Response) -> None:

@@ -41,6 +41,7 @@ class FetchResult:
     duration_ms: float = 0.0
     permanent_redirect: str | None = None  # where a 301/308 chain ended, if it did
     retry_after: datetime | None = None
+    warning: str | None = None  # the answer was usable but odd (a bogus Content-Encoding, ...)
 
 
 @dataclass(frozen=True, slots=True)

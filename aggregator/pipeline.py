@@ -158,6 +158,8 @@ async def _poll(
             outcome, error = Outcome.NOT_A_FEED, f"could not parse: {type(e).__name__}: {e}"
         else:
             title, warning = parsed.title, parsed.warning
+            if result.warning:  # the transfer's oddity first: it explains what follows
+                warning = f"{result.warning}; {warning}" if warning else result.warning
     if outcome is Outcome.NOT_MODIFIED and state:
         warning = state.warning  # same document as last time: its warning still holds
     failed = outcome not in (Outcome.OK, Outcome.NOT_MODIFIED)

@@ -572,3 +572,98 @@ def test_kept_validators_can_always_be_sent(value: str) -> None:
             kept.encode("ascii")  # httpx sends header values as ASCII
             assert kept.isprintable() and "\r" not in kept and "\n" not in kept
             httpx.Headers({"If-None-Match": kept})
+
+
+# -- Content-Encoding that is no coding, or a coding over an uncompressed body (cases/09) ------
+
+FEED_BODY = (
+    b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+    b"<item><title>Object storage adds lifecycle rules</title><link>https://e.org/1</link></item>"
+    b"</channel></rss>"
+)
+JSON_BODY = b'{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": []}'
+
+
+@pytest.mark.parametrize(
+    "coding", [b"utf-8", b"UTF-8", b"none", b"binary", b"text/xml", b"8bit", b"chunked?"]
+)
+async def test_a_content_encoding_that_is_no_coding_is_read_as_sent(
+    server: HostileServer, coding: bytes
+) -> None:
+    """RFC 9110 section 8.4.1: `utf-8` and the like name no content coding, so the body is the
+    representation itself (as browsers and urllib3 read it); the poll succeeds with a warning."""
+    path = f"/coding-{coding.hex()}.xml"
+    server.raw[path] = raw_response(
+        b"HTTP/1.1 200 OK",
+        [(b"Content-Type", b"application/rss+xml"), (b"Content-Encoding", coding)],
+        FEED_BODY,
+    )
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.OK and result.body == FEED_BODY, result
+    assert result.warning and "not a content coding" in result.warning
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"x-gzip", b"deflate"])
+@pytest.mark.parametrize("body", [FEED_BODY, b"\xef\xbb\xbf  \n" + FEED_BODY, JSON_BODY])
+async def test_a_declared_coding_over_an_uncompressed_feed_is_read_as_sent(
+    server: HostileServer, coding: bytes, body: bytes
+) -> None:
+    path = f"/uncompressed-{coding.decode()}-{len(body)}.xml"
+    server.raw[path] = raw_response(b"HTTP/1.1 200 OK", [(b"Content-Encoding", coding)], body)
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.OK and result.body == body, result
+    assert result.warning and "uncompressed" in result.warning
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
+async def test_a_declared_coding_over_garbage_is_still_an_error(server: HostileServer, coding: bytes) -> None:
+    path = f"/garbage-{coding.decode()}"
+    server.raw[path] = raw_response(
+        b"HTTP/1.1 200 OK", [(b"Content-Encoding", coding)], b"\x00\x01garbage" * 20
+    )
+    result = await fetch(server.url(path))
+    assert result.outcome is Outcome.NETWORK_ERROR and "could not be decompressed" in (result.error or "")
+
+
+async def test_real_compressed_bodies_still_decode_without_a_warning(server: HostileServer) -> None:
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw_deflate = raw.compress(FEED_BODY) + raw.flush()  # what some servers send as "deflate"
+    cases = [
+        (b"gzip", gzip.compress(FEED_BODY)),
+        (b"deflate", zlib.compress(FEED_BODY)),
+        (b"deflate", raw_deflate),
+    ]
+    for i, (coding, data) in enumerate(cases):
+        path = f"/real-{i}-{coding.decode()}.xml"
+        server.raw[path] = raw_response(b"HTTP/1.1 200 OK", [(b"Content-Encoding", coding)], data)
+        result = await fetch(server.url(path))
+        assert result.outcome is Outcome.OK and result.body == FEED_BODY and result.warning is None
+
+
+def test_case_09_both_feeds_are_stored_with_a_warning(tmp_path: Any) -> None:
+    """The field case's right values, end to end through `aggregator fetch`."""
+    from pathlib import Path
+
+    from tests.conftest import FIXTURES, run_cli
+
+    case = FIXTURES / "cases" / "09-content-encoding-misuse"
+    with HostileServer() as srv:
+        for name, coding in (("release-notes.rss", b"utf-8"), ("noticias.rss", b"gzip")):
+            srv.raw[f"/{name}"] = raw_response(
+                b"HTTP/1.1 200 OK",
+                [(b"Content-Type", b"application/rss+xml"), (b"Content-Encoding", coding)],
+                (case / name).read_bytes(),
+            )
+        config = Path(tmp_path) / "feeds.yaml"
+        config.write_text(
+            "site:\n  languages: [en, es]\nfeeds:\n"
+            f"  - url: {srv.url('/release-notes.rss')}\n    language: en\n"
+            f"  - url: {srv.url('/noticias.rss')}\n    language: es\n",
+            encoding="utf-8",
+        )
+        data = Path(tmp_path) / "data"
+        result = run_cli("fetch", config=config, data=data)
+    assert result.returncode == 0 and "2 ok, 0 failed" in result.stdout, result.stdout
+    atom = (data / "public" / "feeds" / "all.atom").read_text(encoding="utf-8")
+    assert "Object storage adds lifecycle rules for versioned buckets" in atom
+    assert "La flota de exploración regresa" in atom
