@@ -278,6 +278,7 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "latest": lambda s: s.latest(None, 5),
     "latest_day": lambda s: s.latest_day(None, date(2023, 1, 1)),
     "day_counts": lambda s: s.day_counts(),
+    "days_with_entries": lambda s: s.days_with_entries(date(2023, 1, 1)),
     "day": lambda s: s.day(date(2023, 1, 1), None),
     "by_translation_keys": lambda s: s.by_translation_keys(["k"]),
     "count_entries": lambda s: s.count_entries(),
