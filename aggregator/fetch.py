@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import errno
 import ipaddress
 import logging
 import re
 import socket
+import ssl
 import time
 import zlib
 from collections import defaultdict
@@ -649,7 +651,48 @@ def _with_timing(result: FetchResult, now: datetime, ms: float) -> FetchResult:
     return replace(result, fetched_at=now, duration_ms=round(ms, 1))
 
 
+# What an operator reads for the common socket and resolver errors, instead of
+# "[Errno -2] Name or service not known"; the code follows in brackets for searching.
+_OS_ERROR_WORDS = {
+    socket.EAI_NONAME: "the host name could not be resolved",
+    socket.EAI_AGAIN: "the host name could not be resolved (temporary DNS failure)",
+    socket.EAI_NODATA if hasattr(socket, "EAI_NODATA") else -5: "the host name has no address",
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the server",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.ECONNABORTED: "connection aborted",
+}
+_ERRNO_TEXT = re.compile(r"\[Errno (-?\d+)\]")
+
+
+def _os_error_words(e: BaseException) -> str | None:
+    """Words for the OS or resolver error behind `e` (its cause chain, else "[Errno N]" in its
+    text), with the code kept: "the host name could not be resolved (EAI_NONAME)"."""
+    seen: set[int] = set()
+    current: BaseException | None = e
+    code: int | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"the server's TLS certificate could not be verified ({current.verify_message})"
+        if isinstance(current, OSError) and isinstance(current.errno, int):
+            code = current.errno
+            break
+        current = current.__cause__ or current.__context__
+    if code is None:
+        found = _ERRNO_TEXT.search(str(e))
+        code = int(found.group(1)) if found else None
+    if code is None or code not in _OS_ERROR_WORDS:
+        return None
+    name = next((n for n in dir(socket) if n.startswith("EAI_") and getattr(socket, n) == code), None)
+    return f"{_OS_ERROR_WORDS[code]} ({name or errno.errorcode.get(code, code)})"
+
+
 def _describe_network_error(e: httpx.HTTPError) -> str:
+    """An httpx error in words for an operator: what failed, then why ("could not connect:
+    the host name could not be resolved (EAI_NONAME)")."""
     kind = {
         httpx.ConnectTimeout: "connection timed out",
         httpx.ConnectError: "could not connect",
@@ -662,6 +705,6 @@ def _describe_network_error(e: httpx.HTTPError) -> str:
     }
     for cls, words in kind.items():
         if isinstance(e, cls):
-            detail = str(e) or type(e).__name__
+            detail = _os_error_words(e) or str(e) or type(e).__name__
             return f"{words}: {detail}"
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
