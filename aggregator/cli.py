@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -317,27 +318,33 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         }
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table(title=f"{len(stats)} feeds, {total} entries stored")
-    for col in (
-        "feed",
-        "lang",
-        "last poll (UTC)",
-        "HTTP",
-        "entries",
-        "errors",
-        "every",
-        "next poll",
-        "last error / warning",
-    ):
+    width = _table_width()
+    # Fewer, shorter columns as the terminal narrows: the feed's name and the words of its
+    # last error are what an operator looks for, so they are never the ones dropped.
+    wide, middle = width >= 140, width >= 100
+    columns = ["feed"]
+    columns += ["lang"] if middle else []
+    columns += ["polled", "HTTP"]
+    columns += ["entries"] if middle else []
+    columns += ["errors", "every"] if wide else []
+    columns += ["next"] if middle else []
+    columns += ["last error / warning"]
+    table = Table(
+        title=f"{len(stats)} feeds, {total} entries stored",
+        box=box.HEAVY_HEAD if middle else box.SIMPLE_HEAD,
+        pad_edge=middle,
+        collapse_padding=not middle,
+    )
+    longest_name = max((len(s.state.name) for s in stats), default=4)
+    for col in columns:
         # Short columns never wrap; the feed name and the words of an error take what is left.
         wraps = col in ("feed", "last error / warning")
-        longest_name = max((len(s.state.name) for s in stats), default=4)
         table.add_column(
             col,
             overflow="fold",
             no_wrap=not wraps,
             ratio=1 if wraps else None,
-            min_width=min(longest_name, 24) if col == "feed" else None,
+            min_width=min(longest_name, 24 if middle else 16) if col == "feed" else None,
         )
     for s in stats:
         notes = [s.state.last_error or "", s.state.warning or ""]
@@ -345,24 +352,29 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
             notes[0] = "410 Gone: no longer polled (its entries are kept); remove it from feeds.yaml"
         if s.state.permanent_url:
             notes.insert(0, f"moved permanently to {s.state.permanent_url}: update feeds.yaml")
-        next_poll = _short(s.state.next_poll)
+        next_poll = _relative(s.state.next_poll, now)
+        if s.state.next_poll is not None and s.state.next_poll <= now:
+            next_poll = "due"  # overdue: nothing is polling (no `run`), or it is about to
         if s.state.gone or not configured[s.state.url].enabled:
             next_poll = "never" if s.state.gone else "disabled"
         # Text cells: feed names, errors and URLs are external text, never rich markup.
-        table.add_row(
-            Text(s.state.name),
-            Text(s.language),
-            _short(s.state.last_polled),
-            str(s.state.last_status or "—"),
-            str(s.seen_in),
-            str(s.state.error_count),
-            intervals[s.state.url][0],
-            next_poll,
-            Text("; ".join(n for n in notes if n)),
-        )
+        cells: dict[str, str | Text] = {
+            "feed": Text(s.state.name),
+            "lang": Text(s.language),
+            "polled": _relative(s.state.last_polled, now),
+            "HTTP": str(s.state.last_status or "—"),
+            "entries": str(s.seen_in),
+            "errors": str(s.state.error_count),
+            "every": intervals[s.state.url][0],
+            "next": next_poll,
+            "last error / warning": Text("; ".join(n for n in notes if n)),
+        }
+        table.add_row(*(cells[c] for c in columns))
     _print_table(table)
     counts = ", ".join(f"{k}: {v}" for k, v in languages.items())
-    out.print(f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}", markup=False)
+    _table_console().print(  # wrapped at the table's width, like the table
+        f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}", markup=False
+    )
 
 
 def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json: bool) -> None:
@@ -383,11 +395,38 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
     _print_table(table)
 
 
+def _table_width() -> int:
+    """Columns to lay tables out in: the terminal's; through a pipe or into a file, $COLUMNS
+    when set (a caller asking for a width), else 200 (rich would assume 80)."""
+    if out.is_terminal:
+        return out.width
+    columns = os.environ.get("COLUMNS", "")
+    return max(int(columns), 40) if columns.isdigit() else 200
+
+
+def _table_console() -> Console:
+    """A console that wraps at `_table_width()`."""
+    return Console(highlight=False, width=_table_width(), soft_wrap=False)
+
+
 def _print_table(table: Table) -> None:
-    """On a terminal, at its width. Through a pipe or into a file rich assumes 80 columns, where
-    the short columns alone fill the line and names and errors vanish: there, 200."""
-    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, 200))
-    console.print(table)
+    """Print `table` at `_table_width()`: no line is wider than that."""
+    _table_console().print(table)
+
+
+def _relative(value: datetime | None, now: datetime) -> str:
+    """'3 min ago', 'in 12 min', 'just now', '2 d ago'; '—' for never."""
+    if value is None:
+        return "—"
+    seconds = (value - now).total_seconds()
+    size = abs(seconds)
+    if size < 60:
+        return "just now" if seconds <= 0 else "in <1 min"
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if size >= length:
+            amount = f"{int(size // length)} {unit}"
+            break
+    return f"{amount} ago" if seconds < 0 else f"in {amount}"
 
 
 def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:
@@ -409,10 +448,6 @@ def _duration(seconds: int) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def _short(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 @main.command()
