@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
 import traceback
@@ -21,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from . import render
+from . import logs, render
 from .config import Config, ConfigError, FeedConfig, load_config
 from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
@@ -100,10 +99,15 @@ def _one_line(e: BaseException) -> str:
     envvar="AGGREGATOR_DATA", show_default=True, show_envvar=True,
     help="Where the database (aggregator.db) and the published files (public/) live.",
 )  # fmt: skip
-@click.option("-v", "--verbose", is_flag=True, help="Log every poll, not only failures.")
+@click.option("-v", "--verbose", count=True,
+              help="-v: log every poll, not only failures and publishes; -vv: also every HTTP request; "
+              "with an error, show its traceback.")  # fmt: skip
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="AGGREGATOR_LOG_FORMAT",
+              help="json: one JSON object per line, for log shippers.")  # fmt: skip
 @click.version_option(package_name="aggregator")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: bool) -> None:
+def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: int, log_format: str) -> None:
     """Poll multilingual feeds, keep every entry in SQLite, republish daily front pages.
 
     \b
@@ -113,10 +117,7 @@ def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: bool) -
       aggregator frontpage --lang all   print today's front page as text
       aggregator run                    poll on schedule and serve on 127.0.0.1:8080
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(verbose, log_format)
     ctx.obj = Context(config_path, data_dir)
 
 
@@ -489,10 +490,6 @@ def run(ctx: Context, host: str, port: int) -> None:
     # SIGTERM stops the job like Ctrl-C (exit 0), even before the server takes signals over.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = ctx.config()
-    logging.getLogger().setLevel(logging.INFO)
-    # APScheduler logs every job start and end at INFO; our own poll lines say what matters.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request says nothing more
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
     try:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
