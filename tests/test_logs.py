@@ -50,3 +50,17 @@ def test_json_log_lines_are_objects_with_level_logger_and_message(config: Path, 
     [down] = [r for r in records if "Down" in r["message"]]
     assert down["level"] == "warning" and down["logger"] == "aggregator.poll"
     assert "connection refused" in down["message"]
+
+
+def test_fetch_progress_through_a_pipe_is_plain_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bar where there is no terminal: a plain line every EVERY seconds, none at the end."""
+    from aggregator.cli import _PlainProgress
+
+    monkeypatch.setattr(_PlainProgress, "EVERY", 0.0)
+    progress = _PlainProgress(3)
+    for _ in range(3):
+        progress.advance()
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["polled 1 of 3 feeds in 0 s", "polled 2 of 3 feeds in 0 s"]
