@@ -26,7 +26,7 @@ from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
 from .publish import publish as publish_all
-from .store import BUSY_TIMEOUT, Store, StoreError
+from .store import BUSY_TIMEOUT, Store, StoreError, default_store_url, open_store
 
 console = Console(stderr=True)
 out = Console(soft_wrap=True, highlight=False)
@@ -36,6 +36,7 @@ out = Console(soft_wrap=True, highlight=False)
 class Context:
     config_path: Path
     data_dir: Path
+    store_url: str | None = None
 
     def config(self) -> Config:
         try:
@@ -53,7 +54,9 @@ class Context:
             timeout = float(os.environ.get("AGGREGATOR_BUSY_TIMEOUT", BUSY_TIMEOUT))
         except ValueError:
             timeout = BUSY_TIMEOUT
-        return Store(self.data_dir / "aggregator.db", create=create, busy_timeout=timeout)
+        return open_store(
+            self.store_url or default_store_url(self.data_dir), create=create, busy_timeout=timeout
+        )
 
     @property
     def public_dir(self) -> Path:
@@ -99,10 +102,15 @@ def _one_line(e: BaseException) -> str:
     envvar="AGGREGATOR_DATA", show_default=True, show_envvar=True,
     help="Where the database (aggregator.db) and the published files (public/) live.",
 )  # fmt: skip
+@click.option(
+    "--store", "store_url", default=None, envvar="AGGREGATOR_STORE", show_envvar=True, metavar="URL",
+    help="The store: sqlite:///PATH (default: sqlite:///DATA/aggregator.db) or postgresql://… "
+    "(shared by `aggregator worker`s).",
+)  # fmt: skip
 @click.option("-v", "--verbose", is_flag=True, help="Log every poll, not only failures.")
 @click.version_option(package_name="aggregator")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: bool) -> None:
+def main(ctx: click.Context, config_path: Path, data_dir: Path, store_url: str | None, verbose: bool) -> None:
     """Poll multilingual feeds, keep every entry in SQLite, republish daily front pages.
 
     \b
@@ -116,7 +124,7 @@ def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: bool) -
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    ctx.obj = Context(config_path, data_dir)
+    ctx.obj = Context(config_path, data_dir, store_url or None)
 
 
 @main.command()
@@ -441,7 +449,7 @@ def run(ctx: Context, host: str, port: int) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Service(config, ctx.data_dir).run(host, port))
+        asyncio.run(Service(config, ctx.data_dir, store_url=ctx.store_url).run(host, port))
 
 
 from typing import TYPE_CHECKING  # noqa: E402  (appended section; the top is not ours to edit)

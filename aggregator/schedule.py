@@ -19,7 +19,7 @@ from .fetch import Fetcher
 from .pipeline import poll_feed, sync_feeds
 from .publish import PublishReport, publish
 from .serve import create_app
-from .store import Store
+from .store import Store, default_store_url, open_store
 
 log = logging.getLogger("aggregator.schedule")
 
@@ -28,11 +28,13 @@ STARTUP_JITTER = 10.0  # seconds: first polls spread out, not all at once
 
 
 class Service:
-    def __init__(self, config: Config, data_dir: Path, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: Config, data_dir: Path, rng: random.Random | None = None, store_url: str | None = None
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.public_dir = data_dir / "public"
-        self.store = Store(data_dir / "aggregator.db")
+        self.store: Store = open_store(store_url or default_store_url(data_dir))
         self.rng = rng or random.Random()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher: Fetcher | None = None
@@ -81,7 +83,7 @@ class Service:
         log.info("published files=%d unchanged=%d", len(report.written), report.unchanged)
 
     def _publish_sync(self) -> PublishReport:
-        store = Store(self.store.path)  # own connection: SQLite objects stay on their thread
+        store = open_store(self.store.url)  # own connection: SQLite objects stay on their thread
         try:
             return publish(store, self.config, self.public_dir)
         finally:
