@@ -24,7 +24,7 @@ from aggregator.pipeline import (
     sync_feeds,
 )
 from aggregator.schedule import STARTUP_JITTER, Service
-from aggregator.store import Store
+from aggregator.store import SQLiteStore, Store
 from tests.hostile_server import OK_FEED, HostileServer, _date, _item, _rss
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -141,7 +141,7 @@ def server() -> Iterator[HostileServer]:
 
 def _setup(tmp_path: Path, *feeds: FeedConfig) -> tuple[Config, Store]:
     config = Config(feeds=list(feeds))
-    store = Store(tmp_path / "aggregator.db")
+    store = SQLiteStore(tmp_path / "aggregator.db")
     sync_feeds(config, store)
     return config, store
 
