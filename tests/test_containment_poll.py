@@ -390,7 +390,7 @@ def test_processes_racing_to_create_the_schema_all_succeed(tmp_path: Path) -> No
         ]  # fmt: skip
         for p in procs:
             out, err = p.communicate(timeout=60)
-            if p.returncode != 0 or out.strip() != "3":
+            if p.returncode != 0 or out.strip() != "4":  # schema v4 (issue 16: leases)
                 failures.append((trial, err.strip().splitlines()[-1:] or out))
         tables = rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert tables == [("entries",), ("entry_sources",), ("feeds",), ("fetch_log",), ("meta",)]
