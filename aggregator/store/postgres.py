@@ -384,6 +384,29 @@ class PostgresStore:
         except _DRIVER_ERRORS as e:
             raise store_error(e, self._url) from e
 
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the session advisory lock `name` for the block: one holder at a time over
+        every process using this database (the workers apply procrastinate's schema so)."""
+        return self._exclusive(name)
+
+    @contextlib.contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        key = _lock_key("exclusive", name)
+        with self._conn() as conn:
+            conn.execute("SET lock_timeout = 0")  # waiting for the holder is the point
+            conn.execute("SELECT pg_advisory_lock(%s)", [key])
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+                conn.execute("RESET lock_timeout")
+
+    def has_table(self, name: str) -> bool:
+        """Whether a table of that name exists (in the search path)."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", [name]).fetchone()
+        return bool(row and row["present"])
+
     # -- schema ---------------------------------------------------------------
     @property
     def version(self) -> int:
