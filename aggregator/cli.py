@@ -631,5 +631,63 @@ def export_opml(ctx: Context, output: Path | None) -> None:
     console.print(f"wrote {len(config.feeds)} feeds to {output}")
 
 
+# -- scaled out: several pollers on one PostgreSQL (aggregator.worker, issue 16) --
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Jobs this worker runs at once (each polls a batch of feeds).")  # fmt: skip
+@click.option("--lease", default="15m", show_default=True, metavar="DURATION",
+              help="How long a claimed feed is this worker's before another may poll it.")  # fmt: skip
+@click.option("--batch", type=click.IntRange(1, 1000), default=25, show_default=True,
+              help="Feeds per poll job.")  # fmt: skip
+@click.option("--dispatch-every", type=click.Choice(["1", "2", "3", "5", "10", "15", "20", "30"]),
+              default="10", show_default=True,
+              help="Seconds between dispatches of due feeds.")  # fmt: skip
+@click.option("--no-publish", is_flag=True, help="Never publish from this worker.")
+@pass_ctx
+def worker(
+    ctx: Context, concurrency: int, lease: str, batch: int, dispatch_every: str, no_publish: bool
+) -> None:
+    """Poll feeds as one of several workers sharing a PostgreSQL store (procrastinate).
+
+    Every worker dispatches due feeds (one of them each 10 s), polls batches of them and
+    publishes to DATA/public when something changed (one worker at a time). Run as many as
+    you like, on one machine or several, with the same --store and feeds.yaml. Ctrl-C stops
+    one; its claimed feeds return to the others when their leases end.
+
+    \b
+    Example:
+      export AGGREGATOR_STORE=postgresql://aggregator@127.0.0.1/aggregator
+      aggregator worker --concurrency 8 &
+      aggregator worker --concurrency 8 &
+      aggregator serve
+    """
+    from .config import parse_duration
+    from .worker import STALLED_AFTER, WorkerSettings, run_worker
+
+    if not (ctx.store_url or "").startswith(("postgresql://", "postgres://")):
+        raise click.UsageError(
+            "worker needs a PostgreSQL store: --store postgresql://… (or AGGREGATOR_STORE)"
+        )
+    assert ctx.store_url is not None
+    ctx.config()  # a broken feeds.yaml is reported as for every other command
+    lease_time = parse_duration(lease)
+    settings = WorkerSettings(
+        config_path=ctx.config_path,
+        store_url=ctx.store_url,
+        public_dir=None if no_publish else ctx.public_dir,
+        lease=lease_time,
+        batch=batch,
+        dispatch_every=int(dispatch_every),
+        # A dead worker's jobs are failed before its leases end, so its buckets are free
+        # when its feeds come back.
+        stalled_after=min(STALLED_AFTER, lease_time.total_seconds() / 2),
+    )
+    logging.getLogger().setLevel(logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings, concurrency))
+
+
 if __name__ == "__main__":
     main()
