@@ -25,7 +25,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from aggregator.models import FeedState
+from aggregator.worker import batches, bucket_of, host_of
 from tests.conftest import ROOT
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -263,3 +267,31 @@ def test_a_killed_worker_feeds_are_polled_again_and_nothing_is_lost_or_doubled(
     assert sources == 4 * 10 * 3
     assert set(world.requests) == {u.split("//")[1].split(":")[0] + "/" + u.rsplit("/", 1)[1] for u in urls}
     assert sum(world.requests.values()) > len(urls)  # the killed worker's feeds were polled again
+
+
+# -- the dispatcher's plan (pure) ---------------------------------------------------------------
+
+
+@given(
+    feeds=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10_000)), max_size=300, unique=True),
+    batch=st.integers(1, 40),
+    buckets=st.integers(1, 70),
+)
+def test_every_claimed_feed_is_in_one_job_and_each_host_in_one_bucket(
+    feeds: list[tuple[int, int]], batch: int, buckets: int
+) -> None:
+    states = [FeedState(url=f"https://h{h}.example/feed/{n}", name=str(n)) for h, n in feeds]
+    plan = batches(states, batch, buckets)
+    urls = [u for _, job in plan for u in job]
+    assert sorted(urls) == sorted(s.url for s in states)  # each once
+    assert all(0 < len(job) <= batch for _, job in plan)
+    bucket_of_host: dict[str, int] = {}
+    for bucket, job in plan:
+        for u in job:
+            h = host_of(FeedState(url=u, name=""))
+            assert bucket_of_host.setdefault(h, bucket) == bucket == bucket_of(h, buckets)
+
+
+def test_a_moved_feed_counts_for_the_host_it_is_polled_at() -> None:
+    moved = FeedState(url="https://old.example/f", name="f", permanent_url="https://NEW.example/f")
+    assert host_of(moved) == "new.example"
