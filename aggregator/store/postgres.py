@@ -311,6 +311,12 @@ class PostgresStore:
         self._busy_timeout = busy_timeout
         timeout_ms = max(1, int(busy_timeout * 1000))
         try:
+            # One plain connection first: an unreachable server or a refused login is said at
+            # once, in libpq's words, instead of after the pool's retries.
+            psycopg.connect(url, connect_timeout=max(1, int(busy_timeout))).close()
+        except _DRIVER_ERRORS as e:
+            raise store_error(e, url) from e
+        try:
             self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = (
                 psycopg_pool.ConnectionPool(
                     url,
