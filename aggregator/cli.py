@@ -620,7 +620,7 @@ def export_opml(ctx: Context, output: Path | None) -> None:
 
     config = ctx.config()
     titles: dict[str, str] = {}
-    if (ctx.data_dir / "aggregator.db").exists():
+    if ctx.store_url or (ctx.data_dir / "aggregator.db").exists():  # a named store is read
         with contextlib.closing(ctx.store()) as store:
             titles = {url: s.title for url, s in store.feed_states().items() if s.title}
     data = sources_opml(config.site, config.feeds, titles=titles, created=datetime.now(UTC))
