@@ -27,7 +27,7 @@ from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
 from .publish import publish as publish_all
-from .store import BUSY_TIMEOUT, Store, StoreError
+from .store import BUSY_TIMEOUT, Store, StoreError, default_store_url, open_store
 
 console = Console(stderr=True)
 out = Console(soft_wrap=True, highlight=False)
@@ -37,6 +37,7 @@ out = Console(soft_wrap=True, highlight=False)
 class Context:
     config_path: Path
     data_dir: Path
+    store_url: str | None = None
 
     def config(self) -> Config:
         try:
@@ -54,7 +55,9 @@ class Context:
             timeout = float(os.environ.get("AGGREGATOR_BUSY_TIMEOUT", BUSY_TIMEOUT))
         except ValueError:
             timeout = BUSY_TIMEOUT
-        return Store(self.data_dir / "aggregator.db", create=create, busy_timeout=timeout)
+        return open_store(
+            self.store_url or default_store_url(self.data_dir), create=create, busy_timeout=timeout
+        )
 
     @property
     def public_dir(self) -> Path:
@@ -100,6 +103,11 @@ def _one_line(e: BaseException) -> str:
     envvar="AGGREGATOR_DATA", show_default=True, show_envvar=True,
     help="Where the database (aggregator.db) and the published files (public/) live.",
 )  # fmt: skip
+@click.option(
+    "--store", "store_url", default=None, envvar="AGGREGATOR_STORE", show_envvar=True, metavar="URL",
+    help="The store: sqlite:///PATH (default: sqlite:///DATA/aggregator.db) or postgresql://… "
+    "(shared by `aggregator worker`s).",
+)  # fmt: skip
 @click.option("-v", "--verbose", count=True,
               help="-v: log every poll, not only failures and publishes; -vv: also every HTTP request; "
               "with an error, show its traceback.")  # fmt: skip
@@ -108,7 +116,14 @@ def _one_line(e: BaseException) -> str:
               help="json: one JSON object per line, for log shippers.")  # fmt: skip
 @click.version_option(package_name="aggregator")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: int, log_format: str) -> None:
+def main(
+    ctx: click.Context,
+    config_path: Path,
+    data_dir: Path,
+    store_url: str | None,
+    verbose: int,
+    log_format: str,
+) -> None:
     """Poll multilingual feeds, keep every entry in SQLite, republish daily front pages.
 
     \b
@@ -119,7 +134,7 @@ def main(ctx: click.Context, config_path: Path, data_dir: Path, verbose: int, lo
       aggregator run                    poll on schedule and serve on 127.0.0.1:8080
     """
     logs.configure(verbose, log_format)
-    ctx.obj = Context(config_path, data_dir)
+    ctx.obj = Context(config_path, data_dir, store_url or None)
 
 
 @main.command()
@@ -523,7 +538,7 @@ def run(ctx: Context, host: str, port: int) -> None:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
         # renamed into place whole, and the store's transactions are atomic.
         with contextlib.suppress(KeyboardInterrupt):
-            Service(config, ctx.data_dir).run(host, port)
+            Service(config, ctx.data_dir, store_url=ctx.store_url).run(host, port)
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -701,7 +716,7 @@ def export_opml(ctx: Context, output: Path | None) -> None:
 
     config = ctx.config()
     titles: dict[str, str] = {}
-    if (ctx.data_dir / "aggregator.db").exists():
+    if ctx.store_url or (ctx.data_dir / "aggregator.db").exists():  # a named store is read
         with contextlib.closing(ctx.store()) as store:
             titles = {url: s.title for url, s in store.feed_states().items() if s.title}
     data = sources_opml(config.site, config.feeds, titles=titles, created=datetime.now(UTC))
@@ -710,6 +725,63 @@ def export_opml(ctx: Context, output: Path | None) -> None:
         return
     write_atomically(output, data.decode("utf-8"))
     console.print(f"wrote {len(config.feeds)} feeds to {output}")
+
+
+# -- scaled out: several pollers on one PostgreSQL (aggregator.worker, issue 16) --
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Jobs this worker runs at once (each polls a batch of feeds).")  # fmt: skip
+@click.option("--lease", default="15m", show_default=True, metavar="DURATION",
+              help="How long a claimed feed is this worker's before another may poll it.")  # fmt: skip
+@click.option("--batch", type=click.IntRange(1, 1000), default=25, show_default=True,
+              help="Feeds per poll job.")  # fmt: skip
+@click.option("--dispatch-every", type=click.Choice(["1", "2", "3", "5", "10", "15", "20", "30"]),
+              default="10", show_default=True,
+              help="Seconds between dispatches of due feeds.")  # fmt: skip
+@click.option("--no-publish", is_flag=True, help="Never publish from this worker.")
+@pass_ctx
+def worker(
+    ctx: Context, concurrency: int, lease: str, batch: int, dispatch_every: str, no_publish: bool
+) -> None:
+    """Poll feeds as one of several workers sharing a PostgreSQL store (procrastinate).
+
+    Every worker dispatches due feeds (one of them each 10 s), polls batches of them and
+    publishes to DATA/public when something changed (one worker at a time). Run as many as
+    you like, on one machine or several, with the same --store and feeds.yaml. Ctrl-C stops
+    one; its claimed feeds return to the others when their leases end.
+
+    \b
+    Example:
+      export AGGREGATOR_STORE=postgresql://aggregator@127.0.0.1/aggregator
+      aggregator worker --concurrency 8 &
+      aggregator worker --concurrency 8 &
+      aggregator serve
+    """
+    from .config import parse_duration
+    from .worker import STALLED_AFTER, WorkerSettings, run_worker
+
+    if not (ctx.store_url or "").startswith(("postgresql://", "postgres://")):
+        raise click.UsageError(
+            "worker needs a PostgreSQL store: --store postgresql://… (or AGGREGATOR_STORE)"
+        )
+    assert ctx.store_url is not None
+    ctx.config()  # a broken feeds.yaml is reported as for every other command
+    lease_time = parse_duration(lease)
+    settings = WorkerSettings(
+        config_path=ctx.config_path,
+        store_url=ctx.store_url,
+        public_dir=None if no_publish else ctx.public_dir,
+        lease=lease_time,
+        batch=batch,
+        dispatch_every=int(dispatch_every),
+        # A dead worker's jobs are failed before its leases end, so its buckets are free
+        # when its feeds come back.
+        stalled_after=min(STALLED_AFTER, lease_time.total_seconds() / 2),
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings, concurrency))
 
 
 if __name__ == "__main__":

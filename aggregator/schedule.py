@@ -38,7 +38,8 @@ from .models import Outcome, PollReport
 from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, is_feed_path, publish
 from .serve import create_app, make_server
-from .store import Store, StoreError
+from .store import Store, StoreError, default_store_url, open_store, sqlite_path
+from .urls import strip_secrets
 
 log = logging.getLogger("aggregator.schedule")
 
@@ -94,7 +95,7 @@ class Health:
     Unhealthy (503) when the store is unreachable or replaced, the last publish failed, or the
     scheduler stopped or has not shown a sign of life for STALLED_AFTER seconds."""
 
-    store_path: Path
+    store_path: Path | None  # the SQLite file; None for a server store (PostgreSQL)
     identity: tuple[int, int] | None = None  # of the database the service opened
     scheduler_started: bool = False
     scheduler_error: str | None = None
@@ -108,7 +109,7 @@ class Health:
 
     def store_problem(self) -> str | None:
         """Why the store cannot be used (missing or replaced file), or None. A stat: cheap."""
-        if self.identity is None:
+        if self.identity is None or self.store_path is None:
             return None
         now = file_identity(self.store_path)
         if now is None:
@@ -183,8 +184,10 @@ class Publisher:
         check_every: float = CHECK_EVERY,
         today: Callable[[], date] | None = None,
         metrics: Metrics | None = None,
+        store_url: str | None = None,
     ) -> None:
         self.config = config
+        self.store_url = store_url or str(store_path)
         self.metrics = metrics or Metrics()
         self.store_path = store_path
         self.public_dir = public_dir
@@ -288,7 +291,7 @@ class Publisher:
         try:
             if self._store is None:
                 # Opened, never created: the poll thread made it; a missing one is an error.
-                self._store = Store(self.store_path, create=False)
+                self._store = open_store(self.store_url, create=False)
             report = publish(self._store, self.config, self.public_dir)
         except Exception as e:  # a failing publish keeps the last good pages and is retried
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
@@ -343,17 +346,23 @@ class Publisher:
 class Service:
     """`aggregator run`: see the module docstring for who owns what."""
 
-    def __init__(self, config: Config, data_dir: Path, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: Config, data_dir: Path, rng: random.Random | None = None, store_url: str | None = None
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.public_dir = data_dir / "public"
-        self.store_path = data_dir / "aggregator.db"
+        self.store_url = store_url or default_store_url(data_dir)
+        sqlite_file = sqlite_path(self.store_url)
+        # What messages name; a server store's URL without its password.
+        self.store_path = sqlite_file if sqlite_file is not None else Path(strip_secrets(self.store_url))
         self.rng = rng or random.Random()
-        self.health = Health(self.store_path)
+        self.health = Health(sqlite_file)  # file identity checks: SQLite only
         self.metrics = Metrics()  # this service's own registry, served at /metrics
         self.publisher = Publisher(
-            config, self.store_path, self.public_dir, self.health, metrics=self.metrics
-        )
+            config, self.store_path, self.public_dir, self.health, metrics=self.metrics,
+            store_url=self.store_url,
+        )  # fmt: skip
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.store: Store | None = None  # the poll thread's connection
         self.fetcher: Fetcher | None = None
@@ -370,8 +379,9 @@ class Service:
 
     def open_store(self) -> Store:
         """Open (or create) the store on the calling thread and remember which file it is."""
-        self.store = Store(self.store_path)
-        self.health.identity = file_identity(self.store_path)
+        self.store = open_store(self.store_url)
+        if self.health.store_path is not None:
+            self.health.identity = file_identity(self.health.store_path)
         sync_feeds(self.config, self.store)
         return self.store
 

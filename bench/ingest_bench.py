@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from aggregator import dedupe, language, normalise  # noqa: E402
 from aggregator.models import ParsedEntry, ParsedFeed  # noqa: E402
-from aggregator.store import Store  # noqa: E402
+from aggregator.store import SQLiteStore, Store  # noqa: E402
 
 SITE = ("en", "es", "it", "fr", "ru")
 ZONE = ZoneInfo("Europe/London")
@@ -83,7 +83,7 @@ def make_feeds(total: int, seed: int = 7) -> Iterator[tuple[str, str, ParsedFeed
 
 
 def run_pipeline(feeds: list[tuple[str, str, ParsedFeed]], db_path: Path) -> tuple[float, Store]:
-    store = Store(db_path)
+    store = SQLiteStore(db_path)
     started = time.perf_counter()
     for url, lang, parsed in feeds:
         candidates = normalise.prepare(parsed, url, lang, SITE, ZONE, NOW)
@@ -95,7 +95,7 @@ def run_pipeline(feeds: list[tuple[str, str, ParsedFeed]], db_path: Path) -> tup
 
 def run_baseline(source: Path, target: Path) -> float:
     """Plain sqlite3: the rows our path stored, inserted with executemany in the same batches."""
-    Store(target).close()  # the same schema and indexes
+    SQLiteStore(target).close()  # the same schema and indexes
     src = sqlite3.connect(source)
     entries = src.execute("SELECT * FROM entries ORDER BY rowid").fetchall()
     cols = [d[0] for d in src.execute("SELECT * FROM entries LIMIT 0").description]

@@ -89,7 +89,7 @@ async def pipeline(urls: list[str], concurrency: int, clients: int | None, profi
     from aggregator.fetch import Fetcher
     from aggregator.models import Outcome
     from aggregator.pipeline import poll_many, sync_feeds
-    from aggregator.store import Store
+    from aggregator.store import SQLiteStore
 
     config = Config(
         site=Site(languages=["en"]),
@@ -98,7 +98,7 @@ async def pipeline(urls: list[str], concurrency: int, clients: int | None, profi
     )
     out: dict[str, Any] = {"rss_start_mb": _rss_mb()}
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "aggregator.db")
+        store = SQLiteStore(Path(tmp) / "aggregator.db")
         sync_feeds(config, store)
         fetcher = Fetcher(config.fetch, clients=clients)
         out["clients"] = len(fetcher._clients)

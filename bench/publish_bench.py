@@ -39,7 +39,7 @@ from feedgen.feed import FeedGenerator  # noqa: E402
 from aggregator import publish as publishing  # noqa: E402
 from aggregator.config import Config, load_config  # noqa: E402
 from aggregator.models import Source, StoredEntry, UpdatePlan  # noqa: E402
-from aggregator.store import Store  # noqa: E402
+from aggregator.store import SQLiteStore  # noqa: E402
 
 LANGS = ("en", "es", "it", "fr", "ru")
 END = date(2024, 6, 1)
@@ -125,7 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cfg = config(tmp)
-        store = Store(tmp / "aggregator.db")
+        store = SQLiteStore(tmp / "aggregator.db")
         t0 = time.perf_counter()
         entries = make_entries(args.entries, args.days)
         for i in range(0, len(entries), 5000):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.feedserver import FeedServer
+from tests.pg_server import PostgresServer, pg_bin, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,3 +35,35 @@ def run_cli(*args: str, config: Path, data: Path, timeout: float = 120) -> subpr
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+# -- PostgreSQL (issue 16) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session. Required in CI (CI=true: no PostgreSQL is
+    a failure); elsewhere skipped, loudly, only when the binaries are missing."""
+    if pg_bin() is None:
+        reason = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(f"SKIPPED POSTGRESQL TESTS: {reason}")
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PostgresServer) -> str:
+    """The name of a database with our schema, cloned by each test's database."""
+    from aggregator.store.postgres import PostgresStore
+
+    url = pg_server.new_database()
+    PostgresStore(url).close()
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer, pg_template: str) -> str:
+    """A fresh database with our schema, for one test."""
+    return pg_server.new_database(template=pg_template)

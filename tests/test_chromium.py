@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from aggregator.config import load_config
-from aggregator.store import Store
+from aggregator.store import SQLiteStore
 from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer
 from tests.test_end_to_end import serve_seed, write_config
@@ -140,7 +140,7 @@ def test_combined_page_renders_in_chromium(tmp_path: Path, feed_server: FeedServ
     config_path.write_text(text, encoding="utf-8")
     data = tmp_path / "data"
     assert run_cli("fetch", "--no-publish", config=config_path, data=data).returncode == 0
-    store = Store(data / "aggregator.db")
+    store = SQLiteStore(data / "aggregator.db")
     try:
         outputs = build_pages(store, load_config(config_path), TODAY)
     finally:

@@ -32,7 +32,7 @@ from aggregator.config import Config, load_config
 from aggregator.fetch import Fetcher
 from aggregator.models import Outcome, PollReport
 from aggregator.pipeline import poll_feed, poll_many, sync_feeds
-from aggregator.store import Store
+from aggregator.store import SQLiteStore, Store
 from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer
 from tests.hostile_server import HostileServer, raw_response
@@ -181,7 +181,7 @@ def world(tmp_path: Path, feed_server: FeedServer) -> Iterator[tuple[Config, Pat
 async def test_a_deleted_database_costs_the_poll_not_the_process(world: tuple[Config, Path]) -> None:
     config, tmp = world
     path = tmp / "data" / "aggregator.db"
-    store = Store(path)
+    store = SQLiteStore(path)
     try:
         sync_feeds(config, store)
         for suffix in ("", "-wal", "-shm"):
@@ -214,7 +214,7 @@ def write_lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
 async def test_a_lock_held_by_another_process_costs_the_poll(world: tuple[Config, Path]) -> None:
     config, tmp = world
     path = tmp / "data" / "aggregator.db"
-    store = Store(path, busy_timeout=0.3)
+    store = SQLiteStore(path, busy_timeout=0.3)
     try:
         sync_feeds(config, store)
         assert (await poll_once(config, store, "G")).inserted == 1
@@ -267,7 +267,7 @@ async def test_a_full_disk_costs_the_poll_and_polling_resumes_when_freed(
     world: tuple[Config, Path], small_fs: Path, feed_server: FeedServer
 ) -> None:
     config, _ = world
-    store = Store(small_fs / "aggregator.db")
+    store = SQLiteStore(small_fs / "aggregator.db")
     try:
         sync_feeds(config, store)
         assert (await poll_once(config, store, "G")).inserted == 1
@@ -291,7 +291,7 @@ async def test_a_bug_after_the_answer_costs_the_poll_and_writes_nothing(
     """An exception nobody foresaw (injected into dedupe) rolls the poll's transaction back,
     is recorded as an internal error with back-off, and the next poll stores normally."""
     config, tmp = world
-    store = Store(tmp / "data" / "aggregator.db")
+    store = SQLiteStore(tmp / "data" / "aggregator.db")
     try:
         sync_feeds(config, store)
 
@@ -316,7 +316,7 @@ async def test_a_bug_after_the_answer_costs_the_poll_and_writes_nothing(
 async def test_poll_many_survives_a_store_it_cannot_read(world: tuple[Config, Path]) -> None:
     config, tmp = world
     path = tmp / "data" / "aggregator.db"
-    store = Store(path)
+    store = SQLiteStore(path)
     try:
         sync_feeds(config, store)
         for suffix in ("", "-wal", "-shm"):
@@ -374,10 +374,10 @@ def test_processes_racing_to_create_the_schema_all_succeed(tmp_path: Path) -> No
     """Issue 11: two processes opening a new database failed in 31 of 40 trials. The write lock
     is now taken before the version is read, so each migration step runs once."""
     script = (
-        "import sys, time; from aggregator.store import Store\n"
+        "import sys, time; from aggregator.store import SQLiteStore\n"
         "start = float(sys.argv[2])\n"
         "while time.time() < start: time.sleep(0.001)\n"  # bounded: start is 1 s ahead
-        "s = Store(sys.argv[1]); print(s.version); s.close()\n"
+        "s = SQLiteStore(sys.argv[1]); print(s.version); s.close()\n"
     )
     failures = []
     for trial in range(SCHEMA_RACE_TRIALS):
@@ -390,7 +390,7 @@ def test_processes_racing_to_create_the_schema_all_succeed(tmp_path: Path) -> No
         ]  # fmt: skip
         for p in procs:
             out, err = p.communicate(timeout=60)
-            if p.returncode != 0 or out.strip() != "3":
+            if p.returncode != 0 or out.strip() != "4":  # schema v4 (issue 16: leases)
                 failures.append((trial, err.strip().splitlines()[-1:] or out))
         tables = rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert tables == [("entries",), ("entry_sources",), ("feeds",), ("fetch_log",), ("meta",)]
@@ -464,7 +464,7 @@ def test_poll_feed_never_raises_even_for_a_broken_fetcher(world: tuple[Config, P
             raise RuntimeError("fetcher exploded")
 
     async def go() -> PollReport:
-        store = Store(tmp / "data" / "aggregator.db")
+        store = SQLiteStore(tmp / "data" / "aggregator.db")
         try:
             sync_feeds(config, store)
             async with Exploding(config.fetch) as fetcher:

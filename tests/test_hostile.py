@@ -385,14 +385,14 @@ def test_304_skips_parsing_and_writes_only_the_poll_record(
         return real_parse(body, headers, url)
 
     statements: list[str] = []
-    real_init = aggregator.store.Store.__init__
+    real_init = aggregator.store.SQLiteStore.__init__
 
-    def tracing_init(self: aggregator.store.Store, path: Any, **kwargs: Any) -> None:
+    def tracing_init(self: aggregator.store.SQLiteStore, path: Any, **kwargs: Any) -> None:
         real_init(self, path, **kwargs)
         self.db.conn.set_trace_callback(statements.append)
 
     monkeypatch.setattr(aggregator.pipeline, "parse_feed", counting_parse)
-    monkeypatch.setattr(aggregator.store.Store, "__init__", tracing_init)
+    monkeypatch.setattr(aggregator.store.SQLiteStore, "__init__", tracing_init)
     before = run.entries()
     output = run.cli("fetch", "--no-publish").stdout
     assert "2 ok, 0 failed; 0 new" in output

@@ -25,7 +25,7 @@ import pytest
 from aggregator import publish as publishing
 from aggregator.config import load_config
 from aggregator.models import Enclosure, Source, StoredEntry, UpdatePlan
-from aggregator.store import Store
+from aggregator.store import SQLiteStore
 from tests.conftest import ROOT
 from tests.test_feeds_valid import entry
 
@@ -80,7 +80,7 @@ def served(tmp_path: Path) -> Iterator[str]:
     )
     data = tmp_path / "data"
     data.mkdir()
-    store = Store(data / "aggregator.db")
+    store = SQLiteStore(data / "aggregator.db")
     store.apply(UpdatePlan(inserts=tuple(articles())))
     report = publishing.publish(store, load_config(cfg_path), data / "public", now=NOW)
     store.close()

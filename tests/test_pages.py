@@ -34,7 +34,7 @@ from aggregator.render.pages import (
     index_outputs,
     site_outputs,
 )
-from aggregator.store import Store
+from aggregator.store import SQLiteStore, Store
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer
 from tests.test_end_to_end import SEED, _paragraphs, serve_seed, write_config
@@ -81,7 +81,7 @@ def at(day: date, hour: int = 12) -> datetime:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "aggregator.db")
+    return SQLiteStore(tmp_path / "aggregator.db")
 
 
 def fill(store: Store, entries: list[StoredEntry]) -> None:
@@ -447,7 +447,7 @@ def test_rebuilding_only_touched_pages_equals_a_full_rebuild(
         ]
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "a.db")
+        store = SQLiteStore(Path(tmp) / "a.db")
         fill(store, entries(first, 0))
         before = Calendar.from_counts(store.day_counts(), LANGS)
         tree = build_pages(store, CONFIG, TODAY)
@@ -468,7 +468,7 @@ def test_seed_day_pages_from_a_real_fetch(tmp_path: Path, feed_server: FeedServe
     config_path = write_config(tmp_path / "feeds.yaml", feed_server)
     data = tmp_path / "data"
     assert run_cli("fetch", "--no-publish", config=config_path, data=data).returncode == 0
-    store = Store(data / "aggregator.db")
+    store = SQLiteStore(data / "aggregator.db")
     try:
         out = build_pages(store, load_config(config_path), TODAY)
     finally:

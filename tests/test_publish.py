@@ -17,7 +17,7 @@ from aggregator import publish as publishing
 from aggregator.config import Config, load_config
 from aggregator.models import Enclosure, Source, UpdatePlan
 from aggregator.render import atom_id, feeds
-from aggregator.store import Store
+from aggregator.store import SQLiteStore, Store
 from tests.conftest import FIXTURES, run_cli
 from tests.feedserver import FeedServer
 from tests.test_feeds_valid import ATOM, check_atom, check_feedparser, check_json_feed, check_rss, entry
@@ -64,7 +64,7 @@ def stored_entries() -> list[Any]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "aggregator.db")
+    s = SQLiteStore(tmp_path / "aggregator.db")
     s.apply(UpdatePlan(inserts=tuple(stored_entries())))
     try:
         yield s
@@ -191,7 +191,7 @@ def test_incremental_publish_equals_a_full_rebuild(tmp_path: Path, store: Store)
 
 
 def test_empty_store_publishes_valid_empty_feeds(tmp_path: Path) -> None:
-    store = Store(tmp_path / "aggregator.db")
+    store = SQLiteStore(tmp_path / "aggregator.db")
     report = publishing.publish(store, config(tmp_path), tmp_path / "public", now=NOW)
     store.close()
     assert report.failed == ()

@@ -37,7 +37,7 @@ from aggregator.schedule import (
     file_identity,
     remove_temp_files,
 )
-from aggregator.store import Store
+from aggregator.store import SQLiteStore, Store
 from tests.conftest import run_cli
 from tests.feedserver import refused_url
 from tests.hostile_server import OK_FEED, HostileServer, _date, _item, _rss
@@ -156,7 +156,7 @@ def server() -> Iterator[HostileServer]:
 
 def _setup(tmp_path: Path, *feeds: FeedConfig) -> tuple[Config, Store]:
     config = Config(feeds=list(feeds))
-    store = Store(tmp_path / "aggregator.db")
+    store = SQLiteStore(tmp_path / "aggregator.db")
     sync_feeds(config, store)
     return config, store
 
@@ -265,7 +265,7 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
 def _publisher(tmp_path: Path, **kw: object) -> tuple[Publisher, Health, Store]:
     config = Config(feeds=[FeedConfig(url="http://127.0.0.1:9/feed.xml", name="f")])
     db = tmp_path / "aggregator.db"
-    store = Store(db)  # the service's own connection, as the poll thread opens it
+    store = SQLiteStore(db)  # the service's own connection, as the poll thread opens it
     sync_feeds(config, store)
     health = Health(db, identity=file_identity(db))
     return Publisher(config, db, tmp_path / "public", health, **kw), health, store  # type: ignore[arg-type]
@@ -337,7 +337,7 @@ def test_a_missing_or_replaced_database_never_blanks_the_site(tmp_path: Path, fa
     if fault == "deleted":
         db.unlink()
     else:
-        other = Store(tmp_path / "other.db")  # a fresh, empty database put in its place
+        other = SQLiteStore(tmp_path / "other.db")  # a fresh, empty database put in its place
         other.close()
         os.replace(tmp_path / "other.db", db)
     assert publisher.publish_now("changes") is None
@@ -410,7 +410,7 @@ def test_prune_runs_on_the_poll_thread_that_owns_the_connection(
     service = Service(Config(feeds=[feed]), tmp_path, rng=random.Random(3))
     service.start_background()
     try:
-        other = Store(tmp_path / "aggregator.db")  # this thread's own connection
+        other = SQLiteStore(tmp_path / "aggregator.db")  # this thread's own connection
         old = datetime.now(UTC) - timedelta(days=40)
         other.record_poll(
             FetchResult(feed.key, feed.key, None, Outcome.NETWORK_ERROR, error="x", fetched_at=old),

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.models import Candidate, Enclosure, FetchResult, Outcome, Source, StoredEntry, UpdatePlan
-from aggregator.store import SCHEMA_VERSION, Store, StoreError, StoreLocked, StoreSchemaError
+from aggregator.store import SCHEMA_VERSION, SQLiteStore, Store, StoreError, StoreLocked, StoreSchemaError
 from aggregator.text import xml_safe
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer
@@ -32,7 +32,7 @@ def rss(*titles: str) -> bytes:
 
 
 def test_schema_is_created_versioned_and_in_wal_mode(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+    store = SQLiteStore(tmp_path / "a.db")
     assert store.version == SCHEMA_VERSION
     store.close()
     db = sqlite3.connect(tmp_path / "a.db")
@@ -40,16 +40,16 @@ def test_schema_is_created_versioned_and_in_wal_mode(tmp_path: Path) -> None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"feeds", "entries", "entry_sources", "fetch_log"} <= tables
     # Re-opening does not migrate again.
-    assert Store(tmp_path / "a.db").version == SCHEMA_VERSION
+    assert SQLiteStore(tmp_path / "a.db").version == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    Store(tmp_path / "a.db").close()
+    SQLiteStore(tmp_path / "a.db").close()
     db = sqlite3.connect(tmp_path / "a.db")
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
     with pytest.raises(StoreSchemaError, match="newer than this program"):
-        Store(tmp_path / "a.db")
+        SQLiteStore(tmp_path / "a.db")
 
 
 def test_entries_dropped_by_the_source_are_kept(tmp_path: Path, feed_server: FeedServer) -> None:
@@ -84,7 +84,7 @@ def test_correction_updates_in_place(tmp_path: Path, feed_server: FeedServer) ->
 
 
 def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
-    from aggregator.store import MIGRATIONS
+    from aggregator.store.sqlite import MIGRATIONS
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
@@ -97,8 +97,8 @@ def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
     )
     db.commit()
     db.close()
-    store = Store(path)
-    assert store.version == SCHEMA_VERSION == 3
+    store = SQLiteStore(path)
+    assert store.version == SCHEMA_VERSION == 4
     [entry] = store.entries_by_id(["e1"])
     assert entry.title_key == "peru il movimento" and entry.published_zone is None
     indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
@@ -111,7 +111,7 @@ NOT_XML = "\x00\x01\x08\x0b\x0c\x0e\x1f\ufffe\uffff"
 
 
 def _v2_database(path: Path) -> None:
-    from aggregator.store import MIGRATIONS
+    from aggregator.store.sqlite import MIGRATIONS
 
     db = sqlite3.connect(path)
     db.executescript(MIGRATIONS[0][0] + ";" + MIGRATIONS[1][0] + "; PRAGMA user_version=2;")
@@ -131,8 +131,8 @@ def _v2_database(path: Path) -> None:
 def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     _v2_database(path)
-    store = Store(path)
-    assert store.version == SCHEMA_VERSION == 3
+    store = SQLiteStore(path)
+    assert store.version == SCHEMA_VERSION == 4
     entries = {e.id: e for e in store.entries_by_id(["a", "b", "c"])}
     assert [entries[i].seq for i in ("b", "a", "c")] == [1, 2, 3]
     assert entries["b"].title == "Title 0" and entries["b"].summary == "summary0"
@@ -147,7 +147,7 @@ def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> Non
 def test_every_text_is_xml_safe_once_stored(tmp_path: Path, text: str) -> None:
     """Any code point in any text field (lone surrogates included, which SQLite would refuse
     to encode) is stored, and what is stored is what XML 1.0 can carry (text.xml_safe)."""
-    store = Store(tmp_path / "p.db")
+    store = SQLiteStore(tmp_path / "p.db")
     try:
         entry = _entry(f"id-{len(store.entries_by_id([]))}-{hash(text)}", text)
         store.sync_feeds([("F", text or "n", "en")])
@@ -184,7 +184,7 @@ def _entry(
 
 
 def test_seq_grows_with_every_insert_across_connections(tmp_path: Path) -> None:
-    one, two = Store(tmp_path / "a.db"), Store(tmp_path / "a.db")
+    one, two = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "a.db")
     try:
         one.apply(UpdatePlan(inserts=(_entry("x"), _entry("y"))))
         two.apply(UpdatePlan(inserts=(_entry("z"),)))
@@ -197,7 +197,7 @@ def test_seq_grows_with_every_insert_across_connections(tmp_path: Path) -> None:
 
 
 def test_a_poll_that_raises_writes_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+    store = SQLiteStore(tmp_path / "a.db")
     store.sync_feeds([("F", "n", "en")])
     with pytest.raises(ZeroDivisionError), store.poll("F") as work:
         work.apply(UpdatePlan(inserts=(_entry("x"),)))
@@ -212,7 +212,7 @@ def test_a_poll_that_raises_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_validators_are_kept_unless_the_poll_succeeded(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+    store = SQLiteStore(tmp_path / "a.db")
     store.sync_feeds([("F", "n", "en")])
 
     def record(etag: str | None, validators: bool) -> str | None:
@@ -231,7 +231,7 @@ def test_validators_are_kept_unless_the_poll_succeeded(tmp_path: Path) -> None:
 
 
 def test_changing_the_site_zone_moves_entries_to_their_days(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+    store = SQLiteStore(tmp_path / "a.db")
     late = datetime(2023, 1, 17, 23, 30, tzinfo=UTC)  # 17 January in London, 18th in Tokyo
     dated = _entry("dated", published=late.replace(hour=0), date_only=True)
     store.apply(UpdatePlan(inserts=(_entry("timed", published=late), dated)))
@@ -249,6 +249,8 @@ def test_changing_the_site_zone_moves_entries_to_their_days(tmp_path: Path) -> N
 # never a driver error (the boundary decorator covers methods added later too).
 PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "version": lambda s: s.version,
+    "claim_due": lambda s: s.claim_due(datetime.now(UTC), 5, timedelta(minutes=1)),
+    "release": lambda s: s.release(["F"]),
     "migrate": lambda s: s.migrate(),
     "sync_feeds": lambda s: s.sync_feeds([("F", "n", "en")]),
     "sync_zone": lambda s: s.sync_zone(ZoneInfo("UTC")),
@@ -296,13 +298,13 @@ def _candidate() -> Candidate:
 
 
 def test_every_public_method_is_in_the_table() -> None:
-    public = {n for n in vars(Store) if not n.startswith("_")} - {"close"}
+    public = {n for n in vars(SQLiteStore) if not n.startswith("_")} - {"close", "url"}
     assert public <= set(PUBLIC_CALLS), public - set(PUBLIC_CALLS)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC_CALLS))
 def test_driver_errors_leave_as_store_errors(tmp_path: Path, name: str) -> None:
-    store = Store(tmp_path / "a.db")
+    store = SQLiteStore(tmp_path / "a.db")
     store.close()
     with pytest.raises(StoreError) as raised:
         PUBLIC_CALLS[name](store)
@@ -310,7 +312,7 @@ def test_driver_errors_leave_as_store_errors(tmp_path: Path, name: str) -> None:
 
 
 def test_a_write_lock_held_elsewhere_is_store_locked(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db", busy_timeout=0.2)
+    store = SQLiteStore(tmp_path / "a.db", busy_timeout=0.2)
     other = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:

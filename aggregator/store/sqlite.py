@@ -1,4 +1,4 @@
-"""SQLite: schema, migrations and every query. No SQL lives elsewhere.
+"""The SQLite store (the embedded default): schema, migrations and every query.
 
 Guarantees:
 - WAL mode; readers never wait for a writer.
@@ -24,8 +24,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -33,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from .models import (
+from ..models import (
     Candidate,
     Enclosure,
     FeedState,
@@ -42,44 +41,21 @@ from .models import (
     StoredEntry,
     UpdatePlan,
 )
-from .text import normalise_title, xml_safe
+from ..text import normalise_title, xml_safe
+from .common import (
+    BUSY_TIMEOUT,
+    FeedStats,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreMissing,
+    StoreReadOnly,
+    StoreSchemaError,
+    entry_day,
+)
 
-SCHEMA_VERSION = 3
-BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's write lock
-
-
-# -- errors ---------------------------------------------------------------------------
-
-
-class StoreError(Exception):
-    """The store could not do what was asked; str() is one line for an operator.
-
-    Subclasses say what kind of trouble it is; `__cause__` keeps the driver's error."""
-
-
-class StoreLocked(StoreError):
-    """Another process held the write lock for longer than the busy timeout (SQLITE_BUSY)."""
-
-
-class StoreFull(StoreError):
-    """The disk (or the file system's quota) is full (SQLITE_FULL, ENOSPC)."""
-
-
-class StoreReadOnly(StoreError):
-    """The database or its directory cannot be written (SQLITE_READONLY, EROFS, EACCES), or the
-    file was deleted or replaced under a running process (SQLITE_READONLY_DBMOVED)."""
-
-
-class StoreMissing(StoreError):
-    """There is no database where one was expected, or it cannot be opened (SQLITE_CANTOPEN)."""
-
-
-class StoreCorrupt(StoreError):
-    """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
-
-
-class StoreSchemaError(StoreError):
-    """The database's schema is newer than this program's."""
+SCHEMA_VERSION = 4
 
 
 # Primary result codes (https://www.sqlite.org/rescode.html); the extended code's low byte.
@@ -305,6 +281,15 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
     """,
         _clean_stored_text,
     ),
+    (
+        # The schedule in the store (issue 16): a claim leases a feed until its poll is
+        # recorded or the lease expires (a poller that died).
+        """
+    ALTER TABLE feeds ADD COLUMN leased_until TEXT;
+    CREATE INDEX feeds_next_poll ON feeds (next_poll) WHERE gone = 0;
+    """,
+        None,
+    ),
 ]
 
 
@@ -322,21 +307,6 @@ def _safe(value: str | None) -> str | None:
     return xml_safe(value) if value else value
 
 
-def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
-    """The front-page day of an entry: its publication date in the site's zone, or, for an
-    entry the source dated with a calendar date only, that date itself in every zone (it is
-    stored as 00:00 UTC of that date)."""
-    return published.astimezone(UTC).date() if date_only else published.astimezone(zone).date()
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStats:
-    state: FeedState
-    language: str
-    entries: int  # entries first seen in this feed
-    seen_in: int  # entries this feed carried, counting ones merged from elsewhere
-
-
 def _identity(path: Path) -> tuple[int, int] | None:
     """The file behind `path` (device, inode), None when there is none."""
     try:
@@ -347,13 +317,13 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 @_errors_at_the_boundary
-class PollWork:
+class SQLitePollWork:
     """One poll's unit of work, inside the write transaction `Store.poll` holds.
 
     Everything done through it commits together when the `with` block ends, or not at all.
     Keep the block free of `await`s and network I/O: the write lock is held throughout."""
 
-    def __init__(self, store: Store, feed_url: str) -> None:
+    def __init__(self, store: SQLiteStore, feed_url: str) -> None:
         self._store = store
         self.path = store.path
         self.feed_url = feed_url
@@ -392,7 +362,7 @@ class PollWork:
 
 
 @_errors_at_the_boundary
-class Store:
+class SQLiteStore:
     """The SQLite store at `path` (created with its directory unless `create=False`).
 
     Raises StoreError subclasses only: StoreMissing (no database and `create=False`, or it
@@ -440,6 +410,11 @@ class Store:
                 raise store_error(e, self.path) from e
             raise
 
+    @property
+    def url(self) -> str:
+        """Where this store is, as `open_store` takes it: `sqlite:///` and the path."""
+        return f"sqlite:///{self.path}"
+
     def close(self) -> None:
         self.db.close()
 
@@ -480,7 +455,7 @@ class Store:
                 conn.execute("ROLLBACK")
             raise store_error(e, self.path) from e
 
-    def poll(self, feed_url: str) -> contextlib.AbstractContextManager[PollWork]:
+    def poll(self, feed_url: str) -> contextlib.AbstractContextManager[SQLitePollWork]:
         """The unit of work of one poll of `feed_url`: `with store.poll(url) as work:` then
         `work.lookup`, `work.apply`, `work.record`; all of it commits when the block ends, or
         nothing does if it raises (the error propagates, as a StoreError if it is the store's).
@@ -488,9 +463,9 @@ class Store:
         return self._poll(feed_url)
 
     @contextlib.contextmanager
-    def _poll(self, feed_url: str) -> Iterator[PollWork]:
+    def _poll(self, feed_url: str) -> Iterator[SQLitePollWork]:
         with self._write():
-            yield PollWork(self, feed_url)
+            yield SQLitePollWork(self, feed_url)
 
     # -- schema ---------------------------------------------------------------
     @property
@@ -570,6 +545,42 @@ class Store:
     def feed_states(self) -> dict[str, FeedState]:
         return {r["url"]: _feed_state(r) for r in self._query("SELECT * FROM feeds", [])}
 
+    def claim_due(
+        self, now: datetime, n: int, lease: timedelta, feeds: Collection[str] | None = None
+    ) -> list[FeedState]:
+        """Up to `n` feeds due at `now` (next poll unset or passed, not gone, lease free or
+        expired), earliest first, each leased until `now + lease`; only those in `feeds`
+        when given. One immediate write transaction, so two processes claiming at once get
+        disjoint feeds. A poll's record clears the lease."""
+        if n <= 0:
+            return []
+        only = "" if feeds is None else "AND url IN (SELECT value FROM json_each(?))"
+        params: list[Any] = [_ts(now), _ts(now)]
+        if feeds is not None:
+            params.append(json.dumps(list(feeds)))
+        with self._write():
+            rows = self._query(
+                f"""SELECT * FROM feeds WHERE gone = 0
+                     AND (next_poll IS NULL OR next_poll <= ?)
+                     AND (leased_until IS NULL OR leased_until <= ?) {only}
+                   ORDER BY next_poll IS NOT NULL, next_poll, url LIMIT ?""",
+                [*params, n],
+            )
+            self.db.conn.executemany(
+                "UPDATE feeds SET leased_until = ? WHERE url = ?",
+                [(_ts(now + lease), r["url"]) for r in rows],
+            )
+        return [_feed_state(r) for r in rows]
+
+    def release(self, feed_urls: Collection[str]) -> None:
+        """Give leases back unpolled (a poller that stops cleanly): the feeds are due again."""
+        if not feed_urls:
+            return
+        with self._write():
+            self.db.conn.executemany(
+                "UPDATE feeds SET leased_until = NULL WHERE url = ?", [(u,) for u in feed_urls]
+            )
+
     def record_poll(
         self,
         result: FetchResult,
@@ -617,7 +628,8 @@ class Store:
                  {etag_sql}, {modified_sql},
                  last_polled = ?, last_status = ?, last_outcome = ?, last_error = ?,
                  error_count = ?, next_poll = ?, title = COALESCE(?, title),
-                 permanent_url = COALESCE(?, permanent_url), gone = ?, warning = ?
+                 permanent_url = COALESCE(?, permanent_url), gone = ?, warning = ?,
+                 leased_until = NULL
                WHERE url = ?""",
             [
                 result.etag if validators else None,
@@ -777,7 +789,8 @@ class Store:
         with self._write():
             self.db.execute(
                 """UPDATE feeds SET last_polled = ?, last_status = ?, last_outcome = ?,
-                     last_error = ?, error_count = ?, next_poll = ? WHERE url = ?""",
+                     last_error = ?, error_count = ?, next_poll = ?, leased_until = NULL
+                   WHERE url = ?""",
                 [_ts(fetched_at), status, outcome, _safe(error), error_count, _ts(next_poll), feed_url],
             )
             self.db.execute(

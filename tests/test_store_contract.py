@@ -1,0 +1,378 @@
+"""One contract for both stores: every test here runs on SQLite (a temporary file, WAL, real
+second connections) and on a real PostgreSQL server started by the tests (tests/pg_server.py).
+
+Two-connection cases: concurrent claims are disjoint, an expired lease is reclaimable, a
+failed poll leaves nothing, two polls bringing one article at once store it once."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import typing
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import dedupe
+from aggregator.models import Candidate, FetchResult, Outcome, UpdatePlan
+from aggregator.store import SQLiteStore, Store, StoreError, StoreMissing, StoreSchemaError, open_store
+from aggregator.store.postgres import PostgresStore
+from aggregator.text import xml_safe
+from tests.test_store import NOT_XML, PUBLIC_CALLS, _entry
+
+Opener = Callable[[], Store]
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a new connection (a new store object) to one fresh store of the backend."""
+    url = str(tmp_path / "a.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        store = open_store(url)
+        opened.append(store)
+        return store
+
+    yield open_
+    for s in opened:
+        with contextlib.suppress(StoreError):  # closed already, or in another thread (SQLite)
+            s.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> Store:
+    return opener()
+
+
+def _record(store: Store, url: str, *, next_poll: datetime | None, etag: str | None = None) -> None:
+    store.record_poll(
+        FetchResult(url, url, 200, Outcome.OK, etag=etag, fetched_at=NOW), error=None, outcome="ok",
+        error_count=0, next_poll=next_poll, validators=True,
+    )  # fmt: skip
+
+
+def _candidate(feed: str, key: str, title: str, url: str) -> Candidate:
+    return Candidate(
+        feed_url=feed, source_key=key, canonical_url=url, fingerprint=f"{feed}|{key}", link=url, title=title,
+        summary="s", content="", author=None, categories=(), enclosures=(), published=NOW, updated=None,
+        language="en", language_tag="en", language_evidence="config", content_hash="h",
+        title_key=" ".join(title.lower().split()),
+    )  # fmt: skip
+
+
+# -- the interface -------------------------------------------------------------------------------
+
+
+def _protocol_members() -> set[str]:
+    return {n for n in vars(Store) if not n.startswith("_")} - set(vars(typing.Protocol))
+
+
+@pytest.mark.parametrize("cls", [SQLiteStore, PostgresStore])
+def test_both_stores_implement_every_method_of_the_protocol(cls: type) -> None:
+    missing = {n for n in _protocol_members() if not hasattr(cls, n)}
+    assert not missing
+    # ... and the table of calls below covers every method that touches the database.
+    assert _protocol_members() - {"close", "url"} <= set(PUBLIC_CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_CALLS))
+def test_after_close_every_method_raises_store_error(opener: Opener, name: str) -> None:
+    store = opener()
+    store.close()
+    with pytest.raises(StoreError) as raised:
+        PUBLIC_CALLS[name](store)
+    assert raised.value.__cause__ is not None
+
+
+# -- datetimes --------------------------------------------------------------------------------
+
+
+def test_datetimes_come_back_aware_utc_to_the_second(store: Store) -> None:
+    store.sync_feeds([("F", "n", "en")])
+    paris = datetime(2026, 3, 29, 3, 30, 15, 999_999, tzinfo=ZoneInfo("Europe/Paris"))
+    _record(store, "F", next_poll=paris)
+    state = store.feed_state("F")
+    assert state is not None and state.next_poll is not None and state.last_polled is not None
+    assert state.next_poll == paris.replace(microsecond=0)
+    assert state.next_poll.utcoffset() == timedelta(0) and state.last_polled.utcoffset() == timedelta(0)
+    entry = _entry("x", published=paris.astimezone(UTC))
+    store.apply(UpdatePlan(inserts=(entry,)))
+    [back] = store.entries_by_id(["x"])
+    assert back.published == paris.replace(microsecond=0) and back.published.utcoffset() == timedelta(0)
+    assert back.sources[0].first_seen.utcoffset() == timedelta(0)
+
+
+def test_next_polls_order_as_times_whatever_their_offsets(store: Store) -> None:
+    """Claims are earliest first: the comparison is of instants, not of the text."""
+    store.sync_feeds([(u, u, "en") for u in ("a", "b", "c")])
+    _record(store, "a", next_poll=datetime(2026, 1, 1, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo")))  # 01:00 UTC
+    _record(store, "b", next_poll=datetime(2026, 1, 1, 0, 30, tzinfo=UTC))
+    _record(store, "c", next_poll=datetime(2025, 12, 31, 20, 0, tzinfo=ZoneInfo("America/New_York")))
+    claimed = store.claim_due(datetime(2026, 1, 2, tzinfo=UTC), 3, MINUTE)
+    assert [s.url for s in claimed] == ["b", "a", "c"]
+
+
+# -- the schedule: claims and leases --------------------------------------------------------
+
+
+def test_claims_take_due_feeds_once_and_a_recorded_poll_ends_the_lease(store: Store) -> None:
+    store.sync_feeds([(f"f{i}", f"n{i}", "en") for i in range(5)])
+    _record(store, "f4", next_poll=NOW + timedelta(hours=1))  # not due
+    first = store.claim_due(NOW, 3, MINUTE)
+    assert len(first) == 3 and all(s.next_poll is None for s in first)  # never polled: first
+    second = store.claim_due(NOW, 3, MINUTE)
+    assert [s.url for s in second] == ["f3"]  # leased ones and f4 are not due
+    assert store.claim_due(NOW, 3, MINUTE) == []
+    _record(store, "f0", next_poll=NOW)  # its poll recorded: lease gone, due again at NOW
+    assert [s.url for s in store.claim_due(NOW, 3, MINUTE)] == ["f0"]
+    store.release(["f1"])
+    assert [s.url for s in store.claim_due(NOW, 3, MINUTE)] == ["f1"]
+    later = store.claim_due(NOW + timedelta(hours=2), 9, MINUTE)  # every lease has run out
+    assert [s.url for s in later] == ["f1", "f2", "f3", "f0", "f4"]
+
+
+def test_an_expired_lease_is_claimed_again(opener: Opener) -> None:
+    """A poller that died: its feeds come back when the lease runs out, to another poller."""
+    one, two = opener(), opener()
+    one.sync_feeds([("F", "n", "en")])
+    assert [s.url for s in one.claim_due(NOW, 1, MINUTE)] == ["F"]
+    assert two.claim_due(NOW + timedelta(seconds=59), 1, MINUTE) == []
+    assert [s.url for s in two.claim_due(NOW + MINUTE, 1, MINUTE)] == ["F"]
+
+
+def test_claims_limited_to_the_named_feeds_and_never_gone_ones(store: Store) -> None:
+    store.sync_feeds([(u, u, "en") for u in ("a", "b", "c")])
+    store.record_poll(
+        FetchResult("c", "c", 410, Outcome.GONE, fetched_at=NOW), error="gone", outcome="gone",
+        error_count=1, next_poll=None, gone=True,
+    )  # fmt: skip
+    assert [s.url for s in store.claim_due(NOW, 9, MINUTE, feeds={"b", "c"})] == ["b"]
+    assert [s.url for s in store.claim_due(NOW, 9, MINUTE)] == ["a"]
+
+
+def test_concurrent_claims_are_disjoint(opener: Opener) -> None:
+    opener().sync_feeds([(f"f{i:03}", f"n{i}", "en") for i in range(200)])
+    got: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(len(got))
+
+    def claim(i: int) -> None:
+        store = opener()  # its own connection, opened in its thread (SQLite's rule)
+        start.wait()
+        for _ in range(10):  # bounded
+            got[i].extend(s.url for s in store.claim_due(NOW, 7, MINUTE))
+        store.close()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(got))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    every = [u for g in got for u in g]
+    assert len(every) == len(set(every)) == 200
+
+
+# -- the unit of work ------------------------------------------------------------------------
+
+
+def test_a_poll_that_raises_leaves_nothing_and_keeps_the_lease(store: Store) -> None:
+    store.sync_feeds([("F", "n", "en")])
+    assert store.claim_due(NOW, 1, MINUTE)
+    with pytest.raises(ZeroDivisionError), store.poll("F") as work:
+        work.apply(UpdatePlan(inserts=(_entry("x"),)))
+        work.record(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
+                    outcome="ok", error_count=0, next_poll=NOW, validators=True)  # fmt: skip
+        _ = 1 / 0
+    assert store.count_entries() == 0 and store.fetch_log("F") == []
+    state = store.feed_state("F")
+    assert state is not None and state.etag is None and state.last_polled is None
+    assert store.claim_due(NOW, 1, MINUTE) == []  # still leased: a retry waits for expiry
+
+
+def test_a_poll_commits_entries_state_and_record_together(store: Store) -> None:
+    store.sync_feeds([("F", "n", "en")])
+    with store.poll("F") as work:
+        assert work.lookup([_candidate("F", "x", "A story of some length", "https://e.org/x")]) == []
+        work.apply(UpdatePlan(inserts=(_entry("x"),)))
+        assert work.entries_published_since(NOW - timedelta(days=3650)) == 1
+        work.record(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
+                    outcome="ok", error_count=0, next_poll=NOW + MINUTE, validators=True)  # fmt: skip
+    state = store.feed_state("F")
+    assert state is not None and state.etag == '"e"' and state.next_poll == NOW + MINUTE
+    assert [r["outcome"] for r in store.fetch_log("F")] == ["ok"]
+    assert store.fetch_log("F")[0]["started"] == NOW.isoformat(timespec="seconds")
+
+
+def test_one_article_from_two_feeds_at_once_is_one_entry_with_both_sources(opener: Opener) -> None:
+    """Two pollers, each deciding from what it read: the second waits for the first's commit
+    (SQLite's write lock; PostgreSQL's lock on the shared canonical URL) and merges."""
+    one = opener()
+    one.sync_feeds([("A", "Feed A", "en"), ("B", "Feed B", "en")])
+    first_read = threading.Event()
+    errors: list[BaseException] = []
+
+    def poll(feed: str, wait: bool) -> None:
+        store = opener()  # its own connection, opened in its thread (SQLite's rule)
+        try:
+            c = _candidate(feed, f"{feed}-guid", "Strike wave spreads across Britain", "https://e.org/story")
+            with store.poll(feed) as work:
+                existing = work.lookup([c])
+                if wait:
+                    first_read.set()
+                    threading.Event().wait(0.5)  # the other poll is now waiting for us
+                plan = dedupe.decide([c], existing, f"Feed {feed}", NOW, ZoneInfo("UTC"))
+                work.apply(plan)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            store.close()
+
+    a = threading.Thread(target=poll, args=("A", True))
+    a.start()
+    assert first_read.wait(10)
+    b = threading.Thread(target=poll, args=("B", False))
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert not errors
+    assert one.count_entries() == 1
+    [entry] = one.latest(None, 5)
+    assert sorted(s.feed_url for s in entry.sources) == ["A", "B"]
+
+
+def test_seq_grows_with_every_insert_across_connections(opener: Opener) -> None:
+    one, two = opener(), opener()
+    one.apply(UpdatePlan(inserts=(_entry("x"), _entry("y"))))
+    two.apply(UpdatePlan(inserts=(_entry("z"),)))
+    one.apply(UpdatePlan(inserts=(_entry("w"),)))
+    seqs = {e.id: e.seq for e in one.entries_by_id(["w", "x", "y", "z"])}
+    assert seqs["x"] < seqs["y"] < seqs["z"] < seqs["w"]  # type: ignore[operator]
+
+
+def test_an_insert_already_there_is_kept_not_doubled(opener: Opener) -> None:
+    one, two = opener(), opener()
+    one.apply(UpdatePlan(inserts=(_entry("x", "first"),)))
+    two.apply(UpdatePlan(inserts=(_entry("x", "second"),)))
+    assert one.count_entries() == 1 and one.entries_by_id(["x"])[0].title == "first"
+
+
+def test_validators_are_kept_unless_the_poll_succeeded(store: Store) -> None:
+    store.sync_feeds([("F", "n", "en")])
+
+    def record(etag: str | None, validators: bool) -> str | None:
+        store.record_poll(FetchResult("F", "F", 200, Outcome.OK, etag=etag), error=None, outcome="ok",
+                          error_count=0, next_poll=None, validators=validators)  # fmt: skip
+        state = store.feed_state("F")
+        assert state is not None
+        return state.etag
+
+    assert record('"1"', validators=True) == '"1"'
+    assert record('"2"', validators=False) == '"1"'
+    assert record(None, validators=True) is None
+
+
+def test_changing_the_site_zone_moves_entries_to_their_days(store: Store) -> None:
+    late = datetime(2023, 1, 17, 23, 30, tzinfo=UTC)
+    dated = _entry("dated", published=late.replace(hour=0), date_only=True)
+    store.apply(UpdatePlan(inserts=(_entry("timed", published=late), dated)))
+    assert store.sync_zone(ZoneInfo("Europe/London")) == 0
+    assert store.sync_zone(ZoneInfo("Asia/Tokyo")) == 1
+    days = {e.id: e.day for e in store.entries_by_id(["timed", "dated"])}
+    assert days == {"timed": date(2023, 1, 18), "dated": date(2023, 1, 17)}
+    assert store.sync_zone(ZoneInfo("Asia/Tokyo")) == 0
+    assert store.day_counts() == [(date(2023, 1, 17), "en", 1), (date(2023, 1, 18), "en", 1)]
+    assert [e.id for e in store.day(date(2023, 1, 18), "en")] == ["timed"]
+    assert store.latest_day("en", date(2023, 1, 17)) == date(2023, 1, 17)
+
+
+def test_reads_for_publishing_agree(store: Store) -> None:
+    entries = [_entry(f"e{i}", published=NOW - timedelta(hours=i)) for i in range(3)]
+    store.apply(UpdatePlan(inserts=tuple(entries)))
+    assert [e.id for e in store.latest("en", 2)] == ["e0", "e1"]
+    assert [e.id for e in store.latest(None, 5)] == ["e0", "e1", "e2"]
+    assert store.count_entries() == 3 and store.language_counts() == {"en": 3}
+    store.sync_feeds([("F", "n", "en")])
+    [stats] = store.feed_stats()
+    assert (stats.entries, stats.seen_in) == (3, 3)
+    assert store.entries_published_since("F", NOW - timedelta(hours=1)) == 2
+    assert store.prune_fetch_log(timedelta(days=1), NOW) == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.characters(codec=None), max_size=30) | st.sampled_from(["\ud800x", NOT_XML]))
+def test_every_text_is_stored_xml_safe(store: Store, text: str) -> None:
+    """Any code point (NUL and lone surrogates included, which either driver would refuse) is
+    stored as what XML 1.0 can carry."""
+    eid = f"id-{store.count_entries()}"
+    store.sync_feeds([("F", text or "n", "en")])
+    with store.poll("F") as work:
+        work.apply(UpdatePlan(inserts=(_entry(eid, text),)))
+        work.record(FetchResult("F", "F", 200, Outcome.OK), error=text, outcome="ok", error_count=0,
+                    next_poll=None, title=text, warning=text)  # fmt: skip
+    [stored] = store.entries_by_id([eid])
+    safe = xml_safe(text)
+    assert (stored.title, stored.summary, stored.author, stored.link) == (safe, safe, safe, safe)
+    state = store.feed_state("F")
+    assert state is not None and (state.title, state.last_error) == (safe, safe)
+
+
+# -- PostgreSQL: schema, opening --------------------------------------------------------------
+
+
+def test_postgres_newer_schema_is_refused(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE aggregator_schema SET version = version + 1")
+    with pytest.raises(StoreSchemaError, match="newer than this program"):
+        open_store(pg_url)
+
+
+def test_postgres_workers_starting_together_migrate_once(pg_server: object) -> None:
+    from tests.pg_server import PostgresServer
+
+    assert isinstance(pg_server, PostgresServer)
+    url = pg_server.new_database()
+    results: list[object] = []
+
+    def start() -> None:
+        try:
+            s = open_store(url)
+            results.append(s.version)
+            s.close()
+        except BaseException as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [1, 1, 1, 1]
+
+
+def test_postgres_without_schema_is_missing_unless_created(pg_server: object) -> None:
+    from tests.pg_server import PostgresServer
+
+    assert isinstance(pg_server, PostgresServer)
+    url = pg_server.new_database()
+    with pytest.raises(StoreMissing, match="nothing has been polled"):
+        open_store(url, create=False)
+
+
+def test_an_unreachable_server_is_one_line_store_missing() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(StoreMissing, match="cannot reach") as raised:
+        open_store(f"postgresql://u:secret@127.0.0.1:{port}/db", busy_timeout=1)
+    assert "secret" not in str(raised.value) and "\n" not in str(raised.value)
