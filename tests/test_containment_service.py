@@ -214,14 +214,12 @@ def _tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> Path:
+    """Fill the file system: unbuffered writes until ENOSPC (a buffered file could raise it
+    again when closed, whoever else is writing to the disk meanwhile)."""
     filler = disk / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        for _ in range(1 << 20):  # bounded: 64 GiB, far beyond any test tmpfs
+            f.write(b"\0" * 65536)
     return filler
 
 
