@@ -538,7 +538,9 @@ def run(ctx: Context, host: str, port: int) -> None:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
         # renamed into place whole, and the store's transactions are atomic.
         with contextlib.suppress(KeyboardInterrupt):
-            Service(config, ctx.data_dir, store_url=ctx.store_url).run(host, port)
+            Service(config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path).run(
+                host, port
+            )
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):

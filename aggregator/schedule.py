@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,10 +29,11 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+import watchfiles
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import websub
-from .config import Config, FeedConfig
+from .config import Config, ConfigError, FeedConfig, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Outcome, PollReport
@@ -105,6 +107,7 @@ class Health:
     last_poll: datetime | None = None  # last poll that reached the feed and was stored
     last_publish: datetime | None = None
     failing: set[str] = field(default_factory=set)
+    config_error: str | None = None  # the last edit of feeds.yaml that was refused
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def store_problem(self) -> str | None:
@@ -157,6 +160,8 @@ class Health:
                 "last_poll": _iso(self.last_poll),
                 "last_publish": _iso(self.last_publish),
                 "feeds_failing": len(self.failing),
+                # A refused edit does not make the service unhealthy: the last good config runs.
+                "config_error": self.config_error,
             }
         return not reasons, doc
 
@@ -347,9 +352,15 @@ class Service:
     """`aggregator run`: see the module docstring for who owns what."""
 
     def __init__(
-        self, config: Config, data_dir: Path, rng: random.Random | None = None, store_url: str | None = None
+        self,
+        config: Config,
+        data_dir: Path,
+        rng: random.Random | None = None,
+        store_url: str | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path  # watched and re-read (hot reload) when given
         self.data_dir = data_dir
         self.public_dir = data_dir / "public"
         self.store_url = store_url or default_store_url(data_dir)
@@ -369,6 +380,8 @@ class Service:
         self.stopping = False
         self._errors: dict[str, int] = {}  # consecutive failures the store could not record
         self._orphans: set[asyncio.Task[None]] = set()  # polls started without APScheduler
+        self._reloads: set[asyncio.Task[Any]] = set()  # reloads and retired fetchers closing
+        self._watcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -559,6 +572,8 @@ class Service:
                 next_run_time=now + timedelta(minutes=1), replace_existing=True,
             )  # fmt: skip
             self.scheduler.start()
+            if self.config_path is not None:
+                self._watcher = asyncio.create_task(self._watch_config())
         except BaseException as e:
             self._startup_error = e
             self._ready.set()
@@ -574,6 +589,104 @@ class Service:
                     await asyncio.wait_for(self._stop_event.wait(), HEARTBEAT)
         finally:
             await self._shutdown_polls()
+
+    # -- hot reload ---------------------------------------------------------------------------
+
+    async def _watch_config(self) -> None:
+        """Reload when feeds.yaml changes on disk. The directory is watched, not the file:
+        editors save by writing a new file and renaming it over the old one."""
+        assert self.config_path is not None and self._stop_event is not None
+        path = self.config_path.resolve()
+        try:
+            async for _ in watchfiles.awatch(
+                path.parent,
+                watch_filter=lambda _change, changed: Path(changed).name == path.name,
+                stop_event=self._stop_event,
+                debounce=300,
+                rust_timeout=1000,
+            ):
+                await self.reload("changed on disk")
+        except Exception as e:  # no watching (inotify limits, ...): SIGHUP still reloads
+            log.error(
+                "not watching %s for changes (%s: %s); send SIGHUP to reload", path, type(e).__name__, e
+            )
+
+    def request_reload(self) -> None:
+        """Reload feeds.yaml on the poll thread (thread- and signal-safe: SIGHUP calls this)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: self._keep(loop.create_task(self.reload("SIGHUP"))))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        """Hold a task until it ends (the loop keeps only weak references to tasks)."""
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self, reason: str) -> bool:
+        """Re-read feeds.yaml and apply it: added feeds are polled within seconds, removed or
+        disabled ones stop (their entries are kept), changed ones use their new settings from
+        their next poll, site and fetch settings apply at once (republished). An invalid file
+        is logged with file, line and field and changes nothing: the last good configuration
+        keeps running (and `/healthz` shows the error). Returns whether it applied."""
+        if self.config_path is None or self.store is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+        except (ConfigError, OSError) as e:
+            log.error("%s not reloaded (%s); the last good configuration keeps running:\n%s",
+                      self.config_path, reason, e)  # fmt: skip
+            with self.health.lock:
+                self.health.config_error = str(e)
+            return False
+        with self.health.lock:
+            self.health.config_error = None
+        old = self.config
+        if new == old:
+            return False
+        self.config = new
+        self.publisher.config = new
+        try:
+            sync_feeds(new, self.store)
+        except Exception as e:
+            log.error("recording the reloaded feeds failed: %s: %s", type(e).__name__, e)
+        if new.fetch != old.fetch and self.fetcher is not None:
+            retired, self.fetcher = self.fetcher, Fetcher(new.fetch)
+            # Polls in flight keep the old clients until they end (at most one deadline).
+            self._keep(asyncio.create_task(_close_later(retired, old.fetch.timeout.total_seconds())))
+        before = {f.key: f for f in old.feeds if f.enabled}
+        after = {f.key: f for f in new.feeds if f.enabled}
+        now = datetime.now(UTC)
+        for key in before.keys() - after.keys():
+            with contextlib.suppress(Exception):
+                job = self.scheduler.get_job(key)
+                if job:
+                    job.remove()
+            with self.health.lock:
+                self.health.failing.discard(key)
+        states = self.store.feed_states()
+        for key in after.keys() - before.keys():
+            state = states.get(key)
+            if state and state.gone:
+                continue
+            first = now + timedelta(seconds=self.rng.uniform(0, 2))
+            self.scheduler.add_job(
+                self.poll, "date", run_date=first, args=[after[key]], id=key,
+                replace_existing=True, misfire_grace_time=None,
+            )  # fmt: skip
+        changed = [k for k in before.keys() & after.keys() if before[k] != after[k]]
+        for key in changed:
+            with contextlib.suppress(Exception):
+                job = self.scheduler.get_job(key)
+                if job:
+                    job.modify(args=[after[key]])
+        log.info(
+            "%s reloaded (%s): %d feeds added, %d removed, %d changed",
+            self.config_path, reason, len(after.keys() - before.keys()),
+            len(before.keys() - after.keys()), len(changed),
+        )  # fmt: skip
+        self.publisher.changed()  # titles, languages and site settings show on the pages
+        return True
 
     async def _shutdown_polls(self) -> None:
         self.stopping = True
@@ -634,8 +747,17 @@ class Service:
                 metrics=self.metrics.render,
             )  # fmt: skip
             server = make_server(app, host, port, on_signal=self.request_stop)
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, lambda _sig, _frame: self.request_reload())
             asyncio.run(server.serve())
         except KeyboardInterrupt:  # a signal before the server took them over: stop the same way
             pass
         finally:
             self.stop_background()
+
+
+async def _close_later(fetcher: Fetcher, seconds: float) -> None:
+    """Close a fetcher replaced by a reload once the polls that hold it can have ended."""
+    await asyncio.sleep(seconds + 1)
+    with contextlib.suppress(Exception):
+        await fetcher.aclose()
