@@ -517,8 +517,10 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--poll-now", is_flag=True,
+              help="Poll every feed at start-up, whatever its stored next poll time says.")  # fmt: skip
 @pass_ctx
-def run(ctx: Context, host: str, port: int) -> None:
+def run(ctx: Context, host: str, port: int, poll_now: bool) -> None:
     """The main job: poll every feed on its schedule and serve the outputs. Ctrl-C stops it.
 
     \b
@@ -538,9 +540,9 @@ def run(ctx: Context, host: str, port: int) -> None:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
         # renamed into place whole, and the store's transactions are atomic.
         with contextlib.suppress(KeyboardInterrupt):
-            Service(config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path).run(
-                host, port
-            )
+            Service(
+                config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path, poll_now=poll_now
+            ).run(host, port)
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -358,8 +358,10 @@ class Service:
         rng: random.Random | None = None,
         store_url: str | None = None,
         config_path: Path | None = None,
+        poll_now: bool = False,
     ) -> None:
         self.config = config
+        self.poll_now = poll_now  # first polls at start-up, whatever the stored schedule says
         self.config_path = config_path  # watched and re-read (hot reload) when given
         self.data_dir = data_dir
         self.public_dir = data_dir / "public"
@@ -503,8 +505,9 @@ class Service:
     # -- the schedule ------------------------------------------------------------------------
 
     def schedule_feeds(self, now: datetime) -> None:
-        """One job per enabled feed that is not gone: first polls spread over STARTUP_JITTER,
-        or later when the stored next poll (back-off, Retry-After) says so."""
+        """One job per enabled feed that is not gone, at its stored next poll (the schedule
+        survives restarts: interval, back-off, Retry-After), or, when that is due, never set or
+        `poll_now`, within STARTUP_JITTER seconds of start."""
         assert self.store is not None
         states = self.store.feed_states()
         for feed in self.config.feeds:
@@ -527,8 +530,8 @@ class Service:
                 ):
                     self.health.last_poll = polled
             first = now + timedelta(seconds=self.rng.uniform(0, STARTUP_JITTER))
-            if state and state.next_poll and state.next_poll > first:
-                first = state.next_poll  # honour back-off and Retry-After across restarts
+            if state and state.next_poll and state.next_poll > first and not self.poll_now:
+                first = state.next_poll  # the stored schedule: interval, back-off, Retry-After
             self.scheduler.add_job(
                 self.poll, "date", run_date=first, args=[feed], id=feed.key,
                 replace_existing=True, misfire_grace_time=None,

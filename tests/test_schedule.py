@@ -254,6 +254,13 @@ async def test_run_schedules_live_feeds_and_skips_gone_and_disabled(
         assert set(jobs) == {live.key, backing_off.key}
         assert now <= jobs[live.key] <= now + timedelta(seconds=STARTUP_JITTER)
         assert jobs[backing_off.key] == state.next_poll  # back-off survives a restart
+
+        service.scheduler.remove_all_jobs()
+        service.poll_now = True  # `run --poll-now`: every feed at start-up, stored times aside
+        service.schedule_feeds(now)
+        jobs = {job.id: job.trigger.run_date for job in service.scheduler.get_jobs()}
+        assert set(jobs) == {live.key, backing_off.key}
+        assert all(now <= when <= now + timedelta(seconds=STARTUP_JITTER) for when in jobs.values())
     finally:
         await service.fetcher.aclose()
         store.close()
