@@ -39,16 +39,18 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import brotli
+import httptools
 import uvicorn
 import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 if TYPE_CHECKING:
     from .config import Config
@@ -577,7 +579,7 @@ class StaticSite:
             found = self._negotiate(path, headers)
             if found is not None:
                 version, location = found
-                extra = [(b"content-location", location.encode("utf-8"))]
+                extra = [(b"content-location", quote(location).encode("ascii"))]
         if version is None:
             return self._missing(method, path)
         coding = choose_coding(headers.get("accept-encoding"), tuple(version.variants))
@@ -610,7 +612,8 @@ class StaticSite:
     def _missing(self, method: str, path: str) -> Answer:
         target = self.files.resolve(path)
         if target is not None and path and not path.endswith("/") and target.is_dir():
-            return Answer(308, [(b"location", (path + "/").encode("utf-8")), (b"content-length", b"0")])
+            location = quote(path + "/").encode("ascii")
+            return Answer(308, [(b"location", location), (b"content-length", b"0")])
         if self.on_missing is not None and not (self.files.root / "index.html").is_file():
             self.on_missing()
         return _plain(404, "Not Found", method)
@@ -636,10 +639,10 @@ class App:
         self.site = site
         self.files = site.files
         self.fallback = fallback
-        self._routes = routes
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._routes:
+        if scope["type"] != "http" or scope["path"] in self.routes:
             await self.fallback(scope, receive, send)
             return
         headers = {}
@@ -691,6 +694,22 @@ def create_app(
 # -- the HTTP server ---------------------------------------------------------------------------
 
 
+class _Event:
+    def set(self) -> None:
+        pass
+
+
+class _Answered:
+    """Stands for uvicorn's RequestResponseCycle of a request answered directly: complete."""
+
+    __slots__ = ("keep_alive", "message_event", "response_complete")
+
+    def __init__(self) -> None:
+        self.response_complete = True
+        self.keep_alive = True
+        self.message_event = _Event()
+
+
 class BoundedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus a deadline for each request's headers, a connection cap
     and a limit on the size of a request head.
@@ -730,7 +749,55 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes, self._in_body = 0, True
-        super().on_headers_complete()
+        if not self._answer_directly():
+            super().on_headers_complete()
+
+    def _answer_directly(self) -> bool:
+        """Answer a GET or HEAD of a published file here, without an ASGI cycle or task: the
+        answer is computed whole from the held version, then written in one call. Anything
+        else (other methods, app routes, pipelined requests behind an unfinished one, an
+        app that is not ours) returns False and takes uvicorn's ASGI path."""
+        app = self.config.app
+        if not isinstance(app, App) or self.parser.should_upgrade():
+            return False
+        method = self.parser.get_method()
+        if method not in (b"GET", b"HEAD"):
+            return False
+        previous = self.cycle
+        if previous is not None and not previous.response_complete:
+            return False
+        try:
+            raw_path = httptools.parse_url(self.url).path
+            path = raw_path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return False
+        if "%" in path:
+            path = unquote(path)
+        if path in app.routes:
+            return False
+        headers = {}
+        for name, value in self.headers:
+            if name in _WANTED:
+                headers[name.decode("latin-1")] = value.decode("latin-1")
+        answer = app.site.answer(method.decode("ascii"), path, headers)
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        out = [STATUS_LINE[answer.status]]
+        for name, value in (*self.server_state.default_headers, *answer.headers):
+            out += (name, b": ", value, b"\r\n")
+        if not keep_alive:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        # A finished cycle: body bytes and pipelining see it as done.
+        self.cycle = _Answered()  # type: ignore[assignment]
+        if answer.body:  # one vectored write, without copying the body into the head
+            self.transport.writelines((b"".join(out), answer.body))
+        else:
+            self.transport.write(b"".join(out))
+        if keep_alive:
+            self.on_response_complete()
+        else:
+            self.transport.close()
+        return True
 
     def on_message_complete(self) -> None:
         self._in_body = False
@@ -840,6 +907,8 @@ def make_server(app: Any, host: str, port: int, on_signal: Callable[[], None] | 
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         lifespan="off",
+        proxy_headers=False,  # no X-Forwarded-* use: client addresses are never logged
+        server_header=False,
     )
     return Server(config, on_signal)
 
