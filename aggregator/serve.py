@@ -272,6 +272,9 @@ def _qvalues(value: str) -> list[tuple[str, float]]:
     return out
 
 
+# Identity not listed (and no `*`) is acceptable but least wanted: below any q a client can
+# write (three decimals), so `gzip;q=0.5` still gets gzip.
+UNLISTED_IDENTITY_Q = 0.0005
 _CODING_PREFERENCE = ("br", "gzip", "identity")  # smallest first when the client rates them equal
 _coding_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
@@ -282,7 +285,8 @@ def choose_coding(accept_encoding: str | None, available: tuple[str, ...]) -> st
 
     No header: identity (any coding would be allowed, but clients that send none may not
     decode one). Codings not listed are acceptable only through `*`; identity is acceptable
-    unless excluded. The highest q wins; ties go to the smaller coding (br, gzip, identity)."""
+    unless excluded, and then ranks below every listed coding. The highest q wins; ties go to
+    the smaller coding (br, gzip, identity)."""
     if accept_encoding is None:
         return "identity"
     memo_key = (accept_encoding, available)
@@ -297,7 +301,9 @@ def choose_coding(accept_encoding: str | None, available: tuple[str, ...]) -> st
     for rank, coding in enumerate(_CODING_PREFERENCE):
         if coding not in available:
             continue
-        q = rated.get(coding, star if star is not None else (1.0 if coding == "identity" else 0.0))
+        q = rated.get(
+            coding, star if star is not None else (UNLISTED_IDENTITY_Q if coding == "identity" else 0.0)
+        )
         if q <= 0:
             continue
         score = (q, -rank)
@@ -736,21 +742,39 @@ class BoundedHttpTools(HttpToolsProtocol):
             return
         self._arm()
 
+    def on_message_begin(self) -> None:
+        self._head_bytes, self._in_body = 0, False
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
+
     def data_received(self, data: bytes) -> None:
-        if not self._in_body:
-            self._head_bytes += len(data)
         super().data_received(data)
-        if self._head_bytes > MAX_HEADER_BYTES and not self._in_body and not self.transport.is_closing():
+        if self._head_bytes > MAX_HEADER_BYTES and not self._in_body:
+            self._refuse_head()  # still unfinished, and already too large
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._refuse_head()
+        elif not self._answer_directly():
+            super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        self._head_bytes = 0
+        self.cycle = _Answered()  # type: ignore[assignment]  # the rest of the bytes are ignored
+        if not self.transport.is_closing():
             self.transport.write(
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
                 b"connection: close\r\n\r\n"
             )
             self.transport.close()
-
-    def on_headers_complete(self) -> None:
-        self._head_bytes, self._in_body = 0, True
-        if not self._answer_directly():
-            super().on_headers_complete()
 
     def _answer_directly(self) -> bool:
         """Answer a GET or HEAD of a published file here, without an ASGI cycle or task: the
@@ -801,6 +825,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._head_bytes = 0
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
