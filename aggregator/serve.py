@@ -167,6 +167,8 @@ class Variant:
     etag: str
     headers: Headers  # of a 200 (and HEAD): everything but Vary and Content-Location
     headers_304: Headers
+    head: bytes  # `headers` as header lines, ready to write
+    head_304: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +211,12 @@ def _variant(coding: str, body: bytes, etag: str, v: FileVersion) -> Variant:
     ]
     if coding != "identity":
         headers.append((b"content-encoding", coding.encode("ascii")))
-    return Variant(coding, body, etag, headers, common)
+    return Variant(coding, body, etag, headers, common, header_lines(headers), header_lines(common))
+
+
+def header_lines(headers: Headers) -> bytes:
+    """`[(b"etag", b'"x"')]` -> `b'etag: "x"\\r\\n'` (HTTP/1.1 field lines, RFC 9112 5)."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
 
 def make_version(
@@ -550,6 +557,11 @@ class Answer:
     status: int
     headers: Headers
     body: bytes = b""
+    head: bytes | None = None  # `headers` as field lines when made in advance
+
+    def field_lines(self) -> bytes:
+        """The headers as HTTP/1.1 field lines."""
+        return self.head if self.head is not None else header_lines(self.headers)
 
 
 def _plain(status: int, text: str, method: str, extra: Headers | None = None) -> Answer:
@@ -595,10 +607,14 @@ class StaticSite:
         variant = version.variants[coding]
         if extra or version.negotiable:
             extra.append(vary)
+        body = b"" if method == "HEAD" else variant.body
         if not_modified(headers, variant, version.mtime):
-            return Answer(304, variant.headers_304 + extra if extra else variant.headers_304)
-        out = variant.headers + extra if extra else variant.headers
-        return Answer(200, out, b"" if method == "HEAD" else variant.body)
+            if extra:
+                return Answer(304, variant.headers_304 + extra)
+            return Answer(304, variant.headers_304, b"", variant.head_304)
+        if extra:
+            return Answer(200, variant.headers + extra, body)
+        return Answer(200, variant.headers, body, variant.head)
 
     def _negotiate(self, path: str, headers: Mapping[str, str]) -> tuple[FileVersion, str] | None:
         name = path.rsplit("/", 1)[-1]
@@ -700,6 +716,9 @@ def create_app(
 # -- the HTTP server ---------------------------------------------------------------------------
 
 
+_default_lines: list[Any] = [None, b""]  # uvicorn's default headers and their field lines
+
+
 class _Event:
     def set(self) -> None:
         pass
@@ -728,6 +747,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     MAX_HEADER_BYTES is answered 431 (RFC 6585 section 5) and the connection closed."""
 
     _armed_for: object = None
+    _armed_at = 0.0
+    _got_bytes = False
     _header_timer: Any = None
     _head_bytes = 0
     _in_body = False
@@ -755,6 +776,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().on_header(name, value)
 
     def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
         super().data_received(data)
         if self._head_bytes > MAX_HEADER_BYTES and not self._in_body:
             self._refuse_head()  # still unfinished, and already too large
@@ -805,20 +827,28 @@ class BoundedHttpTools(HttpToolsProtocol):
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         answer = app.site.answer(method.decode("ascii"), path, headers)
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        out = [STATUS_LINE[answer.status]]
-        for name, value in (*self.server_state.default_headers, *answer.headers):
-            out += (name, b": ", value, b"\r\n")
-        if not keep_alive:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
+        default = self.server_state.default_headers  # the Date, a new list each second
+        if default is not _default_lines[0]:
+            _default_lines[:] = [default, header_lines(default)]
+        head = b"".join(
+            (
+                STATUS_LINE[answer.status],
+                _default_lines[1],
+                answer.field_lines(),
+                b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+            )
+        )
         # A finished cycle: body bytes and pipelining see it as done.
         self.cycle = _Answered()  # type: ignore[assignment]
         if answer.body:  # one vectored write, without copying the body into the head
-            self.transport.writelines((b"".join(out), answer.body))
+            self.transport.writelines((head, answer.body))
         else:
-            self.transport.write(b"".join(out))
+            self.transport.write(head)
         if keep_alive:
-            self.on_response_complete()
+            # What uvicorn's on_response_complete does, but for timers: nothing is pipelined
+            # or paused here, and _arm's one timer also stands for the keep-alive timeout.
+            self.server_state.total_requests += 1
+            self._arm()
         else:
             self.transport.close()
         return True
@@ -835,17 +865,32 @@ class BoundedHttpTools(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
+            self._header_timer = None
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
+        """Start the deadlines of the next request: KEEP_ALIVE seconds to send a first byte,
+        HEADER_TIMEOUT to finish its headers. One timer per connection, moved lazily: arming
+        per request costs nothing but three assignments."""
         self._armed_for = self.cycle
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._late)
+        self._armed_at = self.loop.time()
+        self._got_bytes = False
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(min(KEEP_ALIVE, HEADER_TIMEOUT), self._late)
 
     def _late(self) -> None:
-        if self.cycle is self._armed_for and not self.transport.is_closing():
-            self.transport.close()  # no new request began in time
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is self._armed_for:  # no request began since the deadlines started
+            limit = HEADER_TIMEOUT if self._got_bytes else min(KEEP_ALIVE, HEADER_TIMEOUT)
+            wait = self._armed_at + limit - self.loop.time()
+            if wait <= 0.001:
+                self.transport.close()  # idle, or its headers did not come in time
+                return
+        else:  # a request is being answered; its end arms the deadlines again
+            wait = HEADER_TIMEOUT
+        self._header_timer = self.loop.call_later(wait, self._late)
 
 
 class RateLimit(logging.Filter):
