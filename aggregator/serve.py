@@ -8,8 +8,8 @@ One response is one file version: a file is opened once, its descriptor's `fstat
 bytes give the validators and the body together, and its gzip and brotli codings are made
 from those bytes once and kept with them. So a file replaced (renamed over) while it is
 served can never pair one version's ETag or length with another's bytes. Versions are kept
-in memory and the file is stat'ed again at most every STAT_EVERY seconds per URL, or at once
-after `PublicFiles.invalidate` (the publisher's hook).
+in memory; each request stats the file (STAT_EVERY) and only a changed identity is read anew.
+`PublicFiles.invalidate` is the publisher's hook to drop held versions at once.
 
 Public files are answered by a plain ASGI callable in front of starlette (no routing, no
 middleware, header lists built once per version); only `/healthz` and `/metrics` go through
@@ -78,7 +78,10 @@ ARCHIVE_DAY = re.compile(r"archive/(\d{4})/(\d{2})/(\d{2})/")
 
 CACHE_FILES = 4096  # URL entries kept in memory (the site has ~30 files per language and day)
 CACHE_MAX_FILE = 8 << 20  # bytes: larger files are read per request, not kept
-STAT_EVERY = 0.25  # seconds: a URL's file is stat'ed again at most this often
+# Seconds between stats of a URL's file. 0: every request (one stat, 2 us; a deleted or replaced
+# file is noticed by the next request, as `run`'s rebuild of a deleted tree needs). A process
+# told of every change through `PublicFiles.invalidate` could raise it.
+STAT_EVERY = 0.0
 COMPRESS_MIN = 256  # bytes: smaller files are sent as they are (a coding would not pay)
 COMPRESSIBLE = ("text/", "application/atom+xml", "application/rss+xml", "application/feed+json",
                 "application/json", "application/xml", "text/x-opml")  # fmt: skip
@@ -380,7 +383,7 @@ def content_type(path: Path) -> str:
 
 @dataclass(slots=True)
 class _Entry:
-    version: FileVersion | None  # None: no such file (a miss is remembered as long as a hit)
+    version: FileVersion
     checked: float  # time.monotonic() of the last stat
 
 
@@ -434,7 +437,7 @@ class PublicFiles:
         `index.html`), or None when there is none, it is refused or not a regular file."""
         entry = self._entries.get(url_path)
         now = time.monotonic()
-        if entry is not None and now - entry.checked < self.stat_every:
+        if entry is not None and self.stat_every and now - entry.checked < self.stat_every:
             return entry.version
         path = self.resolve(url_path)
         if path is None:
@@ -442,7 +445,12 @@ class PublicFiles:
         if url_path.endswith("/") or url_path == "":
             path = path / "index.html"
         version = self.read(path, entry.version if entry is not None else None)
-        if version is None or len(version.body) <= CACHE_MAX_FILE:
+        if version is None:  # not remembered: a file that appears is served at once
+            if entry is not None:
+                with self._lock:
+                    self._entries.pop(url_path, None)
+            return None
+        if len(version.body) <= CACHE_MAX_FILE:
             with self._lock:
                 if len(self._entries) >= CACHE_FILES:
                     self._entries.clear()
