@@ -82,6 +82,7 @@ CACHE_MAX_FILE = 8 << 20  # bytes: larger files are read per request, not kept
 # file is noticed by the next request, as `run`'s rebuild of a deleted tree needs). A process
 # told of every change through `PublicFiles.invalidate` could raise it.
 STAT_EVERY = 0.0
+POLICY_EVERY = 60.0  # seconds: how often a held file's Cache-Control is worked out again
 COMPRESS_MIN = 256  # bytes: smaller files are sent as they are (a coding would not pay)
 COMPRESSIBLE = ("text/", "application/atom+xml", "application/rss+xml", "application/feed+json",
                 "application/json", "application/xml", "text/x-opml")  # fmt: skip
@@ -384,7 +385,9 @@ def content_type(path: Path) -> str:
 @dataclass(slots=True)
 class _Entry:
     version: FileVersion
+    name: str  # the file's path
     checked: float  # time.monotonic() of the last stat
+    policy_checked: float  # ... of the last look at its Cache-Control (archive days age)
 
 
 class PublicFiles:
@@ -437,8 +440,17 @@ class PublicFiles:
         `index.html`), or None when there is none, it is refused or not a regular file."""
         entry = self._entries.get(url_path)
         now = time.monotonic()
-        if entry is not None and self.stat_every and now - entry.checked < self.stat_every:
-            return entry.version
+        if entry is not None and now - entry.policy_checked < POLICY_EVERY:
+            # The hot path: one stat of the held file name, no path objects.
+            if self.stat_every and now - entry.checked < self.stat_every:
+                return entry.version
+            try:
+                st = os.stat(entry.name)
+            except OSError:
+                st = None
+            if st is not None and entry.version.key == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                entry.checked = now
+                return entry.version
         path = self.resolve(url_path)
         if path is None:
             return None
@@ -454,7 +466,7 @@ class PublicFiles:
             with self._lock:
                 if len(self._entries) >= CACHE_FILES:
                     self._entries.clear()
-                self._entries[url_path] = _Entry(version, now)
+                self._entries[url_path] = _Entry(version, str(path), now, now)
         return version
 
     def read(self, path: Path, previous: FileVersion | None = None) -> FileVersion | None:
