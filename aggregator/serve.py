@@ -194,6 +194,7 @@ class FileVersion:
     content_type: str
     cache_control: str
     variants: Mapping[str, Variant] = field(default_factory=dict)
+    codings: tuple[str, ...] = ("identity",)  # the keys of `variants`
 
     @property
     def negotiable(self) -> bool:
@@ -257,6 +258,7 @@ def make_version(
         tag = f'{etag[:-1]}-{"gz" if coding == "gzip" else coding}"'
         variants[coding] = _variant(coding, data, tag, version)
     object.__setattr__(version, "variants", variants)
+    object.__setattr__(version, "codings", tuple(variants))
     return version
 
 
@@ -570,7 +572,7 @@ VARY_ACCEPT = (b"vary", b"Accept")
 TEXT = CONTENT_TYPES[".txt"].encode("ascii")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per request, and frozen __init__ is slower
 class Answer:
     """A whole response: status, header list (lower-case names) and body (empty for HEAD)."""
 
@@ -620,7 +622,7 @@ class StaticSite:
                 extra = [(b"content-location", quote(location).encode("ascii"))]
         if version is None:
             return self._missing(method, path)
-        coding = choose_coding(headers.get("accept-encoding"), tuple(version.variants))
+        coding = choose_coding(headers.get("accept-encoding"), version.codings)
         vary = (VARY_BOTH if version.negotiable else VARY_ACCEPT) if extra else VARY_ENCODING
         if coding is None:  # identity refused and no coding acceptable: RFC 9110 15.5.7
             return _plain(406, "Not Acceptable: identity;q=0 and no coding offered", method, [vary])
