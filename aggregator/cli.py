@@ -507,11 +507,13 @@ def serve(ctx: Context, host: str, port: int) -> None:
     """
     import signal
 
-    from .serve import create_app, make_server
+    from .serve import create_app, make_server, serve_forever
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # until the server takes it over
+    # The configuration, when there is one, sets Cache-Control (poll intervals, time zone).
+    config = ctx.config() if ctx.config_path.exists() else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(make_server(create_app(ctx.public_dir), host, port).serve())
+        serve_forever(make_server(create_app(ctx.public_dir, config=config), host, port))
 
 
 @main.command()

@@ -268,7 +268,8 @@ def parse_wrk(server: str, path: str, kind: str, output: str) -> Result:
 def measure(wrk: str, script: Path, base: str, name: str, clients: int, duration: int) -> list[Result]:
     results = []
     for path in PATHS:
-        first = httpx.get(base + path, timeout=10)
+        # wrk sends no Accept-Encoding: the validator of the identity representation.
+        first = httpx.get(base + path, headers={"Accept-Encoding": "identity"}, timeout=10)
         first.raise_for_status()
         etag = first.headers.get("etag")
         if not etag:
@@ -307,11 +308,13 @@ def write_docs(text: str, args: argparse.Namespace) -> None:
     section = (
         f"{SECTION}\n\n"
         f"Command: `{command}` (run {date.today().isoformat()}, Python {platform.python_version()}, "
-        "2 shared cores: wrk and the server under test share them). `aggregator serve` (starlette + "
-        "uvicorn, one process) and nginx (Debian package, deploy/nginx.conf, worker_processes auto) "
-        "serve the same published tree (five feeds of 30 entries: `/feeds/all.atom` is 50 entries). "
-        "`200` cases send a stale `If-None-Match`, `304` cases the current ETag; errors count "
-        "socket errors and any answer with another status. This is the baseline for the serving rewrite.\n\n"
+        "2 shared cores: wrk and the server under test share them). `aggregator serve` (one process: "
+        "uvicorn's httptools protocol on uvloop, published files answered in the protocol from versions "
+        "held in memory) and nginx (Debian package, deploy/nginx.conf, worker_processes auto, so two "
+        "workers) serve the same published tree (five feeds of 30 entries: `/feeds/all.atom` is 50 "
+        "entries). `200` cases send a stale `If-None-Match`, `304` cases the current ETag; wrk sends no "
+        "Accept-Encoding, so both answer uncompressed. Errors count socket errors and any answer with "
+        "another status.\n\n"
         f"```\n{text}\n```\n"
     )
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"

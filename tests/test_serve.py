@@ -43,8 +43,8 @@ class Client:
     def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return self._send("GET", path, headers)
 
-    def head(self, path: str) -> httpx.Response:
-        return self._send("HEAD", path)
+    def head(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self._send("HEAD", path, headers)
 
 
 @pytest.fixture
@@ -238,13 +238,17 @@ def test_every_response_is_one_version_of_a_file_being_replaced(tmp_path: Path) 
         with httpx.Client(base_url=base, timeout=5) as http:
             deadline = time.monotonic() + 4
             while time.monotonic() < deadline:
-                r = http.get("/feeds/all.atom")
+                # Every coding too: each is made from the same version as the headers.
+                coding = ("identity", "gzip", "br")[responses % 3]
+                asked = {"Accept-Encoding": coding}
+                r = http.get("/feeds/all.atom", headers=asked)
                 responses += 1
                 assert r.status_code == 200
+                assert r.headers.get("content-encoding", "identity") == coding
                 assert r.content in versions, "a body that is no version of the file"
-                assert int(r.headers["content-length"]) == len(r.content)
+                assert int(r.headers["content-length"]) == r.num_bytes_downloaded
                 assert by_etag.setdefault(r.headers["etag"], r.content) == r.content, "one ETag, two bodies"
-                cond = http.get("/feeds/all.atom", headers={"If-None-Match": r.headers["etag"]})
+                cond = http.get("/feeds/all.atom", headers={**asked, "If-None-Match": r.headers["etag"]})
                 if cond.status_code == 200:  # replaced in between: then it must be another version
                     assert cond.headers["etag"] != r.headers["etag"] and cond.content in versions
         stop.set()
@@ -252,7 +256,7 @@ def test_every_response_is_one_version_of_a_file_being_replaced(tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(15)
-    assert responses > 100 and len(by_etag) == 3
+    assert responses > 100 and len(set(by_etag.values())) == 3
     assert code == 0  # SIGTERM stops `serve` cleanly too
 
 
@@ -340,7 +344,12 @@ def test_every_published_file_is_served_whole_with_validators(
     assert any(f.name == "sources.opml" for f in files) and any("archive" in f.parts for f in files)
     for path in files:
         rel = path.relative_to(public).as_posix()
-        r = client.get("/" + rel)
+        for coding in ("br", "gzip"):  # decoded, every coding gives the file's bytes
+            coded = client.get("/" + rel, headers={"Accept-Encoding": coding})
+            assert coded.content == path.read_bytes(), (rel, coding)
+            assert int(coded.headers["content-length"]) == coded.num_bytes_downloaded
+            assert coded.headers.get("content-encoding", coding) == coding  # tiny files: identity
+        r = client.get("/" + rel, headers={"Accept-Encoding": "identity"})
         assert r.status_code == 200, rel
         assert r.content == path.read_bytes() and int(r.headers["content-length"]) == len(r.content)
         if path.suffix == ".json":
@@ -349,8 +358,9 @@ def test_every_published_file_is_served_whole_with_validators(
         else:
             want = EXPECTED_TYPES[path.suffix]
         assert r.headers["content-type"].startswith(want), rel
-        assert client.get("/" + rel, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
-        head = client.head("/" + rel)
+        plain = {"Accept-Encoding": "identity"}
+        assert client.get("/" + rel, headers={**plain, "If-None-Match": r.headers["etag"]}).status_code == 304
+        head = client.head("/" + rel, headers=plain)
         assert head.content == b"" and head.headers["etag"] == r.headers["etag"]
         assert head.headers["content-length"] == r.headers["content-length"]
     # Directory URLs give their front page.
