@@ -39,7 +39,7 @@ from .metrics import Metrics
 from .models import Outcome, PollReport
 from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, is_feed_path, publish
-from .serve import create_app, make_server
+from .serve import App, CachePolicy, create_app, make_server, serve_forever
 from .store import Store, StoreError, default_store_url, open_store, sqlite_path
 from .urls import strip_secrets
 
@@ -384,6 +384,7 @@ class Service:
         self._orphans: set[asyncio.Task[None]] = set()  # polls started without APScheduler
         self._reloads: set[asyncio.Task[Any]] = set()  # reloads and retired fetchers closing
         self._watcher: asyncio.Task[None] | None = None
+        self._app: App | None = None  # the server's app, once serving
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -649,6 +650,8 @@ class Service:
             return False
         self.config = new
         self.publisher.config = new
+        if self._app is not None:  # Cache-Control follows the new poll intervals
+            self._app.files.policy = CachePolicy.from_config(new)
         try:
             sync_feeds(new, self.store)
         except Exception as e:
@@ -747,12 +750,13 @@ class Service:
             self.start_background()
             app = create_app(
                 self.public_dir, self.health.report, on_missing=self.publisher.check_soon,
-                metrics=self.metrics.render,
+                metrics=self.metrics.render, config=self.config,
             )  # fmt: skip
+            self._app = app
             server = make_server(app, host, port, on_signal=self.request_stop)
             if hasattr(signal, "SIGHUP"):
                 signal.signal(signal.SIGHUP, lambda _sig, _frame: self.request_reload())
-            asyncio.run(server.serve())
+            serve_forever(server)
         except KeyboardInterrupt:  # a signal before the server took them over: stop the same way
             pass
         finally:
