@@ -1,24 +1,27 @@
 """One poll of one feed, top to bottom: fetch -> parse -> normalise -> dedupe -> store.
 
-The CPU-bound middle (parse, language, keys) runs in a worker thread so slow parsing
-never stalls other feeds' downloads; all SQLite work stays on the caller's thread.
+The CPU-bound middle (parse, language, keys) runs in worker processes (`parse_workers.ParsePool`)
+when a run polls enough feeds to pay for them, else in a worker thread; either way slow
+parsing never stalls other feeds' downloads, and all SQLite work stays on the caller's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from . import dedupe, normalise
+from . import dedupe
+from . import workers as parse_workers
 from .config import Config, FeedConfig
 from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
-from .parse import NotAFeed, parse_feed
+from .parse import NotAFeed
 from .store import Store, StoreError, StoreLocked
+from .workers import POOL_MIN_FEEDS
 
 log = logging.getLogger("aggregator.poll")
 
@@ -77,23 +80,29 @@ def sync_feeds(config: Config, store: Store) -> None:
     store.sync_zone(config.site.zone)
 
 
-def _process(
-    result: FetchResult, feed: FeedConfig, config: Config, now: datetime
-) -> tuple[ParsedFeed, list[Candidate]]:
+def parse_job(result: FetchResult, feed: FeedConfig, config: Config, now: datetime) -> parse_workers.ParseJob:
+    """What parsing and normalising `result`'s body needs, as plain data for a worker."""
     assert result.body is not None
-    parsed = parse_feed(result.body, result.headers, result.url)
-    candidates, warning = normalise.prepare_feed(
-        parsed,
-        feed.key,
-        feed.language,
-        tuple(config.site.languages),
-        config.site.zone,
-        now,
-        tuple(config.site.translation_patterns),
+    return parse_workers.ParseJob(
+        body=result.body,
+        headers=result.headers,
+        url=result.url,
+        feed_url=feed.key,
+        configured_language=feed.language,
+        site_languages=tuple(config.site.languages),
+        zone=config.site.timezone,
+        now=now,
+        translation_patterns=tuple(config.site.translation_patterns),
     )
-    if warning != parsed.warning:  # entries skipped in normalise: status shows it
-        parsed = replace(parsed, warning=warning)
-    return parsed, candidates
+
+
+async def _process(
+    result: FetchResult, feed: FeedConfig, config: Config, now: datetime, pool: parse_workers.ParsePool | None
+) -> tuple[ParsedFeed, list[Candidate]]:
+    job = parse_job(result, feed, config, now)
+    if pool is not None:
+        return await pool.run(job)
+    return await asyncio.to_thread(parse_workers.process, job)
 
 
 async def poll_feed(
@@ -104,6 +113,7 @@ async def poll_feed(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     rng: random.Random | None = None,
     state: FeedState | None = None,
+    pool: parse_workers.ParsePool | None = None,
 ) -> PollReport:
     """Poll one feed and store what it brought. Never raises (but cancellation): whatever
     fails (the server, the fetcher, parsing, dedupe, the store: disk full, locked, read-only,
@@ -113,13 +123,14 @@ async def poll_feed(
     `state` is the feed's stored state if the caller has it already (else it is read).
     A 304 costs that read and one write of the poll record: no parsing, no entry lookups.
     The answer's validators are stored only with a successful parse and store (issue 11:
-    else the next poll gets a 304 and the failure vanishes from `status`)."""
+    else the next poll gets a 304 and the failure vanishes from `status`).
+    `pool`: parse in its worker processes (else in a thread of this process)."""
     result: FetchResult | None = None
     try:
         if state is None:
             state = store.feed_state(feed.key)
         result = await fetcher.fetch(feed, state)
-        return await _poll(feed, config, store, result, state, now(), rng)
+        return await _poll(feed, config, store, result, state, now(), rng, pool)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # the one place a poll's failures end: never past here
@@ -143,6 +154,7 @@ async def _poll(
     state: FeedState | None,
     started: datetime,
     rng: random.Random | None,
+    pool: parse_workers.ParsePool | None = None,
 ) -> PollReport:
     errors = state.error_count if state else 0
     title = warning = None
@@ -150,7 +162,7 @@ async def _poll(
     candidates: list[Candidate] | None = None
     if outcome is Outcome.OK:
         try:
-            parsed, candidates = await asyncio.to_thread(_process, result, feed, config, started)
+            parsed, candidates = await _process(result, feed, config, started, pool)
         except NotAFeed as e:
             outcome, error = Outcome.NOT_A_FEED, str(e)
         except Exception as e:  # a parser bug must cost one feed, not the run
@@ -267,15 +279,24 @@ async def poll_many(
     on_done: Callable[[PollReport], None] | None = None,
     rng: random.Random | None = None,
     retry_gone: bool = False,
+    workers: int | None = None,
 ) -> list[PollReport]:
     """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the
     rest, and nothing raises (but cancellation): every feed gets a report.
 
     Feeds that answered 410 Gone are not polled again (their report says so, `skipped`),
     unless `retry_gone` (an operator named them): an answer other than 410 revives them.
-    Afterwards the fetch log is pruned to `fetch.log_retention`."""
+    Afterwards the fetch log is pruned to `fetch.log_retention`.
+
+    `workers`: parse in that many worker processes, 0 in threads of this process; None
+    (default) chooses: processes (one per core) from POOL_MIN_FEEDS feeds on a machine with
+    more than one core, threads for fewer (starting processes would cost more than it saves)."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = parse_workers.default_workers() if cores > 1 and len(feeds) >= POOL_MIN_FEEDS else 0
+    pool = parse_workers.ParsePool(workers) if workers > 0 else None
     try:
         states = store.feed_states()
     except StoreError as e:  # each poll reads its own state, and records what fails
@@ -291,7 +312,7 @@ async def poll_many(
                     error="not polled: it answered 410 Gone earlier (its entries are kept)",
                 )  # fmt: skip
             else:
-                report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state)
+                report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state, pool=pool)
             if on_done:
                 try:
                     on_done(report)
@@ -301,6 +322,8 @@ async def poll_many(
 
         reports = list(await asyncio.gather(*(one(f) for f in feeds)))
     finally:
+        if pool is not None:
+            pool.close()
         if own:
             await fetcher.aclose()
     try:
