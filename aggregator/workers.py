@@ -34,6 +34,7 @@ from .parse import NotAFeed, parse_feed
 log = logging.getLogger("aggregator.workers")
 
 JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker is killed
+START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
 # Below this many feeds in one run, starting worker processes (about a second each, with the
 # language model) costs more than it saves: parse in a thread of this process instead.
 POOL_MIN_FEEDS = 20
@@ -82,6 +83,7 @@ def _serve(conn: Connection, function: Job) -> None:  # pragma: no cover - runs 
     """A worker's life: load the model, then answer jobs until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers end
     language.warm()
+    conn.send(("ready",))  # a job's deadline starts once the worker can work
     while True:
         try:
             job = conn.recv()
@@ -110,10 +112,16 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self.ready = False
 
     def call(self, job: ParseJob, timeout: float) -> tuple[Any, ...]:
         """Blocking: send the job, wait for its answer. Raises WorkerFailed."""
         try:
+            if not self.ready:
+                if not self.conn.poll(START_TIMEOUT):
+                    raise WorkerFailed(f"the parse worker did not start within {START_TIMEOUT:.0f} s")
+                self.conn.recv()
+                self.ready = True
             self.conn.send(job)
             if not self.conn.poll(timeout):
                 raise WorkerFailed(f"parsing took longer than {timeout:.0f} s: the parse worker was stopped")
@@ -144,9 +152,10 @@ class ParsePool:
         self._ctx = multiprocessing.get_context("spawn")
         self.timeout = timeout
         self._function = function  # a module-level function (pickled by name); tests inject faults
-        # Started now, so their imports and the model load overlap the first downloads.
-        self._idle: list[_Worker | None] = [_Worker(self._ctx, self._function) for _ in range(workers)]
-        self._all = [w for w in self._idle if w is not None]
+        # Started at the first job, all at once, so a run whose answers are all 304 starts
+        # none, and their imports and model loads overlap the downloads that follow.
+        self._idle: list[_Worker | None] = [None] * workers
+        self._all: list[_Worker] = []
         self._gate = asyncio.Semaphore(workers)
         self._closed = False
         self.replaced = 0  # workers replaced after a crash, a timeout or a cancelled job
@@ -161,10 +170,10 @@ class ParsePool:
         async with self._gate:
             if self._closed:
                 raise RuntimeError("the parse pool is closed")
+            if None in self._idle:  # not started yet, or replacing one that failed
+                self._idle = [w or self._start() for w in self._idle]
             worker = self._idle.pop()
-            if worker is None:  # replacing one that failed: started when next needed
-                worker = _Worker(self._ctx, self._function)
-                self._all.append(worker)
+            assert worker is not None
             healthy = False
             try:
                 answer = await asyncio.to_thread(worker.call, job, self.timeout)
@@ -184,6 +193,11 @@ class ParsePool:
         if kind == "not-a-feed":
             raise NotAFeed(answer[1], tuple(answer[2]))
         raise RuntimeError(answer[1])
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self._ctx, self._function)
+        self._all.append(worker)
+        return worker
 
     def close(self) -> None:
         """Stop every worker now (jobs in flight fail); safe to call twice."""
