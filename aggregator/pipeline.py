@@ -8,6 +8,7 @@ parsing never stalls other feeds' downloads, and all SQLite work stays on the ca
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -80,6 +81,13 @@ def sync_feeds(config: Config, store: Store) -> None:
     store.sync_zone(config.site.zone)
 
 
+def body_hash(body: bytes) -> str:
+    """A digest of a fetched body (BLAKE2b, 128 bits, hex): a 200 whose body hashes to the
+    last successful poll's is not parsed again (servers without validators send the same
+    document in full on every poll)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
 def parse_job(result: FetchResult, feed: FeedConfig, config: Config, now: datetime) -> parse_workers.ParseJob:
     """What parsing and normalising `result`'s body needs, as plain data for a worker."""
     assert result.body is not None
@@ -121,7 +129,8 @@ async def poll_feed(
     one more consecutive error, and sets the next poll with back-off; the report says so.
 
     `state` is the feed's stored state if the caller has it already (else it is read).
-    A 304 costs that read and one write of the poll record: no parsing, no entry lookups.
+    A 304 costs that read and one write of the poll record: no parsing, no entry lookups;
+    so does a 200 whose body is the one parsed and stored last time (`body_hash`).
     The answer's validators are stored only with a successful parse and store (issue 11:
     else the next poll gets a 304 and the failure vanishes from `status`).
     `pool`: parse in its worker processes (else in a thread of this process)."""
@@ -160,7 +169,17 @@ async def _poll(
     title = warning = None
     outcome, error = result.outcome, result.error
     candidates: list[Candidate] | None = None
-    if outcome is Outcome.OK:
+    digest = body_hash(result.body) if outcome is Outcome.OK and result.body is not None else None
+    unchanged = (
+        digest is not None
+        and state is not None
+        and state.body_hash == digest
+        and state.last_outcome in (Outcome.OK.value, Outcome.NOT_MODIFIED.value)
+    )
+    if unchanged:  # the very bytes parsed and stored last time: nothing new in them
+        assert state is not None
+        warning = state.warning
+    elif outcome is Outcome.OK:
         try:
             parsed, candidates = await _process(result, feed, config, started, pool)
         except NotAFeed as e:
@@ -197,6 +216,7 @@ async def _poll(
             warning=warning,
             gone=gone,
             validators=outcome is Outcome.OK,
+            body_hash=digest,
         )
     report = PollReport(
         feed_url=feed.key,
