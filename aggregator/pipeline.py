@@ -291,6 +291,17 @@ def _log(r: PollReport) -> None:
         )  # fmt: skip
 
 
+def parse_pool(feeds: int, workers: int | None = None) -> parse_workers.ParsePool | None:
+    """The worker processes to parse `feeds` feeds in, or None to parse in a thread of this
+    process. `workers`: that many processes (0: none); None chooses one per core when the
+    machine has more than one and there are at least POOL_MIN_FEEDS feeds. The caller closes
+    the pool (`fetch` after its run; `run` when it stops)."""
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = parse_workers.default_workers() if cores > 1 and feeds >= POOL_MIN_FEEDS else 0
+    return parse_workers.ParsePool(workers) if workers > 0 else None
+
+
 async def poll_many(
     feeds: Sequence[FeedConfig],
     config: Config,
@@ -313,10 +324,7 @@ async def poll_many(
     more than one core, threads for fewer (starting processes would cost more than it saves)."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)
-    if workers is None:
-        cores = os.cpu_count() or 1
-        workers = parse_workers.default_workers() if cores > 1 and len(feeds) >= POOL_MIN_FEEDS else 0
-    pool = parse_workers.ParsePool(workers) if workers > 0 else None
+    pool = parse_pool(len(feeds), workers)
     try:
         states = store.feed_states()
     except StoreError as e:  # each poll reads its own state, and records what fails

@@ -16,7 +16,7 @@ from aggregator.models import Candidate, Outcome, ParsedFeed
 from aggregator.parse import NotAFeed
 from aggregator.pipeline import poll_many, sync_feeds
 from aggregator.store import Store
-from aggregator.workers import ParseJob, ParsePool, WorkerFailed, process
+from aggregator.workers import POOL_MIN_FEEDS, ParseJob, ParsePool, WorkerFailed, process
 from tests.feedserver import FeedServer
 
 CORPUS = Path("/work/shared/corpus/real")
@@ -159,3 +159,86 @@ async def test_poll_many_stores_the_same_with_processes_and_threads(
         store.close()
     assert len(stored[0]) == 24
     assert stored[0] == stored[1]
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    parents[int(entry.name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, grew = set(), True
+    while grew:  # bounded: each pass adds a process or stops
+        grew = False
+        for child, parent in parents.items():
+            if (parent == pid or parent in found) and child not in found:
+                found.add(child)
+                grew = True
+    return found
+
+
+@pytest.mark.slow
+def test_run_parses_in_workers_and_ctrl_c_ends_them(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`aggregator run` with 20 feeds or more parses in worker processes; Ctrl-C ends it and
+    them within seconds, with no traceback."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.test_serve import _free_port
+
+    lines = ["site:", "  languages: [en]", "fetch:", "  per_host: 32", "feeds:"]
+    for i in range(POOL_FEEDS):
+        lines += [
+            f"  - url: {feed_server.add(f'/r{i}.rss', _rss(f'run{i}', items=2))}",
+            f"    name: feed {i}",
+        ]
+    config = tmp_path / "feeds.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(data), "run",
+         "--port", str(_free_port())],
+        cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        stored = 0
+        workers: set[int] = set()
+        while time.monotonic() < deadline and stored < 2 * POOL_FEEDS:  # bounded
+            time.sleep(0.5)
+            workers |= {p for p in _descendants(proc.pid) if b"multiprocessing" in _cmdline(p)}
+            if (data / "aggregator.db").exists():
+                try:
+                    stored = (
+                        sqlite3.connect(data / "aggregator.db")
+                        .execute("SELECT COUNT(*) FROM entries")
+                        .fetchone()[0]
+                    )
+                except sqlite3.Error:
+                    continue
+        assert stored == 2 * POOL_FEEDS
+        assert len(workers) >= 2  # the parse workers (and multiprocessing's resource tracker)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        output, _ = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert not any(os.path.exists(f"/proc/{p}") and b"multiprocessing" in _cmdline(p) for p in workers)
+
+
+POOL_FEEDS = POOL_MIN_FEEDS
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
