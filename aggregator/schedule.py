@@ -16,10 +16,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .config import Config, FeedConfig
 from .fetch import Fetcher
-from .pipeline import poll_feed, sync_feeds
+from .pipeline import parse_pool, poll_feed, sync_feeds
 from .publish import PublishReport, publish
 from .serve import create_app
 from .store import Store
+from .workers import ParsePool
 
 log = logging.getLogger("aggregator.schedule")
 
@@ -36,6 +37,7 @@ class Service:
         self.rng = rng or random.Random()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher: Fetcher | None = None
+        self.pool: ParsePool | None = None  # parse worker processes, from run() (issue 15)
 
     async def poll(self, feed: FeedConfig) -> None:
         assert self.fetcher is not None
@@ -43,7 +45,9 @@ class Service:
         if state and state.gone:
             return
         try:
-            report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng, state=state)
+            report = await poll_feed(
+                feed, self.config, self.store, self.fetcher, rng=self.rng, state=state, pool=self.pool
+            )
         except Exception:  # the scheduler must keep running whatever one poll does
             log.exception("feed=%r poll crashed", feed.title)
             return
@@ -110,6 +114,7 @@ class Service:
         sync_feeds(self.config, self.store)
         publish(self.store, self.config, self.public_dir)  # pages exist before the first poll
         self.fetcher = Fetcher(self.config.fetch)
+        self.pool = parse_pool(sum(1 for f in self.config.feeds if f.enabled))
         self.schedule_feeds(datetime.now(UTC))
         self.scheduler.add_job(self._prune, "interval", hours=6, id="prune-fetch-log")
         self.scheduler.start()
@@ -121,6 +126,8 @@ class Service:
             await server.serve()
         finally:
             self.scheduler.shutdown(wait=False)
+            if self.pool is not None:
+                self.pool.close()
             await self.fetcher.aclose()
             self.store.close()
 
