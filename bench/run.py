@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import platform
@@ -43,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# AGGREGATOR_SRC: measure another checkout's aggregator package (the "before" of a profile).
+sys.path.insert(0, os.environ.get("AGGREGATOR_SRC") or str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import nginx  # noqa: E402
@@ -182,12 +184,17 @@ def child_plain(args: argparse.Namespace) -> dict[str, Any]:
         world.advance(Path(args.root), feeds)
         try:
             with Phase() as steady:
-                _, _, statuses = asyncio.run(_plain_get(urls, etags))
+                _, changed, statuses = asyncio.run(_plain_get(urls, etags))
+            etags.update(changed)
+            with Phase() as quiet:
+                _, _, quiet_statuses = asyncio.run(_plain_get(urls, etags))
+            assert quiet_statuses[304] == len(urls), quiet_statuses
         finally:
             world.rewind(Path(args.root), feeds)
     out.update(
         http_s=http.wall, parse_s=parse.wall, cold_s=http.wall + parse.wall, cold_cpu_s=http.cpu + parse.cpu,
         entries=entries, steady_s=steady.wall, steady_statuses=dict(statuses), peak_mb=mem.peak_mb,
+        quiet_s=quiet.wall,
     )  # fmt: skip
     return out
 
@@ -215,9 +222,11 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
         store = Store(db)
         sync_feeds(config, store)
 
+        options = {"workers": args.workers} if "workers" in inspect.signature(poll_many).parameters else {}
+
         async def cycle() -> list[Any]:
             async with Fetcher(config.fetch) as fetcher:
-                return await poll_many(config.feeds, config, store, fetcher, workers=args.workers)
+                return await poll_many(config.feeds, config, store, fetcher, **options)
 
         with Phase() as cold:
             reports = asyncio.run(cycle())
@@ -230,6 +239,9 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
         try:
             with Phase() as steady:
                 reports = asyncio.run(cycle())
+            with Phase() as quiet:
+                quiet_reports = asyncio.run(cycle())
+            assert all(r.outcome is Outcome.NOT_MODIFIED for r in quiet_reports)
         finally:
             world.rewind(Path(args.root), feeds)
         store.close()
@@ -237,6 +249,7 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
         cold_s=cold.wall, cold_cpu_s=cold.cpu, steady_s=steady.wall, steady_cpu_s=steady.cpu,
         steady_outcomes=dict(Counter(r.outcome.value for r in reports)),
         steady_inserted=sum(r.inserted for r in reports), peak_mb=mem.peak_mb,
+        quiet_s=quiet.wall, quiet_cpu_s=quiet.cpu,
         db_mb=sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20,
     )  # fmt: skip
     return out
@@ -391,7 +404,8 @@ def render(results: list[dict[str, Any]], load: str) -> str:
             f"| {n:,} | cold: pool | {pool['cold_s']:.1f} s | {pool['cold_cpu_s'] / pool['cold_s']:.2f} | "
             f"{pool['cold_mb']:.0f} MB | httpx + feedparser {plain['cold_s']:.1f} s "
             f"({plain['http_s']:.1f} + {plain['parse_s']:.1f}), {plain['cold_mb']:.0f} MB | "
-            f"**{pool['cold_s'] / plain['cold_s']:.2f}×** |"
+            f"**{pool['cold_s'] / plain['cold_s']:.2f}×** (CPU {pool['cold_cpu_s']:.0f} s / "
+            f"{plain['cold_cpu_s']:.0f} s = {pool['cold_cpu_s'] / plain['cold_cpu_s']:.2f}×) |"
         )
         if threads:
             rows.append(
@@ -405,6 +419,11 @@ def render(results: list[dict[str, Any]], load: str) -> str:
             f"{pool['steady_cpu_s'] / pool['steady_s']:.2f} | "
             f"{pool['peak_mb']:.0f} MB | httpx, same clients {plain['steady_s']:.2f} s | "
             f"**{pool['steady_s'] / plain['steady_s']:.2f}×** |"
+        )
+        rows.append(
+            f"| {n:,} | steady (all 304) | {pool['quiet_s']:.2f} s | "
+            f"{pool['quiet_cpu_s'] / pool['quiet_s']:.2f} | | httpx, same clients {plain['quiet_s']:.2f} s | "
+            f"**{pool['quiet_s'] / plain['quiet_s']:.2f}×** |"
         )
         rows.append(
             f"| {n:,} | store | {pool['db_mb']:.0f} MB db, {pool['inserted']:,} entries "
