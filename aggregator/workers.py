@@ -37,7 +37,7 @@ JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker 
 START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
 # Below this many feeds in one run, starting worker processes (about a second each, with the
 # language model) costs more than it saves: parse in a thread of this process instead.
-POOL_MIN_FEEDS = 20
+POOL_MIN_FEEDS = 100
 
 
 @dataclass(frozen=True, slots=True)
