@@ -182,6 +182,8 @@ class ParsePool:
                 if healthy:
                     self._idle.append(worker)
                 else:  # crashed, hung or abandoned mid-job (cancelled): never reused
+                    if not self._closed:
+                        log.warning("parse worker %s replaced (job for %s)", worker.process.pid, job.feed_url)
                     worker.kill()
                     self._all.remove(worker)
                     self._idle.append(None)
