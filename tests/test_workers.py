@@ -8,6 +8,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,3 +243,47 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+async def test_bodies_waiting_for_their_parse_are_bounded(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads outrun parsing; the bodies fetched and not yet parsed stay few (memory)."""
+    import aggregator.workers
+    from aggregator.fetch import Fetcher
+
+    waiting: set[str] = set()
+    most = 0
+
+    class Counting(Fetcher):
+        async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal most
+            result = await super().fetch(*args, **kwargs)
+            waiting.add(result.feed_url)
+            most = max(most, len(waiting))
+            return result
+
+    real = aggregator.workers.process
+
+    def slow(job: ParseJob) -> Any:
+        time.sleep(0.02)
+        return real(job)
+
+    monkeypatch.setattr(aggregator.workers, "process", slow)
+    urls = [feed_server.add(f"/b{i}.rss", _rss(f"b{i}", items=1)) for i in range(40)]
+    config = Config(
+        site=Site(languages=["en"]),
+        fetch=FetchSettings(concurrency=4, per_host=4),
+        feeds=[FeedConfig(url=u, name=f"b{i}") for i, u in enumerate(urls)],  # type: ignore[arg-type]
+    )
+    store = Store(tmp_path / "aggregator.db")
+    sync_feeds(config, store)
+    try:
+        async with Counting(config.fetch) as fetcher:
+            reports = await poll_many(
+                config.feeds, config, store, fetcher, workers=0, on_done=lambda r: waiting.discard(r.feed_url)
+            )
+    finally:
+        store.close()
+    assert [r.outcome for r in reports] == [Outcome.OK] * 40
+    assert most <= 2 * 4
