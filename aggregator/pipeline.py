@@ -8,6 +8,7 @@ parsing never stalls other feeds' downloads, and all SQLite work stays on the ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -133,13 +134,17 @@ async def poll_feed(
     so does a 200 whose body is the one parsed and stored last time (`body_hash`).
     The answer's validators are stored only with a successful parse and store (issue 11:
     else the next poll gets a 304 and the failure vanishes from `status`).
-    `pool`: parse in its worker processes (else in a thread of this process)."""
+    `pool`: parse in its worker processes (else in a thread of this process); at most
+    `pool.admission` polls that use it are between their download and their parse at once."""
     result: FetchResult | None = None
     try:
         if state is None:
             state = store.feed_state(feed.key)
-        result = await fetcher.fetch(feed, state)
-        return await _poll(feed, config, store, result, state, now(), rng, pool)
+        # With a pool, its admission bounds the polls between download and parse, whoever
+        # started them (`run` schedules each feed on its own): fetched bodies never pile up.
+        async with pool.admission if pool is not None else contextlib.nullcontext():
+            result = await fetcher.fetch(feed, state)
+            return await _poll(feed, config, store, result, state, now(), rng, pool)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # the one place a poll's failures end: never past here

@@ -38,6 +38,7 @@ START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the lan
 # Below this many feeds in one run, starting worker processes (about a second each, with the
 # language model) costs more than it saves: parse in a thread of this process instead.
 POOL_MIN_FEEDS = 100
+ADMIT = 64  # polls at once from download to parse, per pool: twice the default concurrency
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,9 @@ class ParsePool:
     worker is replaced), RuntimeError for any other error the job raised (a parser bug,
     its message kept). Use as an async context manager, or call `close()`."""
 
-    def __init__(self, workers: int, timeout: float = JOB_TIMEOUT, function: Job = process) -> None:
+    def __init__(
+        self, workers: int, timeout: float = JOB_TIMEOUT, function: Job = process, admit: int = ADMIT
+    ) -> None:
         # spawn: a fresh interpreter, never a fork of a process with threads and sockets.
         self._ctx = multiprocessing.get_context("spawn")
         self.timeout = timeout
@@ -157,6 +160,9 @@ class ParsePool:
         self._idle: list[_Worker | None] = [None] * workers
         self._all: list[_Worker] = []
         self._gate = asyncio.Semaphore(workers)
+        # Polls allowed between their download and their parse (pipeline.poll_feed takes it):
+        # bodies wait in memory only this many at a time.
+        self.admission = asyncio.Semaphore(admit)
         self._closed = False
         self.replaced = 0  # workers replaced after a crash, a timeout or a cancelled job
 

@@ -287,3 +287,43 @@ async def test_bodies_waiting_for_their_parse_are_bounded(
         store.close()
     assert [r.outcome for r in reports] == [Outcome.OK] * 40
     assert most <= 2 * 4
+
+
+async def test_a_pool_bounds_bodies_waiting_whoever_polls(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`run` polls each feed on its own (poll_feed, not poll_many): the pool's admission is
+    what bounds the bodies between download and parse there."""
+    from aggregator.fetch import Fetcher
+    from aggregator.pipeline import poll_feed
+
+    waiting: set[str] = set()
+    most = 0
+
+    class Counting(Fetcher):
+        async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal most
+            result = await super().fetch(*args, **kwargs)
+            waiting.add(result.feed_url)
+            most = max(most, len(waiting))
+            return result
+
+    urls = [feed_server.add(f"/a{i}.rss", _rss(f"a{i}", items=1)) for i in range(15)]
+    config = Config(
+        site=Site(languages=["en"]),
+        fetch=FetchSettings(concurrency=15, per_host=15),
+        feeds=[FeedConfig(url=u, name=f"a{i}") for i, u in enumerate(urls)],  # type: ignore[arg-type]
+    )
+    store = Store(tmp_path / "aggregator.db")
+    sync_feeds(config, store)
+
+    async def one(feed: FeedConfig, fetcher: Fetcher, pool: ParsePool) -> Outcome:
+        report = await poll_feed(feed, config, store, fetcher, pool=pool)
+        waiting.discard(report.feed_url)
+        return report.outcome
+
+    try:
+        async with Counting(config.fetch) as fetcher, ParsePool(2, admit=3) as pool:
+            outcomes = await asyncio.gather(*(one(f, fetcher, pool) for f in config.feeds))
+    finally:
+        store.close()
+    assert outcomes == [Outcome.OK] * 15
+    assert most <= 3
