@@ -115,7 +115,7 @@ def test_backup_command_copies_a_live_store(tmp_path: Path) -> None:
     backups.mkdir()
     config = tmp_path / "feeds.yaml"
     config.write_text("feeds: []\n", encoding="utf-8")
-    assert run_cli("publish", config=config, data=data).returncode == 0  # creates and migrates the store
+    assert run_cli("fetch", config=config, data=data).returncode == 0  # creates and migrates the store
     unit = (DEPLOY / "aggregator-backup.service").read_text(encoding="utf-8")
     [command] = [
         line.removeprefix("ExecStart=") for line in unit.splitlines() if line.startswith("ExecStart=")
@@ -161,7 +161,7 @@ def published(tmp_path: Path) -> tuple[Path, Path]:
     config = tmp_path / "feeds.yaml"
     config.write_text("site:\n  title: Deploy test\nfeeds: []\n", encoding="utf-8")
     data = tmp_path / "data"
-    result = run_cli("publish", config=config, data=data)
+    result = run_cli("fetch", config=config, data=data)  # publish never creates the store
     assert result.returncode == 0, result.stderr
     return config, data
 
