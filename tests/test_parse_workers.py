@@ -4,6 +4,7 @@ a worker that crashes or hangs costs its one job, is replaced, and Ctrl-C never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from datetime import UTC, datetime
@@ -229,6 +230,64 @@ def test_run_parses_in_workers_and_ctrl_c_ends_them(tmp_path: Path, feed_server:
         sent = time.monotonic()
         output, _ = proc.communicate(timeout=20)
     assert time.monotonic() - sent < 10
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert not any(os.path.exists(f"/proc/{p}") and b"multiprocessing" in _cmdline(p) for p in workers)
+
+
+@pytest.mark.slow
+def test_a_reload_past_the_threshold_starts_the_pool(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`run` with few feeds parses in a thread; a reload (SIGHUP) to POOL_MIN_FEEDS feeds or
+    more starts the worker processes on the poll thread, the added feeds are parsed there, and
+    Ctrl-C ends them."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.test_serve import _free_port
+
+    def write(n: int) -> None:
+        lines = ["site:", "  languages: [en]", "fetch:", "  per_host: 32", "feeds:"]
+        for i in range(n):
+            lines += [
+                f"  - url: {feed_server.add(f'/g{i}.rss', _rss(f'grow{i}', items=2))}",
+                f"    name: feed {i}",
+            ]
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def wait_for(entries: int) -> set[int]:
+        deadline = time.monotonic() + 60
+        stored, workers = 0, set()
+        while time.monotonic() < deadline and stored < entries:  # bounded
+            time.sleep(0.5)
+            workers |= {p for p in _descendants(proc.pid) if b"multiprocessing" in _cmdline(p)}
+            if (data / "aggregator.db").exists():
+                with contextlib.suppress(sqlite3.Error):
+                    db = sqlite3.connect(data / "aggregator.db")
+                    stored = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+                    db.close()
+        assert stored == entries
+        return workers
+
+    config = tmp_path / "feeds.yaml"
+    data = tmp_path / "data"
+    write(2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(data), "run",
+         "--port", str(_free_port())],
+        cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        assert wait_for(4) == set()  # two feeds: parsed in a thread, no worker processes
+        write(POOL_FEEDS)
+        proc.send_signal(signal.SIGHUP)
+        workers = wait_for(2 * POOL_FEEDS)
+        assert len(workers) >= 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert not any(os.path.exists(f"/proc/{p}") and b"multiprocessing" in _cmdline(p) for p in workers)
