@@ -224,3 +224,9 @@ def _model() -> _Ranker:
                 _MODEL = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
             model = _MODEL
     return model
+
+
+def warm() -> None:
+    """Load the identifier's model now (about a second) rather than at the first entry that
+    needs it: parse workers call this as they start, while the first downloads are running."""
+    _model()

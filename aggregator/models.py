@@ -171,6 +171,7 @@ class FeedState:
     permanent_url: str | None = None
     gone: bool = False
     warning: str | None = None
+    body_hash: str | None = None  # digest of the last successfully parsed body (pipeline.body_hash)
 
 
 @dataclass(frozen=True, slots=True)

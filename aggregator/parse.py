@@ -22,7 +22,7 @@ import ftfy
 from charset_normalizer import from_bytes
 from feedparser.encodings import convert_to_utf8
 from feedparser.urls import resolve_relative_uris
-from ftfy.badness import is_bad
+from ftfy.badness import BADNESS_RE
 
 from .models import Enclosure, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
@@ -46,15 +46,74 @@ class NotAFeed(Exception):
         super().__init__(message)
 
 
-def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
-    """Parse a fetched body. `headers` are the response headers (lower-case names)."""
+def parse_feed(
+    body: bytes, headers: Mapping[str, str], url: str, *, resolve_relative: bool | None = None
+) -> ParsedFeed:
+    """Parse a fetched body. `headers` are the response headers (lower-case names).
+
+    `resolve_relative`: whether feedparser makes relative URLs in the entries' HTML absolute
+    (its second HTML pass over every field); None (default) decides per document: only when
+    `has_relative_references` finds any. True is feedparser's own way, for comparison.
+    Raises NotAFeed when the body is not a feed."""
     ctype = headers.get("content-type", "").lower()
     head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         raise NotAFeed("the server sent an empty body")
     if "json" in ctype or head.startswith(b"{"):
         return _parse_json_feed(body, url, headers.get("content-language"))
-    return _parse_xml(body, headers, url)
+    return _parse_xml(body, headers, url, resolve_relative)
+
+
+# An HTML attribute that feedparser's relative-URI pass rewrites (feedparser.urls.
+# RelativeURIResolver.relative_uris: a@href, img@src, blockquote@cite, ...), written raw, in
+# CDATA or entity-escaped (`href=&quot;...`), up to the start of its value. Matched in the
+# lower-cased document (a case-insensitive alternation is five times slower).
+_URI_ATTRIBUTE = re.compile(
+    rb"(?:href|src|cite|codebase|background|action|longdesc|profile|usemap|classid|data|poster)"
+    rb"(?>[ \t\r\n]*=[ \t\r\n]*)"
+)
+
+# A value the pass leaves as it is: a quoted absolute http(s) URL with a host. Case
+# matters: feedparser drops `HTTP://...` (its scheme list is lower-case). Spaces around the
+# URL (stripped), a trailing `?`, `#` or `;` (dropped by urljoin), brackets and an unquoted
+# value all take the pass, whose result would differ.
+_QUOTE = rb"(?:[\"']|&(?i:quot|apos|#0*34|#0*39|#x0*22|#x0*27);)"
+_ABSOLUTE_WEB_URL = re.compile(
+    _QUOTE + rb"https?://[^/\s\"'<>\[\]][^\s\"'<>\[\]]*?[^\s\"'<>\[\]?#;]" + _QUOTE
+)
+# HTML that feedparser's re-serialiser (feedparser.html._BaseHTMLProcessor.feed and its
+# handlers) rewrites into something an HTML parser reads differently, raw or escaped, in the
+# lower-cased document: end tags of void elements (dropped; `</br>` is a line break to
+# HTML5), declarations but comments and CDATA (a malformed one is escaped; the feed's own
+# DOCTYPE is gone by now), bare self-closing tags of other elements (`<p/>` becomes
+# `<p></p>`), and empty tags `<>` (dropped).
+# `</link>` and `</source>` are RSS and Atom elements in the raw XML: only escaped ones count.
+_VOID = rb"area|base|basefont|br|col|command|embed|frame|hr|img|input|isindex|keygen|meta|param|track|wbr"
+_REWRITTEN_MARKUP = re.compile(
+    rb"(?:<|&lt;)(?:/(?:" + _VOID + rb")\b|!(?!--|\[)|(?:>|&gt;)"
+    rb"|(?!(?:" + _VOID + rb"|link|source)[\s/])[^<>\s&;/]+\s*/(?:>|&gt;))"
+    rb"|&lt;/(?:link|source)\b"
+)
+
+
+def has_relative_references(data: bytes) -> bool:
+    """Whether feedparser's relative-URI pass may change any HTML in the document beyond the
+    order of attributes: an attribute it resolves whose value is not a plain absolute
+    `http(s)://host...` URL (`_ABSOLUTE_WEB_URL`), markup its re-serialiser rewrites
+    (`_REWRITTEN_MARKUP`), or base64 content it cannot see into. Errs towards True (such text
+    anywhere, escaped or not, in any element). `data` is UTF-8 (ASCII-compatible).
+
+    Measured (issue 15): the pass was half of feedparser's time per entry (487 of 969 us),
+    and most feeds give absolute URLs only (57 of 72 in the shared corpus);
+    tests/test_relative_urls.py proves the outcome equal on every feed of the corpus."""
+    lowered = data.lower()  # bytes.lower keeps every offset
+    if _REWRITTEN_MARKUP.search(lowered) or b"base64" in lowered:  # Atom 0.3 mode="base64"
+        return True
+    return any(not _is_absolute(data, m.end()) for m in _URI_ATTRIBUTE.finditer(lowered))
+
+
+def _is_absolute(data: bytes, at: int) -> bool:
+    return _ABSOLUTE_WEB_URL.match(data, at) is not None
 
 
 def strip_doctype(data: bytes) -> tuple[bytes, bool]:
@@ -221,10 +280,14 @@ def _western_tie(matches: Any, best: Any, body: bytes) -> str | None:
     return "cp1252" if latin * 2 >= len(letters) else None
 
 
-def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+def _parse_xml(
+    body: bytes, headers: Mapping[str, str], url: str, resolve_relative: bool | None = None
+) -> ParsedFeed:
     data, encoding_warning = to_utf8(body, headers)
     data, had_entities = strip_doctype(data)
     data = unescape_cdata(data)
+    if resolve_relative is None:
+        resolve_relative = has_relative_references(data)
     # Already UTF-8 now; the original media type's only other effect would be a spurious
     # "not an XML media type" warning for feeds served as text/html.
     response_headers = {"content-type": "application/xml; charset=utf-8", "content-location": url}
@@ -233,7 +296,7 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     d = feedparser.parse(
         data,
         response_headers=response_headers,
-        resolve_relative_uris=True,
+        resolve_relative_uris=resolve_relative,
         sanitize_html=False,  # sanitised once, with nh3, when rendered
     )
     version = d.get("version") or ""
@@ -269,8 +332,10 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         if entry is not None:
             entries.append(entry)
     notes.repairs_warning()
+    title_type = str((feed.get("title_detail") or {}).get("type") or "text/plain")
     return ParsedFeed(
-        title=repair_mojibake(_clean(_text(feed.get("title")))) or None,
+        # Plain text, as entry titles: an HTML title is reduced to its text.
+        title=repair_mojibake(_plain_title(_text(feed.get("title")), title_type)) or None,
         link=_web_link(feed.get("link")),
         language=document_language,
         format=version or "unknown",
@@ -426,11 +491,40 @@ def repair_mojibake(text: str) -> str:
     """`text` with mojibake already in the source repaired by ftfy (`fix_encoding` only: no
     other change, such as quotes or entities): UTF-8 that was read as windows-1252 or latin-1
     upstream, "rÃ©cord" -> "récord", "Ð¯Ð½Ð´ÐµÐºÑ" -> "Яндекс". Text ftfy does not judge bad
-    (`ftfy.badness.is_bad`, a quick test) is returned unchanged; docs/fidelity.md measures
-    this on the whole corpus (every repair listed, no clean entry changed)."""
-    if not text or text.isascii() or not is_bad(text):
+    (`ftfy.badness.is_bad`, a quick test, here as `looks_bad`) is returned unchanged;
+    docs/fidelity.md measures this on the whole corpus (every repair listed, no clean entry
+    changed)."""
+    if not text or not looks_bad(text):
         return text
     return str(ftfy.fix_encoding(text))
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Longest match of ftfy's badness expression (7 characters in ftfy 6.3: "ГўВЂВ.x"); checked
+# against the installed ftfy by tests/test_parse_speed.py.
+BADNESS_WIDTH = 8
+
+
+def looks_bad(text: str) -> bool:
+    """Exactly `ftfy.badness.is_bad(text)`, searching only around non-ASCII characters.
+
+    Every alternative of ftfy's BADNESS_RE needs a non-ASCII character, none looks beyond
+    its own match (no lookaround, `^` only at the real start) and none is longer than
+    BADNESS_WIDTH, so a match lies within BADNESS_WIDTH of a run of non-ASCII characters.
+    Mostly-ASCII fields (markup, English) are then searched in a few short windows instead of
+    whole (is_bad was the largest single cost of parsing, 14% of a cold poll, issue 15)."""
+    if text.isascii():
+        return False
+    start = end = -1
+    for m in _NON_ASCII.finditer(text):
+        lo, hi = max(0, m.start() - BADNESS_WIDTH), m.end() + BADNESS_WIDTH
+        if lo <= end:  # overlaps the window so far: one search for both
+            end = hi
+            continue
+        if end >= 0 and BADNESS_RE.search(text, start, end):
+            return True
+        start, end = lo, hi
+    return bool(BADNESS_RE.search(text, start, end))
 
 
 def _repaired(texts: tuple[str, str, str], notes: _Notes) -> tuple[str, str, str]:

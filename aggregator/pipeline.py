@@ -1,24 +1,29 @@
 """One poll of one feed, top to bottom: fetch -> parse -> normalise -> dedupe -> store.
 
-The CPU-bound middle (parse, language, keys) runs in a worker thread so slow parsing
-never stalls other feeds' downloads; all SQLite work stays on the caller's thread.
+The CPU-bound middle (parse, language, keys) runs in worker processes (`parse_workers.ParsePool`)
+when a run polls enough feeds to pay for them, else in a worker thread; either way slow
+parsing never stalls other feeds' downloads, and all SQLite work stays on the caller's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from . import dedupe, normalise
+from . import dedupe
+from . import workers as parse_workers
 from .config import Config, FeedConfig
 from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
-from .parse import NotAFeed, parse_feed
+from .parse import NotAFeed
 from .store import Store, StoreError, StoreLocked
+from .workers import POOL_MIN_FEEDS
 
 log = logging.getLogger("aggregator.poll")
 
@@ -77,23 +82,36 @@ def sync_feeds(config: Config, store: Store) -> None:
     store.sync_zone(config.site.zone)
 
 
-def _process(
-    result: FetchResult, feed: FeedConfig, config: Config, now: datetime
-) -> tuple[ParsedFeed, list[Candidate]]:
+def body_hash(body: bytes) -> str:
+    """A digest of a fetched body (BLAKE2b, 128 bits, hex): a 200 whose body hashes to the
+    last successful poll's is not parsed again (servers without validators send the same
+    document in full on every poll)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def parse_job(result: FetchResult, feed: FeedConfig, config: Config, now: datetime) -> parse_workers.ParseJob:
+    """What parsing and normalising `result`'s body needs, as plain data for a worker."""
     assert result.body is not None
-    parsed = parse_feed(result.body, result.headers, result.url)
-    candidates, warning = normalise.prepare_feed(
-        parsed,
-        feed.key,
-        feed.language,
-        tuple(config.site.languages),
-        config.site.zone,
-        now,
-        tuple(config.site.translation_patterns),
+    return parse_workers.ParseJob(
+        body=result.body,
+        headers=result.headers,
+        url=result.url,
+        feed_url=feed.key,
+        configured_language=feed.language,
+        site_languages=tuple(config.site.languages),
+        zone=config.site.timezone,
+        now=now,
+        translation_patterns=tuple(config.site.translation_patterns),
     )
-    if warning != parsed.warning:  # entries skipped in normalise: status shows it
-        parsed = replace(parsed, warning=warning)
-    return parsed, candidates
+
+
+async def _process(
+    result: FetchResult, feed: FeedConfig, config: Config, now: datetime, pool: parse_workers.ParsePool | None
+) -> tuple[ParsedFeed, list[Candidate]]:
+    job = parse_job(result, feed, config, now)
+    if pool is not None:
+        return await pool.run(job)
+    return await asyncio.to_thread(parse_workers.process, job)
 
 
 async def poll_feed(
@@ -104,6 +122,7 @@ async def poll_feed(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     rng: random.Random | None = None,
     state: FeedState | None = None,
+    pool: parse_workers.ParsePool | None = None,
 ) -> PollReport:
     """Poll one feed and store what it brought. Never raises (but cancellation): whatever
     fails (the server, the fetcher, parsing, dedupe, the store: disk full, locked, read-only,
@@ -111,15 +130,21 @@ async def poll_feed(
     one more consecutive error, and sets the next poll with back-off; the report says so.
 
     `state` is the feed's stored state if the caller has it already (else it is read).
-    A 304 costs that read and one write of the poll record: no parsing, no entry lookups.
+    A 304 costs that read and one write of the poll record: no parsing, no entry lookups;
+    so does a 200 whose body is the one parsed and stored last time (`body_hash`).
     The answer's validators are stored only with a successful parse and store (issue 11:
-    else the next poll gets a 304 and the failure vanishes from `status`)."""
+    else the next poll gets a 304 and the failure vanishes from `status`).
+    `pool`: parse in its worker processes (else in a thread of this process); at most
+    `pool.admission` polls that use it are between their download and their parse at once."""
     result: FetchResult | None = None
     try:
         if state is None:
             state = store.feed_state(feed.key)
-        result = await fetcher.fetch(feed, state)
-        return await _poll(feed, config, store, result, state, now(), rng)
+        # With a pool, its admission bounds the polls between download and parse, whoever
+        # started them (`run` schedules each feed on its own): fetched bodies never pile up.
+        async with pool.admission if pool is not None else contextlib.nullcontext():
+            result = await fetcher.fetch(feed, state)
+            return await _poll(feed, config, store, result, state, now(), rng, pool)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # the one place a poll's failures end: never past here
@@ -143,14 +168,25 @@ async def _poll(
     state: FeedState | None,
     started: datetime,
     rng: random.Random | None,
+    pool: parse_workers.ParsePool | None = None,
 ) -> PollReport:
     errors = state.error_count if state else 0
     title = warning = None
     outcome, error = result.outcome, result.error
     candidates: list[Candidate] | None = None
-    if outcome is Outcome.OK:
+    digest = body_hash(result.body) if outcome is Outcome.OK and result.body is not None else None
+    unchanged = (
+        digest is not None
+        and state is not None
+        and state.body_hash == digest
+        and state.last_outcome in (Outcome.OK.value, Outcome.NOT_MODIFIED.value)
+    )
+    if unchanged:  # the very bytes parsed and stored last time: nothing new in them
+        assert state is not None
+        warning = state.warning
+    elif outcome is Outcome.OK:
         try:
-            parsed, candidates = await asyncio.to_thread(_process, result, feed, config, started)
+            parsed, candidates = await _process(result, feed, config, started, pool)
         except NotAFeed as e:
             outcome, error = Outcome.NOT_A_FEED, str(e)
         except Exception as e:  # a parser bug must cost one feed, not the run
@@ -187,6 +223,7 @@ async def _poll(
             warning=warning,
             gone=gone,
             validators=outcome is Outcome.OK,
+            body_hash=digest,
         )
     report = PollReport(
         feed_url=feed.key,
@@ -261,6 +298,17 @@ def _log(r: PollReport) -> None:
         )  # fmt: skip
 
 
+def parse_pool(feeds: int, workers: int | None = None) -> parse_workers.ParsePool | None:
+    """The worker processes to parse `feeds` feeds in, or None to parse in a thread of this
+    process. `workers`: that many processes (0: none); None chooses one per core when the
+    machine has more than one and there are at least POOL_MIN_FEEDS feeds. The caller closes
+    the pool (`fetch` after its run; `run` when it stops)."""
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = parse_workers.default_workers() if cores > 1 and feeds >= POOL_MIN_FEEDS else 0
+    return parse_workers.ParsePool(workers) if workers > 0 else None
+
+
 async def poll_many(
     feeds: Sequence[FeedConfig],
     config: Config,
@@ -269,20 +317,30 @@ async def poll_many(
     on_done: Callable[[PollReport], None] | None = None,
     rng: random.Random | None = None,
     retry_gone: bool = False,
+    workers: int | None = None,
 ) -> list[PollReport]:
     """Poll feeds concurrently (the fetcher enforces the limits); one failure never stops the
     rest, and nothing raises (but cancellation): every feed gets a report.
 
     Feeds that answered 410 Gone are not polled again (their report says so, `skipped`),
     unless `retry_gone` (an operator named them): an answer other than 410 revives them.
-    Afterwards the fetch log is pruned to `fetch.log_retention`."""
+    Afterwards the fetch log is pruned to `fetch.log_retention`.
+
+    `workers`: parse in that many worker processes, 0 in threads of this process; None
+    (default) chooses: processes (one per core) from POOL_MIN_FEEDS feeds on a machine with
+    more than one core, threads for fewer (starting processes would cost more than it saves)."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)
+    pool = parse_pool(len(feeds), workers)
     try:
         states = store.feed_states()
     except StoreError as e:  # each poll reads its own state, and records what fails
         log.error("could not read the feeds' state: %s", e)
         states = {}
+    # Polls in flight, downloads and parsing together: downloads outrun parsing by far, and
+    # without a bound every body would wait in memory for its parse (3,000 feeds of 100 KB:
+    # 300 MB). Twice the download concurrency keeps every download slot busy.
+    in_flight = asyncio.Semaphore(2 * max(1, config.fetch.concurrency))
     try:
 
         async def one(feed: FeedConfig) -> PollReport:
@@ -293,7 +351,8 @@ async def poll_many(
                     error="not polled: it answered 410 Gone earlier (its entries are kept)",
                 )  # fmt: skip
             else:
-                report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state)
+                async with in_flight:
+                    report = await poll_feed(feed, config, store, fetcher, rng=rng, state=state, pool=pool)
             if on_done:
                 try:
                     on_done(report)
@@ -303,6 +362,8 @@ async def poll_many(
 
         reports = list(await asyncio.gather(*(one(f) for f in feeds)))
     finally:
+        if pool is not None:
+            pool.close()
         if own:
             await fetcher.aclose()
     try:

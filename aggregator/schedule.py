@@ -2,7 +2,8 @@
 
 Three threads, each owning what it touches (SQLite objects stay on the thread that made them):
 
-- the poll thread: its own asyncio loop, APScheduler, the fetcher and the poll store
+- the poll thread: its own asyncio loop, APScheduler, the fetcher, the parse worker pool
+  (`pipeline.parse_pool`: processes from POOL_MIN_FEEDS enabled feeds) and the poll store
   connection. Every poll is rescheduled from a `finally`, whatever it raised;
 - the publish thread: its own store connection; publishes coalesced changes, at start, when
   the day changes in `site.timezone`, when `public/` is missing, and retries after a failure;
@@ -37,11 +38,12 @@ from .config import Config, ConfigError, FeedConfig, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Outcome, PollReport
-from .pipeline import next_poll, poll_feed, poll_interval, sync_feeds
+from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
 from .store import Store, StoreError, default_store_url, open_store, sqlite_path
 from .urls import strip_secrets
+from .workers import ParsePool
 
 log = logging.getLogger("aggregator.schedule")
 
@@ -379,6 +381,9 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.store: Store | None = None  # the poll thread's connection
         self.fetcher: Fetcher | None = None
+        # Parse worker processes (issue 15), made and used on the poll thread; None: parse
+        # in a thread (few feeds or one core, `pipeline.parse_pool`).
+        self.pool: ParsePool | None = None
         self.stopping = False
         self._errors: dict[str, int] = {}  # consecutive failures the store could not record
         self._orphans: set[asyncio.Task[None]] = set()  # polls started without APScheduler
@@ -418,7 +423,9 @@ class Service:
             if state and state.gone:
                 gone = True
                 return
-            report = await poll_feed(feed, self.config, self.store, self.fetcher, rng=self.rng, state=state)
+            report = await poll_feed(
+                feed, self.config, self.store, self.fetcher, rng=self.rng, state=state, pool=self.pool
+            )
             gone = report.outcome is Outcome.GONE
             self._errors.pop(feed.key, None)
             self.health.polled(report, datetime.now(UTC))
@@ -569,6 +576,7 @@ class Service:
         try:
             self.open_store()
             self.fetcher = Fetcher(self.config.fetch)
+            self.pool = parse_pool(_enabled(self.config))
             now = datetime.now(UTC)
             self.schedule_feeds(now)
             self.scheduler.add_job(
@@ -660,6 +668,11 @@ class Service:
             retired, self.fetcher = self.fetcher, Fetcher(new.fetch)
             # Polls in flight keep the old clients until they end (at most one deadline).
             self._keep(asyncio.create_task(_close_later(retired, old.fetch.timeout.total_seconds())))
+        if self.pool is None:
+            # Grown past the pool threshold: parse in worker processes from now on. A pool is
+            # kept when feeds are removed (idle workers cost memory only; closing it would fail
+            # parses in flight).
+            self.pool = parse_pool(_enabled(new))
         before = {f.key: f for f in old.feeds if f.enabled}
         after = {f.key: f for f in new.feeds if f.enabled}
         now = datetime.now(UTC)
@@ -706,6 +719,9 @@ class Service:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                self.pool.close()
         if self.fetcher is not None:
             with contextlib.suppress(Exception):
                 await self.fetcher.aclose()
@@ -761,6 +777,11 @@ class Service:
             pass
         finally:
             self.stop_background()
+
+
+def _enabled(config: Config) -> int:
+    """How many feeds are polled: what the parse pool is sized for."""
+    return sum(1 for f in config.feeds if f.enabled)
 
 
 async def _close_later(fetcher: Fetcher, seconds: float) -> None:

@@ -32,7 +32,7 @@ from aggregator.config import Config, load_config
 from aggregator.fetch import Fetcher
 from aggregator.models import Outcome, PollReport
 from aggregator.pipeline import poll_feed, poll_many, sync_feeds
-from aggregator.store import SQLiteStore, Store
+from aggregator.store import SCHEMA_VERSION, SQLiteStore, Store
 from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer
 from tests.hostile_server import HostileServer, raw_response
@@ -390,7 +390,7 @@ def test_processes_racing_to_create_the_schema_all_succeed(tmp_path: Path) -> No
         ]  # fmt: skip
         for p in procs:
             out, err = p.communicate(timeout=60)
-            if p.returncode != 0 or out.strip() != "4":  # schema v4 (issue 16: leases)
+            if p.returncode != 0 or out.strip() != str(SCHEMA_VERSION):
                 failures.append((trial, err.strip().splitlines()[-1:] or out))
         tables = rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert tables == [("entries",), ("entry_sources",), ("feeds",), ("fetch_log",), ("meta",)]

@@ -98,7 +98,7 @@ def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 4
+    assert store.version == SCHEMA_VERSION == 5
     [entry] = store.entries_by_id(["e1"])
     assert entry.title_key == "peru il movimento" and entry.published_zone is None
     indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
@@ -132,7 +132,7 @@ def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> Non
     path = tmp_path / "v2.db"
     _v2_database(path)
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 4
+    assert store.version == SCHEMA_VERSION == 5
     entries = {e.id: e for e in store.entries_by_id(["a", "b", "c"])}
     assert [entries[i].seq for i in ("b", "a", "c")] == [1, 2, 3]
     assert entries["b"].title == "Title 0" and entries["b"].summary == "summary0"

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from aggregator import dedupe
 from aggregator.models import Candidate, FetchResult, Outcome, UpdatePlan
 from aggregator.store import SQLiteStore, Store, StoreError, StoreMissing, StoreSchemaError, open_store
+from aggregator.store.postgres import MIGRATIONS as PG_MIGRATIONS
+from aggregator.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from aggregator.store.postgres import PostgresStore
 from aggregator.text import xml_safe
 from tests.test_store import NOT_XML, PUBLIC_CALLS, _entry
@@ -278,6 +280,36 @@ def test_validators_are_kept_unless_the_poll_succeeded(store: Store) -> None:
     assert record(None, validators=True) is None
 
 
+def test_body_hash_round_trips_and_is_kept_unless_the_poll_succeeded(store: Store) -> None:
+    """Schema step 5 (SQLite) / 2 (PostgreSQL): the digest the pipeline compares an unchanged
+    200 against comes back from every read of the feed's state, through both write paths."""
+    store.sync_feeds([("F", "n", "en")])
+    result = FetchResult("F", "F", 200, Outcome.OK, fetched_at=NOW)
+
+    def stored() -> str | None:
+        state = store.feed_state("F")
+        assert state is not None and store.feed_states()["F"].body_hash == state.body_hash
+        return state.body_hash
+
+    assert stored() is None
+    store.record_poll(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
+                      validators=True, body_hash="a" * 64)  # fmt: skip
+    assert stored() == "a" * 64
+    [claimed] = store.claim_due(NOW, 1, MINUTE)
+    assert claimed.body_hash == "a" * 64
+    with store.poll("F") as work:  # the pipeline's path
+        work.record(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
+                    validators=True, body_hash="b" * 64)  # fmt: skip
+    assert stored() == "b" * 64
+    # A failed poll (no validators) keeps the digest of the last body stored.
+    store.record_poll(result, error="boom", outcome="not-a-feed", error_count=1, next_poll=None,
+                      validators=False, body_hash="c" * 64)  # fmt: skip
+    assert stored() == "b" * 64
+    # A successful poll that had no body to hash forgets it, like the validators.
+    store.record_poll(result, error=None, outcome="ok", error_count=0, next_poll=None, validators=True)
+    assert stored() is None
+
+
 def test_changing_the_site_zone_moves_entries_to_their_days(store: Store) -> None:
     late = datetime(2023, 1, 17, 23, 30, tzinfo=UTC)
     dated = _entry("dated", published=late.replace(hour=0), date_only=True)
@@ -355,7 +387,28 @@ def test_postgres_workers_starting_together_migrate_once(pg_server: object) -> N
         t.start()
     for t in threads:
         t.join(60)
-    assert results == [1, 1, 1, 1]
+    assert results == [PG_SCHEMA_VERSION] * 4
+
+
+def test_postgres_version_1_is_migrated_keeping_its_feeds(pg_server: object) -> None:
+    import psycopg
+
+    from tests.pg_server import PostgresServer
+
+    assert isinstance(pg_server, PostgresServer)
+    url = pg_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:  # a database left by the previous release
+        conn.execute(PG_MIGRATIONS[0].encode())
+        conn.execute("CREATE TABLE aggregator_schema (version integer NOT NULL)")
+        conn.execute("INSERT INTO aggregator_schema (version) VALUES (1)")
+        conn.execute("INSERT INTO feeds (url, name, language, etag) VALUES ('F', 'n', 'en', '\"1\"')")
+    store = open_store(url)
+    try:
+        assert store.version == PG_SCHEMA_VERSION == 2
+        state = store.feed_state("F")
+        assert state is not None and state.etag == '"1"' and state.body_hash is None
+    finally:
+        store.close()
 
 
 def test_postgres_without_schema_is_missing_unless_created(pg_server: object) -> None:

@@ -100,6 +100,7 @@ class PollWork(Protocol):
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         """The feed's new state and the poll's record (see `Store.record_poll`); clears the
         feed's lease."""
@@ -185,10 +186,13 @@ class Store(Protocol):
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         """What a poll learnt about the feed and one poll record, in one transaction.
-        `validators`: store the answer's ETag and Last-Modified (only after its entries were
-        stored); otherwise the earlier ones are kept. Clears the feed's lease."""
+        `validators`: store the answer's ETag and Last-Modified, and `body_hash` (a digest of
+        its body, read back as `FeedState.body_hash` so an unchanged 200 is not parsed again),
+        only after its entries were stored; otherwise the earlier ones are kept. Clears the
+        feed's lease."""
         ...
 
     def record_failure(

@@ -54,7 +54,7 @@ from .common import (
     entry_day,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POOL_SIZE = 4  # a poller uses one connection at a time per thread; publishing one more
 
 _MIGRATE_LOCK = 0x61676772_65676174  # "aggregat": the advisory lock migrations run under
@@ -144,6 +144,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX fetch_log_feed_started ON fetch_log (feed_url, started);
     CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+    """,
+    # The body of the last successful poll, hashed: an unchanged 200 is not parsed again
+    # (SQLite's step 5).
+    """
+    ALTER TABLE feeds ADD COLUMN body_hash text;
     """,
 ]
 
@@ -289,10 +294,12 @@ class PostgresPollWork:
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         self._store._record_poll(
             self._conn, result, error=error, outcome=outcome, error_count=error_count,
             next_poll=next_poll, title=title, warning=warning, gone=gone, validators=validators,
+            body_hash=body_hash,
         )  # fmt: skip
 
 
@@ -546,12 +553,14 @@ class PostgresStore:
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         """See `Store.record_poll`."""
         with self._write() as conn:
             self._record_poll(
                 conn, result, error=error, outcome=outcome, error_count=error_count,
                 next_poll=next_poll, title=title, warning=warning, gone=gone, validators=validators,
+                body_hash=body_hash,
             )  # fmt: skip
 
     def _record_poll(
@@ -567,16 +576,19 @@ class PostgresStore:
         warning: str | None,
         gone: bool,
         validators: bool,
+        body_hash: str | None = None,
     ) -> None:
         error, title, warning = _safe(error), _safe(title), _safe(warning)
         if validators:
             etag_sql, modified_sql = "etag = %(etag)s", "last_modified = %(modified)s"
+            hash_sql = "body_hash = %(hash)s"
         else:
             etag_sql = "etag = COALESCE(%(etag)s, etag)"
             modified_sql = "last_modified = COALESCE(%(modified)s, last_modified)"
+            hash_sql = "body_hash = COALESCE(%(hash)s, body_hash)"
         conn.execute(
             f"""UPDATE feeds SET
-                 {etag_sql}, {modified_sql},
+                 {etag_sql}, {modified_sql}, {hash_sql},
                  last_polled = %(polled)s, last_status = %(status)s, last_outcome = %(outcome)s,
                  last_error = %(error)s, error_count = %(errors)s, next_poll = %(next)s,
                  title = COALESCE(%(title)s, title),
@@ -586,6 +598,7 @@ class PostgresStore:
             {
                 "etag": result.etag if validators else None,
                 "modified": result.last_modified if validators else None,
+                "hash": body_hash if validators else None,
                 "polled": _ts(result.fetched_at),
                 "status": result.status,
                 "outcome": outcome,
@@ -958,4 +971,5 @@ def _feed_state(d: dict[str, Any]) -> FeedState:
         permanent_url=d["permanent_url"],
         gone=bool(d["gone"]),
         warning=d["warning"],
+        body_hash=d.get("body_hash"),
     )

@@ -55,7 +55,7 @@ from .common import (
     entry_day,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 # Primary result codes (https://www.sqlite.org/rescode.html); the extended code's low byte.
@@ -290,6 +290,13 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
     """,
         None,
     ),
+    (
+        # The body of the last successful poll, hashed: an unchanged 200 is not parsed again.
+        """
+    ALTER TABLE feeds ADD COLUMN body_hash TEXT;
+    """,
+        None,
+    ),
 ]
 
 
@@ -353,11 +360,12 @@ class SQLitePollWork:
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         """The feed's new state and the poll's record (see `Store.record_poll`)."""
         self._store._record_poll(
             result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
-            title=title, warning=warning, gone=gone, validators=validators,
+            title=title, warning=warning, gone=gone, validators=validators, body_hash=body_hash,
         )  # fmt: skip
 
 
@@ -593,16 +601,17 @@ class SQLiteStore:
         warning: str | None = None,
         gone: bool = False,
         validators: bool = False,
+        body_hash: str | None = None,
     ) -> None:
         """Remember what a poll learnt about the feed, and log the attempt, in one transaction.
 
-        `validators`: store the answer's ETag and Last-Modified (only after its entries were
-        parsed and stored); otherwise the ones stored before are kept, so a failed answer is
-        asked for again in full next time."""
+        `validators`: store the answer's ETag and Last-Modified, and `body_hash` (a digest of
+        its body), only after its entries were parsed and stored; otherwise the ones stored
+        before are kept, so a failed answer is asked for again in full next time."""
         with self._write():
             self._record_poll(
                 result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
-                title=title, warning=warning, gone=gone, validators=validators,
+                title=title, warning=warning, gone=gone, validators=validators, body_hash=body_hash,
             )  # fmt: skip
 
     def _record_poll(
@@ -617,15 +626,18 @@ class SQLiteStore:
         warning: str | None,
         gone: bool,
         validators: bool,
+        body_hash: str | None = None,
     ) -> None:
         error, title, warning = _safe(error), _safe(title), _safe(warning)
         if validators:
             etag_sql, modified_sql = "etag = ?", "last_modified = ?"
+            hash_sql = "body_hash = ?"
         else:
             etag_sql, modified_sql = "etag = COALESCE(?, etag)", "last_modified = COALESCE(?, last_modified)"
+            hash_sql = "body_hash = COALESCE(?, body_hash)"
         self.db.execute(
             f"""UPDATE feeds SET
-                 {etag_sql}, {modified_sql},
+                 {etag_sql}, {modified_sql}, {hash_sql},
                  last_polled = ?, last_status = ?, last_outcome = ?, last_error = ?,
                  error_count = ?, next_poll = ?, title = COALESCE(?, title),
                  permanent_url = COALESCE(?, permanent_url), gone = ?, warning = ?,
@@ -634,6 +646,7 @@ class SQLiteStore:
             [
                 result.etag if validators else None,
                 result.last_modified if validators else None,
+                body_hash if validators else None,
                 _ts(result.fetched_at),
                 result.status,
                 outcome,
@@ -1013,4 +1026,5 @@ def _feed_state(d: dict[str, Any]) -> FeedState:
         permanent_url=d["permanent_url"],
         gone=bool(d["gone"]),
         warning=d["warning"],
+        body_hash=d.get("body_hash"),
     )
