@@ -23,7 +23,7 @@ from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
 from .parse import NotAFeed
 from .store import Store, StoreError, StoreLocked
-from .workers import POOL_MIN_FEEDS
+from .workers import pool_min_feeds
 
 log = logging.getLogger("aggregator.poll")
 
@@ -301,11 +301,12 @@ def _log(r: PollReport) -> None:
 def parse_pool(feeds: int, workers: int | None = None) -> parse_workers.ParsePool | None:
     """The worker processes to parse `feeds` feeds in, or None to parse in a thread of this
     process. `workers`: that many processes (0: none); None chooses one per core when the
-    machine has more than one and there are at least POOL_MIN_FEEDS feeds. The caller closes
-    the pool (`fetch` after its run; `run` when it stops)."""
+    machine has more than one and there are at least `workers.pool_min_feeds()` feeds (2,000
+    unless overridden). The caller closes the pool (`fetch` after its run; `run` when it
+    stops)."""
     if workers is None:
         cores = os.cpu_count() or 1
-        workers = parse_workers.default_workers() if cores > 1 and feeds >= POOL_MIN_FEEDS else 0
+        workers = parse_workers.default_workers() if cores > 1 and feeds >= pool_min_feeds() else 0
     return parse_workers.ParsePool(workers) if workers > 0 else None
 
 
@@ -327,7 +328,7 @@ async def poll_many(
     Afterwards the fetch log is pruned to `fetch.log_retention`.
 
     `workers`: parse in that many worker processes, 0 in threads of this process; None
-    (default) chooses: processes (one per core) from POOL_MIN_FEEDS feeds on a machine with
+    (default) chooses: processes (one per core) from `workers.pool_min_feeds()` feeds on a machine with
     more than one core, threads for fewer (starting processes would cost more than it saves)."""
     own = fetcher is None
     fetcher = fetcher or Fetcher(config.fetch)

@@ -3,7 +3,7 @@
 Three threads, each owning what it touches (SQLite objects stay on the thread that made them):
 
 - the poll thread: its own asyncio loop, APScheduler, the fetcher, the parse worker pool
-  (`pipeline.parse_pool`: processes from POOL_MIN_FEEDS enabled feeds) and the poll store
+  (`pipeline.parse_pool`: processes from `workers.pool_min_feeds()` enabled feeds) and the poll store
   connection. Every poll is rescheduled from a `finally`, whatever it raised;
 - the publish thread: its own store connection; publishes coalesced changes, at start, when
   the day changes in `site.timezone`, when `public/` is missing, and retries after a failure;

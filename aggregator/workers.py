@@ -35,9 +35,22 @@ log = logging.getLogger("aggregator.workers")
 
 JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
-# Below this many feeds in one run, starting worker processes (about a second each, with the
-# language model) costs more than it saves: parse in a thread of this process instead.
-POOL_MIN_FEEDS = 100
+# Below this many feeds in one run, parse in a thread of this process: starting worker
+# processes (about a second each) costs more than it saves, and each worker holds its own
+# language model (~120 MB). Measured on 2 cores (docs/benchmarks.md, issue 15): worker
+# processes took 1.09x the time of threads at 1,000 feeds and 0.60x at 3,000, and a 500-feed
+# world's peak PSS went from 177 to 304 MB with them (issue 11's goal: under 300 MB).
+# The environment variable AGGREGATOR_PARSE_PROCESSES_FROM overrides it (README "Polling").
+POOL_MIN_FEEDS = 2000
+
+
+def pool_min_feeds() -> int:
+    """The feed count from which a run parses in worker processes: POOL_MIN_FEEDS, or
+    $AGGREGATOR_PARSE_PROCESSES_FROM when it is a whole number."""
+    value = os.environ.get("AGGREGATOR_PARSE_PROCESSES_FROM", "").strip()
+    return int(value) if value.isdigit() else POOL_MIN_FEEDS
+
+
 ADMIT = 64  # polls at once from download to parse, per pool: twice the default concurrency
 
 

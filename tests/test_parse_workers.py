@@ -18,7 +18,7 @@ from aggregator.models import Candidate, Outcome, ParsedFeed
 from aggregator.parse import NotAFeed
 from aggregator.pipeline import poll_many, sync_feeds
 from aggregator.store import SQLiteStore
-from aggregator.workers import POOL_MIN_FEEDS, ParseJob, ParsePool, WorkerFailed, process
+from aggregator.workers import ParseJob, ParsePool, WorkerFailed, process
 from tests.feedserver import FeedServer
 
 CORPUS = Path("/work/shared/corpus/real")
@@ -183,7 +183,10 @@ def _descendants(pid: int) -> set[int]:
 
 
 @pytest.mark.slow
-def test_run_parses_in_workers_and_ctrl_c_ends_them(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_run_parses_in_workers_and_ctrl_c_ends_them(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_PARSE_PROCESSES_FROM", str(POOL_FEEDS))
     """`aggregator run` with 20 feeds or more parses in worker processes; Ctrl-C ends it and
     them within seconds, with no traceback."""
     import signal
@@ -236,7 +239,10 @@ def test_run_parses_in_workers_and_ctrl_c_ends_them(tmp_path: Path, feed_server:
 
 
 @pytest.mark.slow
-def test_a_reload_past_the_threshold_starts_the_pool(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_a_reload_past_the_threshold_starts_the_pool(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_PARSE_PROCESSES_FROM", str(POOL_FEEDS))
     """`run` with few feeds parses in a thread; a reload (SIGHUP) to POOL_MIN_FEEDS feeds or
     more starts the worker processes on the poll thread, the added feeds are parsed there, and
     Ctrl-C ends them."""
@@ -293,7 +299,7 @@ def test_a_reload_past_the_threshold_starts_the_pool(tmp_path: Path, feed_server
     assert not any(os.path.exists(f"/proc/{p}") and b"multiprocessing" in _cmdline(p) for p in workers)
 
 
-POOL_FEEDS = POOL_MIN_FEEDS
+POOL_FEEDS = 100  # the threshold these tests set through AGGREGATOR_PARSE_PROCESSES_FROM
 
 
 def _cmdline(pid: int) -> bytes:
