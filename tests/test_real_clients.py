@@ -46,9 +46,8 @@ def test_subscribers_and_operators_end_to_end(tmp_path: Path) -> None:
             _save(config, _config(world, [0, 1], hub.url))
             data = tmp_path / "data"
             with RunningService(config, data, tmp_path / "run.log") as service:
-                assert service.wait_for(lambda: "story" in service.get("/feeds/all.atom").text, 40), (
-                    service.output
-                )
+                both = lambda: all(f"Feed {n} story" in service.get("/feeds/all.atom").text for n in (0, 1))  # noqa: E731
+                assert service.wait_for(both, 40), service.output  # first polls spread over 10 s
                 public = data / "public"
                 files = sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file())
                 assert len(files) > 20
