@@ -31,6 +31,7 @@ from urllib.parse import urljoin
 
 import httpx
 import watchfiles
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import websub
@@ -57,6 +58,7 @@ HEARTBEAT = 5.0  # seconds between the poll loop's signs of life
 STALLED_AFTER = 120.0  # seconds without a heartbeat before /healthz calls the scheduler stalled
 STOP_POLLS = 3.0  # seconds in-flight polls get to finish on exit before they are abandoned
 STOP_PUBLISH = 5.0  # seconds a publish in progress gets to finish on exit
+SKIPPED_RETRY = 5.0  # seconds: a poll APScheduler skipped (one still running) is tried again
 
 
 class StoreUnavailable(Exception):
@@ -379,6 +381,7 @@ class Service:
             store_url=self.store_url,
         )  # fmt: skip
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.add_listener(self._poll_skipped, EVENT_JOB_MAX_INSTANCES)
         self.store: Store | None = None  # the poll thread's connection
         self.fetcher: Fetcher | None = None
         # Parse worker processes (issue 15), made and used on the poll thread; None: parse
@@ -495,6 +498,21 @@ class Service:
             except RuntimeError:  # no loop to run it: /healthz must say the schedule is broken
                 with self.health.lock:
                     self.health.scheduler_error = f"could not reschedule {feed.title!r}"
+
+    def _poll_skipped(self, event: JobSubmissionEvent) -> None:
+        """APScheduler skipped a feed's poll because one is still counted as running, and
+        drops a skipped `date` job: put the feed back on the schedule, or it is never polled
+        again. Measured (CI, a write lock held 15 s): a poll reschedules itself from its own
+        `finally`; while synchronous store calls blocked the loop, the new date came due before
+        the finished poll's instance was released, and the feed fell off the schedule.
+        The still-running poll, if any, replaces this job when it reschedules itself."""
+        feed = next((f for f in self.config.feeds if f.key == event.job_id), None)
+        if feed is None or self.stopping:
+            return
+        log.warning("feed=%r poll skipped: the previous one is still finishing; again in %.0f s",
+                    feed.title, SKIPPED_RETRY)  # fmt: skip
+        planned = datetime.now(UTC) + timedelta(seconds=SKIPPED_RETRY)
+        self._reschedule(feed, stored=False, gone=False, planned=planned)
 
     def _start_poll(self, feed: FeedConfig) -> None:
         task = asyncio.get_running_loop().create_task(self.poll(feed))

@@ -30,6 +30,7 @@ from aggregator.pipeline import (
     sync_feeds,
 )
 from aggregator.schedule import (
+    SKIPPED_RETRY,
     STARTUP_JITTER,
     Health,
     Publisher,
@@ -396,6 +397,46 @@ async def test_a_poll_that_fails_for_any_reason_is_rescheduled_with_back_off(
         service.scheduler.shutdown(wait=False)
         await service.fetcher.aclose()
         store.close()
+
+
+async def test_a_poll_skipped_while_one_is_still_running_stays_on_the_schedule(tmp_path: Path) -> None:
+    """APScheduler drops a `date` job it skips for "maximum number of running instances";
+    the feed must come back on the schedule (CI: a feed fell off while a write lock blocked
+    the loop, so its rescheduled poll came due before the finished one was released)."""
+    feed = FeedConfig.model_validate({"url": "http://127.0.0.1:9/feed.xml", "name": "slow"})
+    service = Service(Config(feeds=[feed]), tmp_path, rng=random.Random(3))
+    running = asyncio.Event()
+    release = asyncio.Event()
+    started: list[datetime] = []
+
+    async def poll(_: FeedConfig) -> None:  # a poll that is still running when the next is due
+        started.append(datetime.now(UTC))
+        running.set()
+        await release.wait()
+
+    service.poll = poll  # type: ignore[method-assign]
+    service.scheduler.start()
+    try:
+        service.scheduler.add_job(poll, "date", run_date=datetime.now(UTC), args=[feed], id=feed.key)
+        await asyncio.wait_for(running.wait(), 5)
+        # The same feed's next poll comes due while the first still runs: skipped by APScheduler.
+        before = datetime.now(UTC)
+        service.scheduler.add_job(
+            poll, "date", run_date=before, args=[feed], id=feed.key, replace_existing=True
+        )
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            job = service.scheduler.get_job(feed.key)
+            if job is not None and job.trigger.run_date > before:
+                break
+        job = service.scheduler.get_job(feed.key)
+        assert job is not None, "the feed fell off the schedule"
+        delay = (job.trigger.run_date - before).total_seconds()
+        assert SKIPPED_RETRY - 1 <= delay <= SKIPPED_RETRY + 1
+        assert len(started) == 1  # never two polls of one feed at once
+    finally:
+        release.set()
+        service.scheduler.shutdown(wait=False)
 
 
 def test_health_says_when_the_scheduler_stalls_or_stops(tmp_path: Path) -> None:
