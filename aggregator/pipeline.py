@@ -14,7 +14,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import dedupe
 from . import workers as parse_workers
@@ -202,6 +202,7 @@ async def _poll(
     errors = errors + 1 if failed else 0
     gone = outcome is Outcome.GONE
     plan = UpdatePlan()
+    days: frozenset[date] = frozenset()
     when = None
     # One unit of work: lookup, apply and the poll's record commit together or not at all.
     # No await inside: the write lock is held until the block ends.
@@ -210,6 +211,7 @@ async def _poll(
             existing = work.lookup(candidates)
             plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
             work.apply(plan)
+            days = dedupe.days_touched(plan, existing)
         if not gone:
             interval = poll_interval(feed, config, lambda: work.entries_published_since(started - WEEK))
             when = next_poll(interval, errors, started, result.retry_after, rng)
@@ -238,6 +240,7 @@ async def _poll(
         warning=warning,
         duration_ms=result.duration_ms,
         next_poll=when,
+        days=days,
     )
     _log(report)
     return report
