@@ -39,6 +39,7 @@ from .config import Config, ConfigError, FeedConfig, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Outcome, PollReport
+from .pages_plan import ARCHIVE_INDEX
 from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
@@ -298,9 +299,11 @@ class Publisher:
                 self._store.close()
 
     def _check(self) -> str | None:
-        if not (self.public_dir / "index.html").is_file():
+        if not all((self.public_dir / page).is_file() for page in ("index.html", ARCHIVE_INDEX)):
+            self._rebuild_all()  # whatever is missing besides index.html
             return "public/ is missing"
         if self._failed:
+            self._rebuild_all()  # which files failed is not kept
             return "retry after a failed publish"
         if self._day is not None and self.today() != self._day:
             return "a new day"
@@ -316,8 +319,7 @@ class Publisher:
         day = self.today()
         started = time.monotonic()
         with self._cond:  # what changed until now is this publish's; later changes the next's
-            full = self._full or reason in ("public/ is missing", "retry after a failed publish")
-            days, self._days, self._full = self._days, set(), False
+            full, days, self._days, self._full = self._full, self._days, set(), False
         if not full and self._day is not None and day != self._day:
             if abs((day - self._day).days) > NEW_DAY_SPAN:
                 full = True
@@ -360,6 +362,11 @@ class Publisher:
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             self._fail(f"{len(report.failed)} output files could not be written: {path}: {error}{more}")
         return report
+
+    def _rebuild_all(self) -> None:
+        """The next publish rebuilds everything (no publish is scheduled by this)."""
+        with self._cond:
+            self._full = True
 
     def _give_back(self, full: bool, days: set[date]) -> None:
         """A publish that failed owes its days to the next one (which is then a full rebuild

@@ -4,6 +4,7 @@ touched days (`dedupe.days_touched` -> `Publisher.changed(days)`) equals a full 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -196,4 +197,26 @@ async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: F
             edited = await poll_feed(cfg.feeds[0], cfg, store, fetcher)
             assert edited.updated == 1 and edited.days == {date(2023, 1, 18)}
     finally:
+        store.close()
+
+
+def test_a_deleted_public_tree_is_rebuilt_whole(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    db = tmp_path / "aggregator.db"
+    store = SQLiteStore(db)
+    sync_feeds(cfg, store)
+    store.apply(UpdatePlan(inserts=tuple(_initial(START))))
+    public = tmp_path / "public"
+    publisher = Publisher(cfg, db, public, Health(db, identity=file_identity(db)), clock=lambda: START)
+    try:
+        publisher.publish_now("start")
+        before = tree(public)
+        for victim in ("archive", ""):  # the archive alone, then everything
+            shutil.rmtree(public / victim)
+            reason = publisher._check()
+            assert reason == "public/ is missing"
+            publisher.publish_now(reason)
+            assert tree(public) == before
+    finally:
+        publisher.stop()
         store.close()
