@@ -8,7 +8,8 @@ state; `serve.py` answers `/metrics` with `render()`. Each `Metrics` has its own
 Names follow Prometheus' conventions (https://prometheus.io/docs/practices/naming/): base
 units (seconds, bytes), `_total` for counters, `_timestamp_seconds` for Unix times. The
 `feed` label is the feed's name in feeds.yaml (its URL when unnamed): one series per feed and
-outcome, a few thousand for a few thousand feeds.
+outcome, a few thousand for a few thousand feeds. The `kind` label of poll errors is one of the
+closed vocabulary of error_kinds.py, with no feed label beside it: a few dozen series at most.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from .error_kinds import error_kind
 from .models import FeedState, Outcome, PollReport
 
 # A poll is bounded by fetch.timeout (30 s by default); most take tens of milliseconds.
@@ -42,6 +44,12 @@ class Metrics:
         self.polls = Counter(
             "aggregator_polls", "Polls of feeds, by feed, outcome and HTTP status ('none': no answer).",
             ["feed", "outcome", "status"], registry=r,
+        )  # fmt: skip
+        self.poll_errors = Counter(
+            "aggregator_poll_errors",
+            "Failed polls by error kind (error_kinds.KINDS: ECONNREFUSED, EAI_NONAME, timeout, tls, "
+            "http_404, not_a_feed, ...); no feed label, so one series per kind.",
+            ["kind"], registry=r,
         )  # fmt: skip
         self.entries = Counter(
             "aggregator_entries",
@@ -102,6 +110,9 @@ class Metrics:
         self.polls.labels(*labels).inc()
         self._poll_labels.setdefault(report.feed_name, set()).add(labels)
         self.poll_seconds.observe(report.duration_ms / 1000)
+        kind = error_kind(report.outcome.value, report.status, report.error)
+        if kind is not None:
+            self.poll_errors.labels(kind).inc()
         for change, count in (
             ("inserted", report.inserted),
             ("updated", report.updated),
