@@ -297,3 +297,12 @@ def test_every_kind_is_in_the_closed_vocabulary(
 def test_the_vocabulary_is_small_enough_for_a_label() -> None:
     assert len(KINDS) < 600  # 500 HTTP statuses at most; a handful of others
     assert all(k.isascii() and k.replace("_", "").isalnum() for k in KINDS)
+
+
+def test_the_readme_documents_every_kind() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for kind in sorted(k for k in KINDS if not k[-1].isdigit()):
+        assert f"`{kind}`" in readme, kind
+    assert "`http_NNN`" in readme

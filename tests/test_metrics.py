@@ -182,3 +182,12 @@ def test_error_kind_labels_stay_in_the_closed_vocabulary(
     kinds = [dict(labels)["kind"] for (n, labels), _ in got.items() if n == "aggregator_poll_errors_total"]
     assert set(kinds) <= KINDS
     assert sum(v for (n, _), v in got.items() if n == "aggregator_poll_errors_total") == len(polls)
+
+
+def test_the_readme_documents_every_metric() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for family in Metrics().registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}" in readme, name
