@@ -95,6 +95,7 @@ MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is refused (431)
 # What /healthz answers: (healthy, JSON document). Called on the serving loop: must not block.
 HealthCheck = Callable[[], tuple[bool, Mapping[str, Any]]]
 Headers = list[tuple[bytes, bytes]]
+VARY_ENCODING = (b"vary", b"Accept-Encoding")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -107,7 +108,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class Variant:
     """One representation of a file version: its bytes in one content coding (RFC 9110 8.4),
     its own strong ETag (8.8.3: a coding is a different representation, so a different tag),
-    and the header lists of its 200 and 304 answers, built once."""
+    and the header lists of its 200 and 304 answers, built once: without Vary, and with
+    `Vary: Accept-Encoding` for a file that has codings (the common answer, never joined anew)."""
 
     coding: str  # "identity", "gzip" or "br"
     body: bytes
@@ -116,6 +118,10 @@ class Variant:
     headers_304: Headers
     head: bytes  # `headers` as header lines, ready to write
     head_304: bytes
+    headers_vary: Headers  # `headers` and `Vary: Accept-Encoding`
+    headers_304_vary: Headers
+    head_vary: bytes
+    head_304_vary: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +165,11 @@ def _variant(coding: str, body: bytes, etag: str, v: FileVersion) -> Variant:
     ]
     if coding != "identity":
         headers.append((b"content-encoding", coding.encode("ascii")))
-    return Variant(coding, body, etag, headers, common, header_lines(headers), header_lines(common))
+    vary, vary_304 = [*headers, VARY_ENCODING], [*common, VARY_ENCODING]
+    return Variant(
+        coding, body, etag, headers, common, header_lines(headers), header_lines(common),
+        vary, vary_304, header_lines(vary), header_lines(vary_304),
+    )  # fmt: skip
 
 
 def header_lines(headers: Headers) -> bytes:
@@ -509,7 +519,6 @@ BUILTIN = {"/favicon.ico": (_favicon(), "image/x-icon"), "/robots.txt": (ROBOTS_
 
 # -- answering a request -----------------------------------------------------------------------
 
-VARY_ENCODING = (b"vary", b"Accept-Encoding")
 VARY_BOTH = (b"vary", b"Accept, Accept-Encoding")
 VARY_ACCEPT = (b"vary", b"Accept")
 TEXT = CONTENT_TYPES[".txt"].encode("ascii")
@@ -570,9 +579,13 @@ class StaticSite:
         if coding is None:  # identity refused and no coding acceptable: RFC 9110 15.5.7
             return _plain(406, "Not Acceptable: identity;q=0 and no coding offered", method, [vary])
         variant = version.variants[coding]
-        if extra or version.negotiable:
-            extra.append(vary)
         body = b"" if method == "HEAD" else variant.body
+        if not extra and version.negotiable:  # most answers: every header line made in advance
+            if not_modified(headers, variant, version.mtime):
+                return Answer(304, variant.headers_304_vary, b"", variant.head_304_vary)
+            return Answer(200, variant.headers_vary, body, variant.head_vary)
+        if extra:
+            extra.append(vary)
         if not_modified(headers, variant, version.mtime):
             if extra:
                 return Answer(304, variant.headers_304 + extra)
