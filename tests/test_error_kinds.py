@@ -15,6 +15,7 @@ import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -306,3 +307,51 @@ def test_the_readme_documents_every_kind() -> None:
     for kind in sorted(k for k in KINDS if not k[-1].isdigit()):
         assert f"`{kind}`" in readme, kind
     assert "`http_NNN`" in readme
+
+
+# -- in the running service: /metrics and status of a later process ----------------------------
+
+
+def test_run_counts_error_kinds_and_status_shows_them(tmp_path: Path) -> None:
+    """`aggregator run` with a refused and a missing feed: /metrics counts both kinds, and a
+    separate `status --json` reads the same kinds from the store."""
+    import json
+    import signal
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import run_cli
+    from tests.feedserver import FeedServer
+    from tests.service_kit import RunningService
+    from tests.test_containment_poll import rss, write_config
+
+    server = FeedServer().start()
+    try:
+        urls = {"Fine": server.add("/fine.rss", rss("one")), "Missing": server.url("/gone-missing.rss"),
+                "Down": refused_url()}  # fmt: skip
+        config = write_config(tmp_path / "feeds.yaml", urls)
+        data = tmp_path / "data"
+        with RunningService(config, data, tmp_path / "run.log") as service:
+
+            def kinds() -> dict[str, float]:
+                families = text_string_to_metric_families(service.get("/metrics").text)
+                return {
+                    s.labels["kind"]: s.value
+                    for f in families
+                    for s in f.samples
+                    if s.name == "aggregator_poll_errors_total"
+                }
+
+            assert service.wait_for(lambda: {"ECONNREFUSED", "http_404"} <= set(kinds()), 40), (
+                service.get("/metrics").text,
+                service.output,
+            )
+            assert set(kinds()) == {"ECONNREFUSED", "http_404"}
+            status = run_cli("status", "--json", config=config, data=data)
+            assert status.returncode == 0, status.stderr
+            shown = {f["name"]: f["error_kind"] for f in json.loads(status.stdout)["feeds"]}
+            assert shown == {"Fine": None, "Missing": "http_404", "Down": "ECONNREFUSED"}
+            code, _ = service.stop(signal.SIGTERM)
+            assert code == 0
+    finally:
+        server.stop()
