@@ -32,7 +32,12 @@ PUBLISH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 
 # generate_latest writes the classic text format (names escaped to underscores), which every
 # Prometheus version reads; newer clients label it "version=1.0.0", which 2.x servers predate.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_FAILED = {Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED}
+# Every outcome of a poll that failed, as pipeline.py counts them in the feed's error count (a
+# gone feed is counted apart: aggregator_feeds_gone).
+_FAILED = {
+    Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED,
+    Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR,
+}  # fmt: skip
 
 
 class Metrics:

@@ -191,3 +191,16 @@ def test_the_readme_documents_every_metric() -> None:
     for family in Metrics().registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}" in readme, name
+
+
+def test_every_failed_outcome_counts_as_failing() -> None:
+    """A poll that could not be stored (disk full) or met a fault of ours failed as surely as a
+    404: pipeline.py counts it in the feed's error count, and so must the gauges."""
+    failed = {o for o in Outcome if o not in (Outcome.OK, Outcome.NOT_MODIFIED, Outcome.GONE)}
+    m = Metrics()
+    for outcome in sorted(failed):
+        m.observe_poll(report(f"feed {outcome.value}", outcome, None))
+    got = samples(m)
+    assert got[("aggregator_failing_feeds", ())] == len(failed)
+    for outcome in failed:
+        assert got[("aggregator_feed_consecutive_errors", (("feed", f"feed {outcome.value}"),))] == 1
