@@ -9,7 +9,7 @@ Names follow Prometheus' conventions (https://prometheus.io/docs/practices/namin
 units (seconds, bytes), `_total` for counters, `_timestamp_seconds` for Unix times. The
 `feed` label is the feed's name in feeds.yaml (its URL when unnamed): one series per feed and
 outcome, a few thousand for a few thousand feeds. The `kind` label of poll errors is one of the
-closed vocabulary of error_kinds.py, with no feed label beside it: a few dozen series at most.
+closed vocabulary of error_kinds.py, with no feed label beside it: one series per kind seen.
 """
 
 from __future__ import annotations
