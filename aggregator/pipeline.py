@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from . import dedupe
 from . import workers as parse_workers
 from .config import Config, FeedConfig
+from .error_kinds import error_kind
 from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
 from .parse import NotAFeed
@@ -292,7 +293,12 @@ def _failed(
 
 def _log(r: PollReport) -> None:
     if r.error:
-        log.warning("feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error)
+        # The kind as data beside the words, for JSON logs (logs.JSONFormatter writes `extra`).
+        kind = error_kind(r.outcome.value, r.status, r.error)
+        log.warning(
+            "feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error,
+            extra={"feed": r.feed_name, "outcome": r.outcome.value, "status": r.status, "error_kind": kind},
+        )  # fmt: skip
     else:
         log.info(
             "feed=%r outcome=%s status=%s new=%d updated=%d merged=%d unchanged=%d ms=%.0f%s",
