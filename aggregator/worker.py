@@ -24,8 +24,11 @@ was recorded (then at its next poll), or when the poller died. Writes are idempo
 feed polled twice (a poller killed after storing, before its record) costs a request, never a
 duplicate entry.
 
-procrastinate's tables come from its own schema tooling (`App.schema_manager`), applied once by
-the first worker to start (under an advisory lock) and tracked apart from ours.
+**Before any job** a worker takes the store's scheduler lock, shared with the other workers and
+refused while `aggregator run` polls the same store (`SchedulerBusy`: two schedulers would poll
+every feed twice), and brings procrastinate's tables to the installed release: its
+`schema.sql` in a new database, its migration files when the tables are older and no other
+worker runs (`aggregator.store.coordination`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from urllib.parse import urlsplit
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
+from procrastinate.schema import SchemaManager
 from procrastinate.types import JSONValue
 
 from .config import Config, FeedConfig, load_config
@@ -52,6 +56,7 @@ from .fetch import Fetcher
 from .models import FeedState
 from .pipeline import poll_feed, sync_feeds
 from .publish import publish
+from .store.coordination import QueueSchema, SchedulerHold, start_worker
 from .store.postgres import PostgresStore
 
 log = logging.getLogger("aggregator.worker")
@@ -61,7 +66,6 @@ BATCH = 25  # feeds per poll job
 BUCKETS = 64  # poll jobs that may run at once, over all workers
 LEASE = timedelta(minutes=15)  # how long a claimed feed is its poller's before it is due again
 STALLED_AFTER = 30.0  # seconds without a heartbeat before a worker counts as dead
-_SCHEMA_LOCK = "procrastinate-schema"
 
 
 @dataclass(frozen=True)
@@ -185,22 +189,41 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
     return app, runtime
 
 
-async def ensure_schema(app: procrastinate.App, store: PostgresStore) -> None:
-    """procrastinate's tables, applied with its own tooling by the first worker (the others
-    wait on the advisory lock and find them there)."""
-    with store.exclusive(_SCHEMA_LOCK):
-        if not store.has_table("procrastinate_jobs"):
-            await app.schema_manager.apply_schema_async()
-            log.info("applied procrastinate's schema")
+def queue_schema() -> QueueSchema:
+    """The installed procrastinate's release, whole schema and migration files."""
+    return QueueSchema(
+        version=procrastinate.__version__,
+        schema_sql=SchemaManager.get_schema(),
+        migrations=Path(SchemaManager.get_migrations_path()),
+    )
+
+
+def _applied(name: str) -> None:
+    log.info("applied procrastinate's %s", name)
+
+
+def migrate(settings: WorkerSettings) -> None:
+    """`aggregator worker --migrate`: bring our schema and procrastinate's tables to this
+    code's, then return (StoreError subclasses as `start_worker` raises them)."""
+    PostgresStore(settings.store_url).close()  # ours: migrated on open
+    start_worker(
+        settings.store_url, queue_schema(), alive_within=settings.stalled_after, on_apply=_applied
+    ).close()
 
 
 async def run_worker(settings: WorkerSettings, concurrency: int, **options: Any) -> None:
     """Run one worker until cancelled (Ctrl-C, SIGTERM): `concurrency` jobs at once.
-    Heartbeats every third of `settings.stalled_after`."""
+    Heartbeats every third of `settings.stalled_after`. Before any job: the scheduler lock
+    (SchedulerBusy while `aggregator run` polls this store) and procrastinate's tables at
+    the installed release (`aggregator.store.coordination.start_worker`)."""
     app, runtime = build_app(settings)
+    hold: SchedulerHold | None = None
     try:
+        hold = await asyncio.to_thread(
+            start_worker, settings.store_url, queue_schema(), alive_within=settings.stalled_after,
+            on_apply=_applied,
+        )  # fmt: skip
         async with app.open_async():
-            await ensure_schema(app, runtime.store)
             await app.run_worker_async(
                 concurrency=concurrency,
                 update_heartbeat_interval=settings.stalled_after / 3,
@@ -208,4 +231,6 @@ async def run_worker(settings: WorkerSettings, concurrency: int, **options: Any)
                 **options,
             )
     finally:
+        if hold is not None:
+            hold.close()
         await runtime.aclose()
