@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
     @app.task(name="aggregator.dispatch", queue="dispatch", queueing_lock="dispatch")
     async def dispatch(timestamp: int) -> int:
         """Claim due feeds and defer their poll jobs; returns the feeds dispatched."""
+        started = time.perf_counter()
         manager = app.job_manager
         for job in await manager.get_stalled_jobs(
             queue="poll", seconds_since_heartbeat=settings.stalled_after
@@ -153,7 +155,8 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
             args: list[JSONValue] = list(urls)
             await poll.configure(lock=f"aggregator-bucket-{bucket}").defer_async(feeds=args)
         if claimed:
-            log.info("dispatched feeds=%d jobs=%d", len(claimed), len(plan))
+            took = (time.perf_counter() - started) * 1000
+            log.info("dispatched feeds=%d jobs=%d ms=%.0f", len(claimed), len(plan), took)
         return len(claimed)
 
     @app.task(name="aggregator.poll", queue="poll")
