@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.store import coordination
+from aggregator.store import StoreSchemaError, coordination
 from aggregator.store.coordination import (
     Holder,
     QueueSchemaBehind,
@@ -241,6 +241,13 @@ def test_tables_newer_than_the_code_are_refused_in_one_line(tmp_path: Path, pg_u
         run_cli("--store", pg_url, "worker", "--migrate", config=config, data=tmp_path / "d")
     )
     assert "newer than this worker's procrastinate" in line, line
+
+
+def test_a_position_that_is_not_one_is_refused_in_words(pg_url: str) -> None:
+    start_worker(pg_url, queue_schema(), alive_within=30).close()
+    _set_position(pg_url, "3.10")
+    with pytest.raises(StoreSchemaError, match=r"meta.procrastinate_schema in .* is '3.10', not a position"):
+        start_worker(pg_url, queue_schema(), alive_within=30)
 
 
 _versions = st.tuples(st.integers(0, 5), st.integers(0, 12), st.integers(0, 3))

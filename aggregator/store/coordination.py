@@ -307,7 +307,13 @@ def _bring_queue_schema(
         )  # fmt: skip
         _record(conn, installed)
         return
-    position = parse_position(row["value"])
+    try:
+        position = parse_position(row["value"])
+    except ValueError:
+        raise StoreSchemaError(
+            f"meta.{META_KEY} in {redacted(url)} is {row['value']!r}, not a position such as "
+            f"{format_position(installed)}: set it to the one procrastinate's tables are at"
+        ) from None
     if position > installed:
         raise StoreSchemaError(
             f"procrastinate's tables in {redacted(url)} are at {format_position(position)}, newer than "
