@@ -551,14 +551,14 @@ def run(ctx: Context, host: str, port: int, poll_now: bool) -> None:
     # SIGTERM stops the job like Ctrl-C (exit 0), even before the server takes signals over.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = ctx.config()
-    console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
+    banner = f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds"
     try:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
         # renamed into place whole, and the store's transactions are atomic.
         with contextlib.suppress(KeyboardInterrupt):
             Service(
                 config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path, poll_now=poll_now
-            ).run(host, port)
+            ).run(host, port, on_start=lambda: console.print(banner))
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -88,7 +88,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # (`run` says what it starts first)
+    assert lines == errors and len(errors) == 1, result.stderr  # nothing said before the refusal
     assert "Traceback" not in result.stderr
     return errors[0]
 
