@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import sys
 import unicodedata
 
 import nh3
+
+from .models import Publishable
 
 _BLOCK = re.compile(r"<(/?)(p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre)\b", re.I)
 _SPACE = re.compile(r"\s+")
@@ -125,6 +129,74 @@ def text_to_html(text: str) -> str:
     written: `<`, `>` and `&` escaped, each line break a `<br>` (so lines survive)."""
     lines = text.strip().replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "<br>".join(html.escape(line, quote=False) for line in lines)
+
+
+# -- an entry made safe to publish, once --------------------------------------------------------
+
+# Characters of lede text kept at ingest. `cut_lede(text, limit)` reads at most `limit + 1`
+# characters and whether there are more, so any cut up to `site.lede_length`'s maximum (10,000,
+# config.Site) is the same from this prefix as from the whole text.
+LEDE_TEXT_KEEP = 10_001
+
+# Bump when `publishable` (or what it calls) changes in a way the digest below cannot see; the
+# allow-lists, patterns, nh3's version and LEDE_TEXT_KEEP are in the digest already.
+_RENDER_EPOCH = 1
+
+
+def _render_version() -> str:
+    """'1.<digest>' of every rule `publishable` applies: stored text made under other rules is
+    stale and recomputed (store: on open; renderers: whenever they meet it)."""
+    rules = repr(
+        (
+            sorted(ALLOWED_TAGS),
+            sorted((tag, sorted(attrs)) for tag, attrs in ALLOWED_ATTRIBUTES.items()),
+            sorted(URL_SCHEMES),
+            _BLOCK.pattern,
+            _SPACE.pattern,
+            _NOT_XML.pattern,
+            sorted(_SPACING_CONTROLS.items()),
+            LEDE_TEXT_KEEP,
+            getattr(nh3, "__version__", "?"),
+            sys.version_info[:2],  # html.unescape's entity table
+        )
+    )
+    return f"{_RENDER_EPOCH}.{hashlib.sha256(rules.encode()).hexdigest()[:16]}"
+
+
+RENDER_VERSION = _render_version()
+
+
+def publishable(summary: str, content: str) -> Publishable:
+    """`summary` and `content` (HTML as stored) made safe to publish, computed once per entry at
+    ingest instead of on every publish:
+
+    - `content_html`: the content, else the summary, made XML-safe and sanitised
+      (`sanitize_html`); "" when neither has markup or text left. Relative URLs were made
+      absolute before (parse). What the Atom, RSS and JSON Feed items carry.
+    - `lede_text`: the summary's plain text (`html_to_text`), else the content's, cut to
+      `LEDE_TEXT_KEEP` characters; a lede is `cut_lede(lede_text, site.lede_length)`, which
+      equals `make_lede(summary, content, site.lede_length)` for XML-safe text (all stored
+      text is), so a changed lede_length changes ledes without re-ingesting.
+
+    Raises nothing for any strings (nh3 and the patterns are total)."""
+    safe_summary, safe_content = xml_safe(summary or ""), xml_safe(content or "")
+    content_html = xml_safe(sanitize_html(safe_content) or sanitize_html(safe_summary))
+    text = html_to_text(safe_summary) or html_to_text(safe_content)
+    return Publishable(summary, content, content_html, text[:LEDE_TEXT_KEEP], RENDER_VERSION)
+
+
+def publishable_for(summary: str, content: str, known: Publishable | None) -> Publishable:
+    """`known` when it was made from exactly this `summary` and `content` under the current
+    rules (`RENDER_VERSION`), else a fresh `publishable(summary, content)`: text carried or
+    stored beside an entry is used only while it still describes it."""
+    if (
+        known is not None
+        and known.render_version == RENDER_VERSION
+        and known.summary == summary  # the same object, usually: no character is compared
+        and known.content == content
+    ):
+        return known
+    return publishable(summary, content)
 
 
 # Combining marks of the Basic Multilingual Plane, deleted by str.translate (C speed).

@@ -13,8 +13,8 @@ from babel.core import get_global
 from babel.dates import format_date
 
 from ..config import Site
-from ..models import FeedState, StoredEntry
-from ..text import make_lede, shorten
+from ..models import FeedState, Publishable, StoredEntry
+from ..text import cut_lede, publishable_for, shorten
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,9 +72,18 @@ def direction(language: str | None) -> str:
     return "rtl" if language in RTL_LANGUAGES else "ltr"
 
 
+def publishable(entry: StoredEntry) -> Publishable:
+    """The entry's text made safe to publish: as stored at ingest when it still describes the
+    entry's summary and content under the current rules, else computed now
+    (`text.publishable_for`)."""
+    return publishable_for(entry.summary, entry.content, entry.publishable)
+
+
 def lede(entry: StoredEntry, limit: int = 600) -> str:
-    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
-    return make_lede(entry.summary, entry.content, limit)
+    """The entry's lede as plain text, at most `limit` characters (`site.lede_length`): its
+    stored lede text cut by `text.cut_lede`, the same as `text.make_lede(summary, content,
+    limit)` on stored (XML-safe) text."""
+    return cut_lede(publishable(entry).lede_text, limit)
 
 
 def entry_title(entry: StoredEntry) -> str:

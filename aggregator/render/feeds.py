@@ -28,7 +28,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from html import escape
 from typing import Any
@@ -40,9 +40,9 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..text import sanitize_html, shorten, xml_safe
+from ..text import cut_lede, sanitize_html, shorten, xml_safe
 from ..urls import strip_secrets
-from .common import atom_id, heading, language_name, lede
+from .common import atom_id, heading, language_name, publishable
 
 log = logging.getLogger(__name__)
 
@@ -174,12 +174,13 @@ def _published(entry: StoredEntry) -> datetime:
 def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem | None:
     """A stored entry as a feed item, or None when nothing is left to show of it.
 
-    `mixed`: the feed carries several languages, so the item carries its own xml:lang."""
-    # Stored text is XML-safe already (the store cleans it on the way in); cleaning again here
-    # keeps a renderer total even for an entry that did not come through the store.
-    entry = replace(entry, summary=xml_safe(entry.summary or ""), content=xml_safe(entry.content or ""))
+    `mixed`: the feed carries several languages, so the item carries its own xml:lang.
+    The content and lede come from the entry's `Publishable` (made at ingest; made here only
+    for an entry that has none or a stale one), which is XML-safe even for an entry that did
+    not come through the store."""
+    safe = publishable(entry)
     title = xml_safe(entry.title or "").strip()
-    summary = lede(entry, site.lede_length)
+    summary = cut_lede(safe.lede_text, site.lede_length)
     link = http_link(entry.link)
     enclosures = tuple(
         Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
@@ -187,9 +188,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         for url in [http_link(x.url)]
         if url
     )
-    content = xml_safe(
-        sanitize_html(xml_safe(entry.content or "")) or sanitize_html(xml_safe(entry.summary or ""))
-    )
+    content = safe.content_html
     if not content.strip():
         content = escape(summary) or escape(title)
     if not content.strip() and link:
@@ -227,9 +226,17 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         date_only=entry.date_only,
         # one of summary/content was empty, so the content shown is the very text the lede
         # was taken from; unless the lede was cut, a summary would repeat it
-        summary_repeats=not (entry.summary.strip() and entry.content.strip()) and not summary.endswith("…"),
+        summary_repeats=not (_has_text(entry.summary) and _has_text(entry.content))
+        and not summary.endswith("…"),
         group=entry.language,
     )
+
+
+def _has_text(html: str | None) -> bool:
+    """Whether `html` is more than white space once made XML-safe (`xml_safe(html).strip()`,
+    without copying the text)."""
+    safe = xml_safe(html or "")
+    return bool(safe) and not safe.isspace()
 
 
 def entry_items(entries: Sequence[StoredEntry], site: Site, language: str) -> list[FeedItem]:
@@ -330,8 +337,7 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
     updated = []
     for e in entries:
         try:
-            clean = replace(e, summary=xml_safe(e.summary or ""), content=xml_safe(e.content or ""))
-            text = lede(clean, site.lede_length)
+            text = cut_lede(publishable(e).lede_text, site.lede_length)
             title = xml_safe(e.title or "").strip() or shorten(text, TITLE_FROM_TEXT)
             link = http_link(e.link)
             tag = language_tag(e.language_tag or e.language) if language == "all" else None
