@@ -234,3 +234,36 @@ def test_candidates_carry_their_text_made_safe_to_publish() -> None:
         assert c.publishable is not None
         assert c.publishable == publishable(c.summary, c.content)
         assert publishable_for(c.summary, c.content, c.publishable) is c.publishable
+
+
+def test_the_store_writes_carried_text_without_making_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = (FIXTURES / "corpus" / "heise-developer.atom").read_bytes()
+    url = "https://corpus.example/h"
+    candidates, _ = normalise.prepare_feed(parse_feed(body, {}, url), url, "de", ("de",), UTC_ZONE, NOW)
+    store = SQLiteStore(tmp_path / "a.db")
+    made, calls = text.publishable, []
+
+    def counted(summary: str, content: str) -> Publishable:
+        calls.append(summary)
+        return made(summary, content)
+
+    monkeypatch.setattr(text, "publishable", counted)
+    plan = dedupe.decide(candidates, [], "heise", NOW, UTC_ZONE)
+    store.apply(plan)
+    assert calls == []  # nothing made again: normalise's text was written
+    stored = store.entries_by_id([e.id for e in plan.inserts])
+    assert len(stored) == len(candidates)
+    for e in stored:
+        assert e.publishable is not None and e.publishable == publishable(e.summary, e.content)
+    # a correction: the feed's next poll brings new text for its first entry
+    fixed = replace(candidates[0], summary="<p>Korrigiert.</p>", content_hash="changed")
+    fixed = replace(fixed, publishable=made(fixed.summary, fixed.content))
+    plan = dedupe.decide([fixed], store.lookup(url, [fixed]), "heise", NOW, UTC_ZONE)
+    assert len(plan.updates) == 1
+    store.apply(plan)
+    assert calls == []
+    [again] = store.entries_by_id([plan.updates[0].id])
+    assert again.publishable is not None and again.publishable.lede_text == "Korrigiert."
+    store.close()
