@@ -34,6 +34,7 @@ ALLOWED_ATTRIBUTES = {
     "*": {"lang", "dir"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
+LINK_REL = "noopener noreferrer nofollow"  # the `rel` every sanitised link is given
 
 
 def sanitize_html(fragment: str) -> str:
@@ -45,7 +46,7 @@ def sanitize_html(fragment: str) -> str:
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
+        link_rel=LINK_REL,
         strip_comments=True,
     )
 
@@ -151,6 +152,7 @@ def _render_version() -> str:
             sorted(ALLOWED_TAGS),
             sorted((tag, sorted(attrs)) for tag, attrs in ALLOWED_ATTRIBUTES.items()),
             sorted(URL_SCHEMES),
+            LINK_REL,
             _BLOCK.pattern,
             _SPACE.pattern,
             _NOT_XML.pattern,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
@@ -107,6 +108,12 @@ def safe_link(url: str | None) -> str | None:
 
 
 def atom_id(entry: StoredEntry, site: Site) -> str:
-    """A tag: URI that stays the same however often outputs are rebuilt."""
-    host = urlsplit(str(site.link)).hostname or "localhost"
-    return f"tag:{host},2023:entry:{entry.id}"
+    """A tag: URI (RFC 4151) that stays the same however often outputs are rebuilt:
+    `tag:{site.link's host},2023:entry:{entry id}`."""
+    return f"tag:{tag_authority(str(site.link))},2023:entry:{entry.id}"
+
+
+@lru_cache(maxsize=16)
+def tag_authority(link: str) -> str:
+    """The host of `site.link` (else "localhost"): parsed once, not once per entry."""
+    return urlsplit(link).hostname or "localhost"

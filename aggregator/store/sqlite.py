@@ -1056,8 +1056,8 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         summary=r["summary"],
         content=r["content"],
         author=r["author"],
-        categories=tuple(json.loads(r["categories"])),
-        enclosures=tuple(Enclosure(u, t, n) for u, t, n in json.loads(r["enclosures"])),
+        categories=tuple(_json_list(r["categories"])),
+        enclosures=tuple(Enclosure(u, t, n) for u, t, n in _json_list(r["enclosures"])),
         published=published,
         updated=_dt(r["updated"]),
         first_seen=datetime.fromisoformat(r["first_seen"]),
@@ -1067,7 +1067,7 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         day=date.fromisoformat(r["day"]),
         content_hash=r["content_hash"],
         sources=sources,
-        translations=tuple((a, b) for a, b in json.loads(r["translations"])),
+        translations=tuple((a, b) for a, b in _json_list(r["translations"])),
         title_key=r["title_key"],
         translation_key=r["translation_key"],
         published_zone=r["published_zone"],
@@ -1075,6 +1075,12 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         seq=r["seq"],
         publishable=_publishable(r),
     )
+
+
+def _json_list(value: str) -> list[Any]:
+    # Most entries have no categories, enclosures or translations: "[]" needs no parser (three
+    # json.loads per entry read were a tenth of reading a day for publishing).
+    return [] if value == "[]" else list(json.loads(value))
 
 
 def _publishable(r: dict[str, Any]) -> Publishable | None:
