@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from aggregator.parse import parse_feed
 from aggregator.render import common, feeds, pages
 from aggregator.store import SQLiteStore
 from aggregator.text import (
+    LEDE_MIN_SHARE,
     LEDE_TEXT_KEEP,
     RENDER_VERSION,
     cut_lede,
@@ -39,6 +41,7 @@ from aggregator.text import (
     publishable,
     publishable_for,
     sanitize_html,
+    shorten,
     xml_safe,
 )
 from tests.conftest import FIXTURES
@@ -73,6 +76,33 @@ def test_stored_text_gives_the_lede_and_content_computed_at_publish(
     assert made.content_html == xml_safe(sanitize_html(c) or sanitize_html(s))
     assert len(made.lede_text) <= LEDE_TEXT_KEEP
     assert made.render_version == RENDER_VERSION
+
+
+_OLD_SENTENCE_END = re.compile(r"[.!?…。！？।؟](?:[\"'»”’)\]]*)(?=\s|$)")
+
+
+def _cut_lede_as_before(text: str, limit: int) -> str:
+    """cut_lede as it was written before it searched from the right: every sentence end."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    ends = [m.end() for m in _OLD_SENTENCE_END.finditer(head) if m.end() <= limit]
+    if ends and ends[-1] >= limit * LEDE_MIN_SHARE:
+        return text[: ends[-1]].rstrip()
+    return shorten(text, limit - 1)
+
+
+_SENTENCES = st.lists(
+    st.sampled_from(["a", "word", "語", " ", "\xa0", "\u2028", ".", "!", "?", "…", "。", "！", "।", "؟",
+                     '"', "'", "»", "”", "’", ")", "]", "(", "x.y", "e.g."]),
+    max_size=300,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(text=_SENTENCES, limit=st.integers(1, 320))
+def test_ledes_are_cut_where_they_were_before(text: str, limit: int) -> None:
+    assert cut_lede(text, limit) == _cut_lede_as_before(text, limit)
 
 
 @pytest.mark.parametrize("length", [9_998, 9_999, 10_000, 10_001, 10_002, 30_000])

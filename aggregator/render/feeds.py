@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from html import escape
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -147,6 +148,19 @@ def http_link(url: str | None) -> str | None:
     return url
 
 
+# A publish meets each source feed's address once per entry it brought: checked once.
+@lru_cache(maxsize=4096)
+def public_feed_url(url: str) -> str:
+    """A source feed's address as published: secrets stripped (`urls.strip_secrets`), XML-safe."""
+    return xml_safe(strip_secrets(url))
+
+
+@lru_cache(maxsize=4096)
+def is_http(url: str) -> bool:
+    """Whether `http_link` keeps `url`."""
+    return http_link(url) is not None
+
+
 def language_tag(tag: str | None) -> str | None:
     """A tag the Atom schema accepts for xml:lang (RFC 3066 syntax), or None."""
     if not tag:
@@ -215,7 +229,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         language=language_tag(entry.language_tag or entry.language) if mixed else None,
         sources=tuple(
             Source(
-                xml_safe(strip_secrets(s.feed_url)),  # a private feed address is never published
+                public_feed_url(s.feed_url),  # a private feed address is never published
                 xml_safe(s.feed_name),
                 xml_safe(s.source_key),
                 http_link(s.link),
@@ -454,7 +468,7 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
             _sub(source, "id").text = src.feed_url
             if src.feed_name:
                 _sub(source, "title").text = src.feed_name
-            if http_link(src.feed_url):
+            if is_http(src.feed_url):
                 _sub(source, "link", rel="self", href=src.feed_url)
             _sub(source, "updated").text = _iso(max(utc(src.first_seen, item.updated), item.updated))
         return entry
