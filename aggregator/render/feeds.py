@@ -135,9 +135,24 @@ def utc(value: datetime | None, fallback: datetime = EMPTY_FEED_UPDATED) -> date
 
 
 def http_link(url: str | None) -> str | None:
-    """`url` if it is an absolute http(s) URL (XML-safe, stripped), else None."""
+    """`url` if it is an absolute http(s) URL (XML-safe, stripped), else None.
+
+    A publish checks each entry's link for its feed item, its archive and both digests: the
+    answers for ordinary-length URLs are remembered (a few thousand, a few MB at most)."""
     if not url:
         return None
+    return _checked_link(url) if len(url) <= CACHED_URL_LENGTH else _check_link(url)
+
+
+CACHED_URL_LENGTH = 2_048
+
+
+@lru_cache(maxsize=16_384)
+def _checked_link(url: str) -> str | None:
+    return _check_link(url)
+
+
+def _check_link(url: str) -> str | None:
     url = xml_safe(url).strip()
     try:
         parts = urlsplit(url)
