@@ -231,5 +231,5 @@ def _candidate(
         published_zone=entry.published_zone if trusted else None,
         date_only=date_only,
         # made here, in the parse workers, once: publishing then runs no HTML pass per entry
-        publishable=publishable(entry.summary, entry.content),
+        publishable=publishable(entry.summary, entry.content, summary_text),
     )

@@ -105,6 +105,14 @@ def test_ledes_are_cut_where_they_were_before(text: str, limit: int) -> None:
     assert cut_lede(text, limit) == _cut_lede_as_before(text, limit)
 
 
+@settings(max_examples=300, deadline=None)
+@given(summary=_HTML | st.just(""), content=_HTML | st.just(""))
+def test_text_the_caller_extracted_already_gives_the_same(summary: str, content: str) -> None:
+    """normalise hands over `html_to_text(summary or content)` (from before anything was made
+    XML-safe): the result is the same as extracting it here, controls or not."""
+    assert publishable(summary, content, html_to_text(summary or content)) == publishable(summary, content)
+
+
 @pytest.mark.parametrize("length", [9_998, 9_999, 10_000, 10_001, 10_002, 30_000])
 @pytest.mark.parametrize("limit", [9_999, 10_000])
 def test_ledes_at_the_longest_limit_are_cut_as_from_the_whole_text(length: int, limit: int) -> None:
