@@ -7,7 +7,10 @@
   dedupe and store), plus entries past the stored text's length, publishes byte-identical
   outputs from the stored text and from the old per-publish computation, at two lede lengths;
   and publishing from stored text runs no HTML pass per entry.
-- Text carried or stored for other summary/content or under other rules is never used.
+- Text carried or stored for other summary/content or under other rules is never used; text
+  normalise made is written by the store as it is, for new and corrected entries.
+- What else publishing no longer recomputes keeps its output: ledes cut from the right equal
+  the cuts of the old left-to-right search; digest HTML is what the sanitiser would give back.
 """
 
 from __future__ import annotations
