@@ -317,6 +317,7 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
         translation_key=c.translation_key,
         published_zone=c.published_zone,
         date_only=c.date_only,
+        publishable=c.publishable,
     )
 
 
@@ -341,4 +342,5 @@ def _updated(old: StoredEntry, c: Candidate, now: datetime) -> StoredEntry:
         translations=c.translations or old.translations,
         title_key=c.title_key,
         translation_key=old.translation_key or c.translation_key,
+        publishable=c.publishable,
     )

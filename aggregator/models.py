@@ -74,6 +74,22 @@ class ParsedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Publishable:
+    """An entry's text made safe to publish, computed once at ingest (`text.publishable`) and
+    stored beside the entry, so that publishing runs no HTML pass per entry (issues 13, 15).
+
+    It holds for exactly the `summary` and `content` it was made from (kept here by reference,
+    compared before use: `text.publishable_for`) and for the rules named by `render_version`
+    (`text.RENDER_VERSION`); anything else is recomputed, never served stale."""
+
+    summary: str  # the inputs, as given (the same str objects as the entry's: not a copy)
+    content: str
+    content_html: str  # sanitised, XML-safe HTML of the content, else of the summary; "" if none
+    lede_text: str  # plain text of the summary, else the content; at most text.LEDE_TEXT_KEEP chars
+    render_version: str  # text.RENDER_VERSION when it was made
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedFeed:
     title: str | None
     link: str | None
@@ -120,6 +136,8 @@ class Candidate:
     translation_key: str | None = None  # from site.translation_patterns: translations share it
     published_zone: str | None = None
     date_only: bool = False  # see ParsedEntry.date_only
+    # summary and content made safe to publish (normalise); derived data: not part of equality
+    publishable: Publishable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +169,10 @@ class StoredEntry:
     published_zone: str | None = None
     date_only: bool = False  # see ParsedEntry.date_only
     seq: int | None = None  # insertion order, increasing across the store (cursors, archives)
+    # Summary and content made safe to publish: carried from the Candidate, read back from the
+    # store; None (or made from other text, or by other rules) means "compute when needed".
+    # Derived data: left out of equality and repr.
+    publishable: Publishable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

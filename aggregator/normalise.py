@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from . import language
 from .models import Candidate, ParsedEntry, ParsedFeed
-from .text import fold, html_to_text, normalise_title, shorten, xml_safe
+from .text import fold, html_to_text, normalise_title, publishable, shorten, xml_safe
 
 # Dates outside this window are not believed: they fall back to the first-seen time.
 EARLIEST_BELIEVABLE = datetime.fromisoformat("1990-01-01T00:00:00+00:00")
@@ -230,4 +230,6 @@ def _candidate(
         translation_key=translation_key(link, translation_patterns),
         published_zone=entry.published_zone if trusted else None,
         date_only=date_only,
+        # made here, in the parse workers, once: publishing then runs no HTML pass per entry
+        publishable=publishable(entry.summary, entry.content, summary_text),
     )

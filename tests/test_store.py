@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from aggregator.models import Candidate, Enclosure, FetchResult, Outcome, Source, StoredEntry, UpdatePlan
 from aggregator.store import SCHEMA_VERSION, SQLiteStore, Store, StoreError, StoreLocked, StoreSchemaError
-from aggregator.text import xml_safe
+from aggregator.text import RENDER_VERSION, publishable, xml_safe
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer
 
@@ -98,11 +98,56 @@ def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 5
+    assert store.version == SCHEMA_VERSION == 6
     [entry] = store.entries_by_id(["e1"])
     assert entry.title_key == "peru il movimento" and entry.published_zone is None
     indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
     assert {"entries_language_title_key", "entries_translation_key"} <= indexes
+
+
+# -- version 6: each entry made safe to publish once ------------------------------------------
+
+
+def _v5_database(path: Path, entries: int) -> None:
+    from aggregator.store.sqlite import MIGRATIONS
+
+    db = sqlite3.connect(path)
+    db.executescript(";".join(sql for sql, _ in MIGRATIONS[:5]) + "; PRAGMA user_version=5;")
+    db.executemany(
+        "INSERT INTO entries (id, seq, feed_url, source_key, fingerprint, title, summary, content, "
+        "published, first_seen, language_evidence, day, content_hash) VALUES (?, ?, 'F', ?, ?, 't', ?, ?, "
+        "'2023-01-17T09:00:00+00:00', '2023-01-17T09:00:00+00:00', 'config', '2023-01-17', 'h')",
+        [
+            (f"e{i}", i + 1, f"k{i}", f"fp{i}", f"<p>Entry {i}. <script>x()</script>More</p>",
+             "" if i % 2 else f"<p onclick='x()'>Body {i}</p>")
+            for i in range(entries)
+        ],
+    )  # fmt: skip
+    db.commit()
+    db.close()
+
+
+def test_version_5_database_is_made_publishable_on_open(tmp_path: Path) -> None:
+    """Upgrading fills the new columns of every entry (more than two refresh batches here), and
+    records the rules they were made under, so the next open only reads that."""
+    path = tmp_path / "v5.db"
+    _v5_database(path, 1_203)
+    store = SQLiteStore(path)
+    assert store.version == SCHEMA_VERSION == 6
+    entries = store.entries_by_id([f"e{i}" for i in range(1_203)])
+    assert len(entries) == 1_203
+    for e in entries:
+        assert e.publishable == publishable(e.summary, e.content)
+    assert entries[0].publishable is not None
+    assert (entries[0].publishable.lede_text, entries[0].publishable.content_html) == (
+        "Entry 0. More",
+        "<p>Body 0</p>",
+    )
+    stale = "SELECT COUNT(*) FROM entries WHERE render_version IS NOT ?"
+    assert store.db.execute(stale, [RENDER_VERSION]).fetchone()[0] == 0
+    meta = "SELECT value FROM meta WHERE key = 'render_version'"
+    assert store.db.execute(meta).fetchone()[0] == RENDER_VERSION
+    store.close()
 
 
 # -- version 3: XML-safe text, date_only, seq, the day zone -------------------------------------
@@ -132,7 +177,7 @@ def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> Non
     path = tmp_path / "v2.db"
     _v2_database(path)
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 5
+    assert store.version == SCHEMA_VERSION == 6
     entries = {e.id: e for e in store.entries_by_id(["a", "b", "c"])}
     assert [entries[i].seq for i in ("b", "a", "c")] == [1, 2, 3]
     assert entries["b"].title == "Title 0" and entries["b"].summary == "summary0"

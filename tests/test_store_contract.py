@@ -10,6 +10,7 @@ import contextlib
 import threading
 import typing
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,11 +21,12 @@ from hypothesis import strategies as st
 
 from aggregator import dedupe
 from aggregator.models import Candidate, FetchResult, Outcome, UpdatePlan
+from aggregator.render import lede
 from aggregator.store import SQLiteStore, Store, StoreError, StoreMissing, StoreSchemaError, open_store
 from aggregator.store.postgres import MIGRATIONS as PG_MIGRATIONS
 from aggregator.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from aggregator.store.postgres import PostgresStore
-from aggregator.text import xml_safe
+from aggregator.text import publishable, xml_safe
 from tests.test_store import NOT_XML, PUBLIC_CALLS, _entry
 
 Opener = Callable[[], Store]
@@ -355,6 +357,43 @@ def test_every_text_is_stored_xml_safe(store: Store, text: str) -> None:
     assert state is not None and (state.title, state.last_error) == (safe, safe)
 
 
+def _execute(store: Store, sql: str) -> None:
+    """One statement behind the store's back (a row left by older code, say)."""
+    if isinstance(store, SQLiteStore):
+        store.db.conn.execute(sql)
+    else:
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+
+def test_entries_come_back_publishable_and_new_text_is_made_publishable(store: Store) -> None:
+    store.apply(UpdatePlan(inserts=(_entry("a", "<p>Old text.</p>"),)))
+    [read] = store.day(date(2023, 1, 17), "en")
+    assert read.publishable is not None and read.publishable == publishable(read.summary, read.content)
+    # an update carrying the text made for the old summary (as `dataclasses.replace` keeps it)
+    new = replace(read, summary="<p>New text.</p>", content="<p>New <b>body</b><script>x</script></p>")
+    assert new.publishable is read.publishable
+    store.apply(UpdatePlan(updates=(new,)))
+    [again] = store.entries_by_id(["a"])
+    assert again.publishable is not None
+    made = (again.publishable.lede_text, again.publishable.content_html)
+    assert made == ("New text.", "<p>New <b>body</b></p>")
+
+
+def test_entries_made_under_other_rules_are_never_served_and_made_again_on_open(opener: Opener) -> None:
+    store = opener()
+    store.apply(UpdatePlan(inserts=(_entry("a", "<p>A sentence.</p>"),)))
+    _execute(store, "UPDATE entries SET render_version = '0.old', lede_text = 'x', content_html = 'x'")
+    _execute(store, "UPDATE meta SET value = '0.old' WHERE key = 'render_version'")
+    [e] = store.entries_by_id(["a"])
+    assert e.publishable is None and lede(e) == "A sentence."  # made afresh where it is published
+    [e] = opener().entries_by_id(["a"])  # the next open makes it again, and stores it
+    assert e.publishable is not None and e.publishable.lede_text == "A sentence."
+    assert e.publishable.content_html == "<p>A sentence.</p>"
+
+
 # -- PostgreSQL: schema, opening --------------------------------------------------------------
 
 
@@ -404,9 +443,40 @@ def test_postgres_version_1_is_migrated_keeping_its_feeds(pg_server: object) -> 
         conn.execute("INSERT INTO feeds (url, name, language, etag) VALUES ('F', 'n', 'en', '\"1\"')")
     store = open_store(url)
     try:
-        assert store.version == PG_SCHEMA_VERSION == 2
+        assert store.version == PG_SCHEMA_VERSION == 3
         state = store.feed_state("F")
         assert state is not None and state.etag == '"1"' and state.body_hash is None
+    finally:
+        store.close()
+
+
+def test_postgres_version_2_entries_are_made_publishable_on_open(pg_server: object) -> None:
+    import psycopg
+
+    from tests.pg_server import PostgresServer
+
+    assert isinstance(pg_server, PostgresServer)
+    url = pg_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:  # a database left by the previous release
+        conn.execute((PG_MIGRATIONS[0] + PG_MIGRATIONS[1]).encode())
+        conn.execute("CREATE TABLE aggregator_schema (version integer NOT NULL)")
+        conn.execute("INSERT INTO aggregator_schema (version) VALUES (2)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO entries (id, feed_url, source_key, fingerprint, title, summary, content, "
+                "published, first_seen, language_evidence, day, content_hash) "
+                "VALUES (%s, 'F', %s, %s, 't', %s, '', %s, %s, 'config', %s, 'h')",
+                [(f"e{i}", f"k{i}", f"fp{i}", f"<p>Entry {i}.<script>x</script></p>", NOW, NOW, NOW.date())
+                 for i in range(1_001)],
+            )  # fmt: skip
+    store = open_store(url)
+    try:
+        assert store.version == PG_SCHEMA_VERSION == 3
+        entries = store.entries_by_id([f"e{i}" for i in range(1_001)])
+        assert len(entries) == 1_001
+        assert all(e.publishable == publishable(e.summary, e.content) for e in entries)
+        first = next(e for e in entries if e.id == "e0").publishable
+        assert first is not None and first.content_html == "<p>Entry 0.</p>"
     finally:
         store.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
@@ -13,8 +14,8 @@ from babel.core import get_global
 from babel.dates import format_date
 
 from ..config import Site
-from ..models import FeedState, StoredEntry
-from ..text import make_lede, shorten
+from ..models import FeedState, Publishable, StoredEntry
+from ..text import cut_lede, publishable_for, shorten
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,9 +73,18 @@ def direction(language: str | None) -> str:
     return "rtl" if language in RTL_LANGUAGES else "ltr"
 
 
+def publishable(entry: StoredEntry) -> Publishable:
+    """The entry's text made safe to publish: as stored at ingest when it still describes the
+    entry's summary and content under the current rules, else computed now
+    (`text.publishable_for`)."""
+    return publishable_for(entry.summary, entry.content, entry.publishable)
+
+
 def lede(entry: StoredEntry, limit: int = 600) -> str:
-    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
-    return make_lede(entry.summary, entry.content, limit)
+    """The entry's lede as plain text, at most `limit` characters (`site.lede_length`): its
+    stored lede text cut by `text.cut_lede`, the same as `text.make_lede(summary, content,
+    limit)` on stored (XML-safe) text."""
+    return cut_lede(publishable(entry).lede_text, limit)
 
 
 def entry_title(entry: StoredEntry) -> str:
@@ -98,6 +108,12 @@ def safe_link(url: str | None) -> str | None:
 
 
 def atom_id(entry: StoredEntry, site: Site) -> str:
-    """A tag: URI that stays the same however often outputs are rebuilt."""
-    host = urlsplit(str(site.link)).hostname or "localhost"
-    return f"tag:{host},2023:entry:{entry.id}"
+    """A tag: URI (RFC 4151) that stays the same however often outputs are rebuilt:
+    `tag:{site.link's host},2023:entry:{entry id}`."""
+    return f"tag:{tag_authority(str(site.link))},2023:entry:{entry.id}"
+
+
+@lru_cache(maxsize=16)
+def tag_authority(link: str) -> str:
+    """The host of `site.link` (else "localhost"): parsed once, not once per entry."""
+    return urlsplit(link).hostname or "localhost"

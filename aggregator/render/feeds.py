@@ -28,8 +28,9 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from html import escape
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,9 +41,9 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..text import sanitize_html, shorten, xml_safe
+from ..text import LINK_REL, cut_lede, shorten, xml_safe
 from ..urls import strip_secrets
-from .common import atom_id, heading, language_name, lede
+from .common import atom_id, heading, language_name, publishable, tag_authority
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,24 @@ def utc(value: datetime | None, fallback: datetime = EMPTY_FEED_UPDATED) -> date
 
 
 def http_link(url: str | None) -> str | None:
-    """`url` if it is an absolute http(s) URL (XML-safe, stripped), else None."""
+    """`url` if it is an absolute http(s) URL (XML-safe, stripped), else None.
+
+    A publish checks each entry's link for its feed item, its archive and both digests: the
+    answers for ordinary-length URLs are remembered (a few thousand, a few MB at most)."""
     if not url:
         return None
+    return _checked_link(url) if len(url) <= CACHED_URL_LENGTH else _check_link(url)
+
+
+CACHED_URL_LENGTH = 2_048
+
+
+@lru_cache(maxsize=16_384)
+def _checked_link(url: str) -> str | None:
+    return _check_link(url)
+
+
+def _check_link(url: str) -> str | None:
     url = xml_safe(url).strip()
     try:
         parts = urlsplit(url)
@@ -145,6 +161,19 @@ def http_link(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or _SPACE.search(url):
         return None
     return url
+
+
+# A publish meets each source feed's address once per entry it brought: checked once.
+@lru_cache(maxsize=4096)
+def public_feed_url(url: str) -> str:
+    """A source feed's address as published: secrets stripped (`urls.strip_secrets`), XML-safe."""
+    return xml_safe(strip_secrets(url))
+
+
+@lru_cache(maxsize=4096)
+def is_http(url: str) -> bool:
+    """Whether `http_link` keeps `url`."""
+    return http_link(url) is not None
 
 
 def language_tag(tag: str | None) -> str | None:
@@ -174,12 +203,13 @@ def _published(entry: StoredEntry) -> datetime:
 def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem | None:
     """A stored entry as a feed item, or None when nothing is left to show of it.
 
-    `mixed`: the feed carries several languages, so the item carries its own xml:lang."""
-    # Stored text is XML-safe already (the store cleans it on the way in); cleaning again here
-    # keeps a renderer total even for an entry that did not come through the store.
-    entry = replace(entry, summary=xml_safe(entry.summary or ""), content=xml_safe(entry.content or ""))
+    `mixed`: the feed carries several languages, so the item carries its own xml:lang.
+    The content and lede come from the entry's `Publishable` (made at ingest; made here only
+    for an entry that has none or a stale one), which is XML-safe even for an entry that did
+    not come through the store."""
+    safe = publishable(entry)
     title = xml_safe(entry.title or "").strip()
-    summary = lede(entry, site.lede_length)
+    summary = cut_lede(safe.lede_text, site.lede_length)
     link = http_link(entry.link)
     enclosures = tuple(
         Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
@@ -187,9 +217,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         for url in [http_link(x.url)]
         if url
     )
-    content = xml_safe(
-        sanitize_html(xml_safe(entry.content or "")) or sanitize_html(xml_safe(entry.summary or ""))
-    )
+    content = safe.content_html
     if not content.strip():
         content = escape(summary) or escape(title)
     if not content.strip() and link:
@@ -216,7 +244,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         language=language_tag(entry.language_tag or entry.language) if mixed else None,
         sources=tuple(
             Source(
-                xml_safe(strip_secrets(s.feed_url)),  # a private feed address is never published
+                public_feed_url(s.feed_url),  # a private feed address is never published
                 xml_safe(s.feed_name),
                 xml_safe(s.source_key),
                 http_link(s.link),
@@ -227,9 +255,17 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         date_only=entry.date_only,
         # one of summary/content was empty, so the content shown is the very text the lede
         # was taken from; unless the lede was cut, a summary would repeat it
-        summary_repeats=not (entry.summary.strip() and entry.content.strip()) and not summary.endswith("…"),
+        summary_repeats=not (_has_text(entry.summary) and _has_text(entry.content))
+        and not summary.endswith("…"),
         group=entry.language,
     )
+
+
+def _has_text(html: str | None) -> bool:
+    """Whether `html` is more than white space once made XML-safe (`xml_safe(html).strip()`,
+    without copying the text)."""
+    safe = xml_safe(html or "")
+    return bool(safe) and not safe.isspace()
 
 
 def entry_items(entries: Sequence[StoredEntry], site: Site, language: str) -> list[FeedItem]:
@@ -325,13 +361,13 @@ def daily_feed_meta(site: Site, language: str) -> FeedMeta:
 def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language: str) -> FeedItem | None:
     """One day's front page as one item: a stable id per (language, day), the day's heading as
     title, the archive page as link, and each entry's title (linked), lede and source as HTML.
-    Cheaper than `entry_item` per entry (no content sanitising): a digest covers many days."""
+    Cheaper than `entry_item` per entry: ledes come from the stored text, and the HTML is
+    written already in the form the sanitiser gives (`digest_html`), so no HTML pass runs."""
     parts = []
     updated = []
     for e in entries:
         try:
-            clean = replace(e, summary=xml_safe(e.summary or ""), content=xml_safe(e.content or ""))
-            text = lede(clean, site.lede_length)
+            text = cut_lede(publishable(e).lede_text, site.lede_length)
             title = xml_safe(e.title or "").strip() or shorten(text, TITLE_FROM_TEXT)
             link = http_link(e.link)
             tag = language_tag(e.language_tag or e.language) if language == "all" else None
@@ -342,29 +378,55 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
             continue
         if not (title or text or link):
             continue
-        name = escape(title or link or "")
-        lang = f' lang="{escape(tag)}"' if tag else ""
-        head = f'<a href="{escape(link)}">{name}</a>' if link else name
-        parts.append(
-            f"<h3{lang}>{head}</h3>"
-            + (f"<p{lang}>{escape(text)}</p>" if text and text != title else "")
-            + (f"<p><small>via {escape(via)}</small></p>" if via else "")
-        )
+        parts.append(digest_html(title, text, link, tag, via))
     if not parts:
         return None
-    host = urlsplit(str(site.link)).hostname or "localhost"
     published = utc(datetime.combine(day, time(0), UTC))
     return FeedItem(
-        id=f"tag:{host},2023:daily:{language}:{day.isoformat()}",
+        id=f"tag:{tag_authority(str(site.link))},2023:daily:{language}:{day.isoformat()}",
         title=xml_safe(heading(day, language, site)),
         atom_title=xml_safe(heading(day, language, site)),
         link=urljoin(str(site.base_url), f"{archive_path(day, language)}.html"),
-        content_html=sanitize_html("".join(parts)),
+        content_html="".join(parts),
         summary=f"{len(parts)} entries",
         published=published,
         updated=max([published, *updated]),
         date_only=True,
     )
+
+
+def digest_html(title: str, text: str, link: str | None, tag: str | None, via: str) -> str:
+    """One entry's lines in a digest: its title (linked when it has a link), its lede unless it
+    repeats the title, and its source. Written exactly as `text.sanitize_html` would give it
+    back (html5ever's serialisation: `&`, `<`, `>` and U+00A0 escaped, and `"` too in
+    attributes; line breaks as LF; links with our `rel`), so publishing needs no
+    sanitiser pass over it; tests/test_publishable.py holds that to be so for any text.
+    `link` is an http(s) URL (`http_link`) or None; `tag` a language tag or None."""
+    lang = f' lang="{_attribute(tag)}"' if tag else ""
+    name = _text(title or link or "")
+    head = f'<a href="{_attribute(link)}" rel="{LINK_REL}">{name}</a>' if link else name
+    return (
+        f"<h3{lang}>{head}</h3>"
+        + (f"<p{lang}>{_text(text)}</p>" if text and text != title else "")
+        + (f"<p><small>via {_text(via)}</small></p>" if via else "")
+    )
+
+
+def _line_feeds(value: str) -> str:
+    # HTML parsing turns CR LF and lone CR into LF (WHATWG HTML, "preprocessing the input stream")
+    return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
+
+
+def _text(value: str) -> str:
+    """Text content as html5ever serialises it (HTML's "escaping a string", text mode)."""
+    value = _line_feeds(value).replace("&", "&amp;").replace("\xa0", "&nbsp;")
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _attribute(value: str) -> str:
+    """An attribute value as html5ever serialises it (attribute mode: also `<` and `>`, as
+    the HTML standard asks since 2025)."""
+    return _text(value).replace('"', "&quot;")
 
 
 # -- Atom and RSS through feedgen -----------------------------------------------------------------
@@ -421,7 +483,7 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
             _sub(source, "id").text = src.feed_url
             if src.feed_name:
                 _sub(source, "title").text = src.feed_name
-            if http_link(src.feed_url):
+            if is_http(src.feed_url):
                 _sub(source, "link", rel="self", href=src.feed_url)
             _sub(source, "updated").text = _iso(max(utc(src.first_seen, item.updated), item.updated))
         return entry

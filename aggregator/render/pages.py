@@ -36,7 +36,7 @@ from ..pages_plan import (
     index_path,
     relative,
 )
-from ..text import make_lede, shorten
+from ..text import shorten
 from ..urls import strip_secrets
 from .common import (
     FrontPage,
@@ -45,6 +45,7 @@ from .common import (
     direction,
     heading,
     language_name,
+    lede,
     locale_for,
     safe_link,
 )
@@ -110,17 +111,6 @@ class Place:
 
 
 # -- shared pieces -----------------------------------------------------------------------------
-@lru_cache(maxsize=8192)
-def _lede_of(summary: str, content: str, limit: int) -> str:
-    # Each entry appears on its language's page and the combined one, in three formats.
-    return make_lede(summary, content, limit)
-
-
-def lede(e: StoredEntry, limit: int = 600) -> str:
-    """The entry's lede as plain text (`text.make_lede`); `limit` is site.lede_length."""
-    return _lede_of(e.summary, e.content, limit)
-
-
 @lru_cache(maxsize=1024)
 def native_name(code: str) -> str:
     """'Español', 'Русский': a language's name in itself, capitalised to head a section."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -37,11 +38,12 @@ from ..models import (
     Enclosure,
     FeedState,
     FetchResult,
+    Publishable,
     Source,
     StoredEntry,
     UpdatePlan,
 )
-from ..text import normalise_title, xml_safe
+from ..text import RENDER_VERSION, normalise_title, publishable, publishable_for, xml_safe
 from .common import (
     BUSY_TIMEOUT,
     FeedStats,
@@ -55,7 +57,10 @@ from .common import (
     entry_day,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+REFRESH_BATCH = 500  # entries made publishable per write transaction when the rules changed
+
+log = logging.getLogger(__name__)
 
 
 # Primary result codes (https://www.sqlite.org/rescode.html); the extended code's low byte.
@@ -297,6 +302,18 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
     """,
         None,
     ),
+    (
+        # Each entry made safe to publish once, at ingest (issues 13, 15): the sanitised content
+        # HTML, the plain text ledes are cut from, and the rules they were made under
+        # (text.RENDER_VERSION). Existing rows are filled by `_refresh_publishable`, which runs
+        # after every migration and whenever those rules change.
+        """
+    ALTER TABLE entries ADD COLUMN content_html TEXT;
+    ALTER TABLE entries ADD COLUMN lede_text TEXT;
+    ALTER TABLE entries ADD COLUMN render_version TEXT;
+    """,
+        None,
+    ),
 ]
 
 
@@ -483,10 +500,15 @@ class SQLiteStore:
     def migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, one step per transaction. Each step first takes
         the write lock and then reads the version, so processes racing to create or upgrade
-        one database run each step once. Raises StoreSchemaError for a newer schema."""
+        one database run each step once. Raises StoreSchemaError for a newer schema. Then
+        every entry whose publishable text was made under other rules is made again
+        (`_refresh_publishable`)."""
+        if self.version != SCHEMA_VERSION:  # the common case reads only: it never waits for a writer
+            self._migrate_schema()
+        self._refresh_publishable()
+
+    def _migrate_schema(self) -> None:
         conn = self.db.conn
-        if self.version == SCHEMA_VERSION:
-            return  # the common case reads only, so it never waits for another writer
         while True:  # bounded: each pass applies one step or ends
             with self._write():
                 current = self.version
@@ -504,6 +526,44 @@ class SQLiteStore:
                 if step is not None:
                     step(conn)
                 conn.execute(f"PRAGMA user_version={current + 1}")
+
+    def _refresh_publishable(self) -> int:
+        """Make every entry stored under other rules than `text.RENDER_VERSION` (or before
+        schema 6) publishable again; returns how many. Runs when `meta.render_version` differs
+        from the code's (one read otherwise), in transactions of REFRESH_BATCH entries, so a
+        poll waits for one batch at most and an interrupted refresh resumes where it stopped.
+        Renderers never depend on it: a stale row is recomputed where it is published."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'render_version'").fetchone()
+        if row and row[0] == RENDER_VERSION:
+            return 0
+        conn = self.db.conn
+        started, done, after = time.monotonic(), 0, 0
+        while True:  # bounded: `after` only grows, over a finite table
+            with self._write():
+                rows = conn.execute(
+                    "SELECT rowid, summary, content FROM entries "
+                    "WHERE rowid > ? AND render_version IS NOT ? ORDER BY rowid LIMIT ?",
+                    [after, RENDER_VERSION, REFRESH_BATCH],
+                ).fetchall()
+                if not rows:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('render_version', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        [RENDER_VERSION],
+                    )
+                    break
+                made = [(publishable(summary, content), rowid) for rowid, summary, content in rows]
+                conn.executemany(
+                    "UPDATE entries SET content_html = ?, lede_text = ?, render_version = ? WHERE rowid = ?",
+                    [(p.content_html, p.lede_text, p.render_version, rowid) for p, rowid in made],
+                )
+                after, done = rows[-1][0], done + len(rows)
+        if done:
+            log.info(
+                "%s: %d entries made publishable under the current rules in %.1f s",
+                self.path, done, time.monotonic() - started,
+            )  # fmt: skip
+        return done
 
     # -- feeds ----------------------------------------------------------------
     def sync_feeds(self, feeds: Iterable[tuple[str, str, str]]) -> None:
@@ -933,6 +993,9 @@ def _marks(chunk: Sequence[str]) -> str:
 
 
 def _entry_row(e: StoredEntry) -> dict[str, Any]:
+    # Made once per entry (normalise, in the parse workers); here only when it was not, or no
+    # longer describes the entry's text (an update brought new text).
+    safe = publishable_for(e.summary, e.content, e.publishable)
     return {
         "id": e.id,
         "feed_url": e.feed_url,
@@ -963,6 +1026,9 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
         "translation_key": e.translation_key,
         "published_zone": e.published_zone,
         "date_only": int(e.date_only),
+        "content_html": safe.content_html,
+        "lede_text": safe.lede_text,
+        "render_version": safe.render_version,
     }
 
 
@@ -990,8 +1056,8 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         summary=r["summary"],
         content=r["content"],
         author=r["author"],
-        categories=tuple(json.loads(r["categories"])),
-        enclosures=tuple(Enclosure(u, t, n) for u, t, n in json.loads(r["enclosures"])),
+        categories=tuple(_json_list(r["categories"])),
+        enclosures=tuple(Enclosure(u, t, n) for u, t, n in _json_list(r["enclosures"])),
         published=published,
         updated=_dt(r["updated"]),
         first_seen=datetime.fromisoformat(r["first_seen"]),
@@ -1001,13 +1067,27 @@ def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry
         day=date.fromisoformat(r["day"]),
         content_hash=r["content_hash"],
         sources=sources,
-        translations=tuple((a, b) for a, b in json.loads(r["translations"])),
+        translations=tuple((a, b) for a, b in _json_list(r["translations"])),
         title_key=r["title_key"],
         translation_key=r["translation_key"],
         published_zone=r["published_zone"],
         date_only=bool(r["date_only"]),
         seq=r["seq"],
+        publishable=_publishable(r),
     )
+
+
+def _json_list(value: str) -> list[Any]:
+    # Most entries have no categories, enclosures or translations: "[]" needs no parser (three
+    # json.loads per entry read were a tenth of reading a day for publishing).
+    return [] if value == "[]" else list(json.loads(value))
+
+
+def _publishable(r: dict[str, Any]) -> Publishable | None:
+    """The row's stored publishable text, None when it was made under other rules."""
+    if r["render_version"] != RENDER_VERSION:
+        return None
+    return Publishable(r["summary"], r["content"], r["content_html"], r["lede_text"], RENDER_VERSION)
 
 
 def _feed_state(d: dict[str, Any]) -> FeedState:
