@@ -57,6 +57,7 @@ class World:
                     world.requests[key] += 1
                     world.in_flight[host] += 1
                     world.most_in_flight[host] = max(world.most_in_flight[host], world.in_flight[host])
+                done = False
                 try:
                     time.sleep(world.delay)
                     body = world.feed(host, self.path)
@@ -64,10 +65,17 @@ class World:
                     self.send_header("Content-Type", "application/rss+xml")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
-                finally:
+                    # Counted out before the last bytes leave: once the client has them it may
+                    # send its next request, and a thread descheduled here (loaded machine)
+                    # would count that one as a third in flight when the client had two.
                     with world.lock:
                         world.in_flight[host] -= 1
+                    done = True
+                    self.wfile.write(body)
+                finally:
+                    if not done:
+                        with world.lock:
+                            world.in_flight[host] -= 1
 
             def log_message(self, *args: object) -> None:
                 pass
