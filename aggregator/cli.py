@@ -26,6 +26,7 @@ from .config import Config, ConfigError, FeedConfig, load_config
 from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
+from .publish import owed_changes
 from .publish import publish as publish_all
 from .store import BUSY_TIMEOUT, Store, StoreError, default_store_url, open_store
 
@@ -203,7 +204,19 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         failed_files: tuple[tuple[str, str], ...] = ()
         if not no_publish:
-            failed_files = publish_all(store, config, ctx.public_dir).failed
+            # Incremental when the tree was last published whole by this code and config:
+            # the days the store says are owed (this fetch's and any earlier unpublished ones).
+            now = datetime.now(UTC)
+            owed, changed = owed_changes(store, config, ctx.public_dir, now)
+            try:
+                failed_files = publish_all(
+                    store, config, ctx.public_dir, now=now, changed_days=changed
+                ).failed
+            except BaseException:
+                store.mark_unpublished(owed)
+                raise
+            if failed_files:
+                store.mark_unpublished(owed)
         _print_fetch_summary(reports, elapsed)
         for path, error in failed_files:
             out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
@@ -263,7 +276,12 @@ def publish(ctx: Context) -> None:
     store = ctx.store()
     try:
         sync_feeds(config, store)
-        report = publish_all(store, config, ctx.public_dir)
+        owed = store.take_unpublished()  # a whole rebuild settles what was owed...
+        try:
+            report = publish_all(store, config, ctx.public_dir)
+        except BaseException:
+            store.mark_unpublished(owed)  # ...unless it did not finish
+            raise
     finally:
         store.close()
     out.print(

@@ -213,6 +213,7 @@ async def _poll(
             plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
             work.apply(plan)
             days = dedupe.days_touched(plan, existing)
+            work.mark_unpublished(days)  # owed by the next publish, whichever process makes it
         if not gone:
             interval = poll_interval(feed, config, lambda: work.entries_published_since(started - WEEK))
             when = next_poll(interval, errors, started, result.retry_after, rng)

@@ -7,6 +7,11 @@ a file whose bytes did not change is not rewritten, so its Last-Modified and ETa
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
 import os
 import tempfile
@@ -329,6 +334,7 @@ def publish(
                     store, config, language, days_of[language], position[language][day], today, items
                 )
             )
+    _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
     return PublishReport(tuple(written), unchanged, tuple(failed))
 
 
@@ -364,6 +370,30 @@ class DayEntries:
         return entries if language == "all" else [e for e in entries if e.language == language]
 
 
+NEW_DAY_SPAN = 31  # days: a longer gap since the last publish (a suspended machine) rebuilds all
+
+
+def days_to_rebuild(
+    touched: Collection[date], last_today: date | None, today: date
+) -> frozenset[date] | None:
+    """What an incremental publish passes as `changed_days`: the days whose entries changed
+    since the last publish (`touched`), plus, when the day changed since that publish (in
+    site.timezone), the old "today", the new one and any day between (their "latest" and
+    "complete" marks move: RFC 5005 archives of days before today are complete). None (rebuild
+    everything) when this process never published (`last_today` None) or the gap exceeds
+    NEW_DAY_SPAN days."""
+    if last_today is None:
+        return None
+    days = set(touched)
+    if today != last_today:
+        gap = (today - last_today).days
+        if abs(gap) > NEW_DAY_SPAN:
+            return None
+        step = 1 if gap > 0 else -1
+        days.update(last_today + timedelta(days=i) for i in range(0, gap + step, step))
+    return frozenset(days)
+
+
 def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
     """The days of `days` to rebuild: those in `changed` and the days next to each (their
     prev/next archive links may have changed: a day that gained its first entry is new in
@@ -390,6 +420,72 @@ def _once(make: Callable[[], T]) -> Callable[[], T]:
         return box[0]
 
     return get
+
+
+STAMP_FILE = ".published.json"  # a dot file: never served (serve.py)
+_RENDERERS = ("feedgen", "nh3", "babel", "lxml", "langcodes")  # their versions shape the bytes
+
+
+@functools.cache
+def _code_digest() -> str:
+    """This program's source files and its renderers' versions, hashed: outputs made by other
+    code may differ in any file, so they are never updated incrementally."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + path.read_bytes())
+    for name in _RENDERERS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            h.update(f"{name}={importlib.metadata.version(name)}".encode())
+    return h.hexdigest()
+
+
+def build_stamp(config: Config) -> str:
+    """What every output depends on besides the stored entries: this code (`_code_digest`)
+    and the whole configuration (site settings, feed names and languages show on day pages).
+    A hex digest; equal stamps mean a full rebuild would make the same files from the same
+    entries."""
+    return hashlib.sha256(f"{_code_digest()}|{config.model_dump_json()}".encode()).hexdigest()
+
+
+def _stamp(public_dir: Path, config: Config, today: date, *, whole: bool, failed: bool) -> None:
+    """Record in `public_dir` what the tree was made by and for which "today", after a whole
+    rebuild that failed nowhere (then an incremental publish may follow: `owed_changes`);
+    keep it up to date after a good incremental one; remove it when files failed (they keep
+    older versions: the next publish must be whole)."""
+    path = public_dir / STAMP_FILE
+    try:
+        if failed:
+            path.unlink(missing_ok=True)
+        elif whole or _read_stamp(public_dir)[0] == build_stamp(config):
+            doc = {"stamp": build_stamp(config), "today": today.isoformat()}
+            write_atomic(path, json.dumps(doc).encode())
+    except OSError as e:  # only costs the next publish being whole
+        log.warning("could not record the publish stamp %s: %s", path, e)
+
+
+def _read_stamp(public_dir: Path) -> tuple[str | None, date | None]:
+    try:
+        doc = json.loads((public_dir / STAMP_FILE).read_bytes())
+        return str(doc["stamp"]), date.fromisoformat(doc["today"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+
+
+def owed_changes(
+    store: Store, config: Config, public_dir: Path, now: datetime
+) -> tuple[frozenset[date], frozenset[date] | None]:
+    """For a publish by a process that did not make the last one (`fetch`): the days the store
+    says are owed (taken from it: give them back with `store.mark_unpublished` if the publish
+    fails), and the `changed_days` to publish with: None (everything) unless `public_dir` was
+    last published whole, successfully, by this code with this configuration, and its index
+    pages are there (`days_to_rebuild` from the "today" recorded then)."""
+    owed = store.take_unpublished()
+    stamp, last_today = _read_stamp(public_dir)
+    present = all((public_dir / page).is_file() for page in ("index.html", ARCHIVE_INDEX))
+    if stamp != build_stamp(config) or not present:
+        return owed, None
+    today = now.astimezone(config.site.zone).date()
+    return owed, days_to_rebuild(owed, last_today, today)
 
 
 def write_atomic(path: Path, data: bytes) -> bool:

@@ -41,7 +41,7 @@ from .metrics import Metrics
 from .models import Outcome, PollReport
 from .pages_plan import ARCHIVE_INDEX
 from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
-from .publish import PublishReport, is_feed_path, publish
+from .publish import PublishReport, days_to_rebuild, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
 from .store import Store, StoreError, default_store_url, open_store, sqlite_path
 from .urls import strip_secrets
@@ -59,7 +59,6 @@ HEARTBEAT = 5.0  # seconds between the poll loop's signs of life
 STALLED_AFTER = 120.0  # seconds without a heartbeat before /healthz calls the scheduler stalled
 STOP_POLLS = 3.0  # seconds in-flight polls get to finish on exit before they are abandoned
 STOP_PUBLISH = 5.0  # seconds a publish in progress gets to finish on exit
-NEW_DAY_SPAN = 31  # days: a longer gap since the last publish (a suspended machine) rebuilds all
 SKIPPED_RETRY = 5.0  # seconds: a poll APScheduler skipped (one still running) is tried again
 
 
@@ -316,24 +315,22 @@ class Publisher:
         if problem:
             self._fail(problem)
             return None
-        day = self.today()
+        now, day = self.clock(), self.today()
         started = time.monotonic()
         with self._cond:  # what changed until now is this publish's; later changes the next's
             full, days, self._days, self._full = self._full, self._days, set(), False
-        if not full and self._day is not None and day != self._day:
-            if abs((day - self._day).days) > NEW_DAY_SPAN:
-                full = True
-            else:  # the old "today" and the new one, and any day skipped in between
-                step = 1 if day > self._day else -1
-                days |= {self._day + timedelta(days=i) for i in range(0, (day - self._day).days + step, step)}
         try:
             if self._store is None:
                 # Opened, never created: the poll thread made it; a missing one is an error.
                 self._store = open_store(self.store_url, create=False)
-            report = publish(
-                self._store, self.config, self.public_dir, now=self.clock(),
-                changed_days=None if full else days,
-            )  # fmt: skip
+            # What the store says is owed (marked by polls, a `fetch --no-publish`, a failed
+            # publish of another process); this process's polls told us theirs directly.
+            try:
+                days |= self._store.take_unpublished()
+            except StoreError as e:  # our own polls' days are known; the rest waits for next time
+                log.warning("reading the days owed to publishing failed: %s", e)
+            changed = None if full else days_to_rebuild(days, self._day, day)
+            report = publish(self._store, self.config, self.public_dir, now=now, changed_days=changed)
         except Exception as e:  # a failing publish keeps the last good pages and is retried
             self._give_back(full, days)
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
@@ -347,7 +344,7 @@ class Publisher:
             self.health.last_publish = datetime.now(UTC)
         log.info(
             "published (%s) files=%d unchanged=%d days=%s",
-            reason, len(report.written), report.unchanged, "all" if full else len(days),
+            reason, len(report.written), report.unchanged, "all" if changed is None else len(changed),
         )  # fmt: skip
         self.metrics.observe_publish(time.monotonic() - started, len(report.written))
         with contextlib.suppress(Exception):  # the gauges are a nicety; publishing is done

@@ -41,7 +41,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,7 +56,8 @@ from .config import Config, FeedConfig, load_config
 from .fetch import Fetcher
 from .models import FeedState
 from .pipeline import poll_feed, sync_feeds
-from .publish import publish
+from .publish import days_to_rebuild, publish
+from .store import StoreError
 from .store.coordination import QueueSchema, SchedulerHold, start_worker
 from .store.postgres import PostgresStore
 
@@ -116,6 +117,9 @@ class _Runtime:
         self.store = PostgresStore(settings.store_url)
         sync_feeds(self.config, self.store)
         self._fetcher: Fetcher | None = None
+        # "Today" (site.timezone) at this process's last good publish; None: its next publish
+        # rebuilds everything (the first after start, or after a failed one).
+        self.published_day: date | None = None
 
     @property
     def fetcher(self) -> Fetcher:
@@ -177,10 +181,31 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
 
     @app.task(name="aggregator.publish", queue="publish", lock="aggregator-publish")
     async def publish_task() -> int:
-        """Rebuild the outputs (one at a time over all workers)."""
+        """Rebuild the outputs (one at a time over all workers): the days the store says are
+        owed (marked by every worker's polls) and their neighbours, plus what is not per day
+        (`publish.days_to_rebuild`); everything on this process's first publish. A publish
+        that fails gives its days back to the store for the next one, whichever worker."""
         assert settings.public_dir is not None
-        report = await asyncio.to_thread(publish, runtime.store, runtime.config, settings.public_dir)
-        log.info("published files=%d unchanged=%d", len(report.written), report.unchanged)
+        now = datetime.now(UTC)
+        today = now.astimezone(runtime.config.site.zone).date()
+        owed = runtime.store.take_unpublished()
+        changed = days_to_rebuild(owed, runtime.published_day, today)
+        try:
+            report = await asyncio.to_thread(
+                publish, runtime.store, runtime.config, settings.public_dir, now=now, changed_days=changed
+            )
+        except BaseException:
+            runtime.published_day = None  # the next publish is whole: these days are in it
+            with contextlib.suppress(StoreError):
+                runtime.store.mark_unpublished(owed)  # for another worker's next publish
+            raise
+        if report.failed:  # those files keep their last good version: make them again next time
+            runtime.published_day = None
+            runtime.store.mark_unpublished(owed)
+        else:
+            runtime.published_day = today
+        days = "all" if changed is None else len(changed)
+        log.info("published files=%d unchanged=%d days=%s", len(report.written), report.unchanged, days)
         return len(report.written)
 
     @app.periodic(cron="17 * * * *", periodic_id="prune")

@@ -216,8 +216,10 @@ def test_nginx_serves_the_published_tree_as_readers_expect(
     serve = [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(data),
              "serve", "--port", str(upstream)]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    files = sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file())
+    outputs = (p for p in public.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p.relative_to(public).as_posix() for p in outputs)
     assert any(f.startswith("archive/2023/") and f.endswith(".feed.json") for f in files), files
+    assert (public / ".published.json").is_file()  # bookkeeping: served by neither
     assert {"daily/en.atom", "daily/all.json", "sources.opml", "feeds/en.json", "index.json"} <= set(files)
     with (
         running(serve, f"http://127.0.0.1:{upstream}/healthz", tmp_path / "serve.log"),
@@ -240,6 +242,9 @@ def test_nginx_serves_the_published_tree_as_readers_expect(
             assert client.get("/" + rel, headers={"If-Modified-Since": modified}).status_code == 304, rel
         for path in ("/", "/en/"):
             assert client.get(path).content == ours.get(path).content
+        for hidden in ("/.published.json", "/feeds/.all.atom.x1.tmp"):
+            (public / "feeds" / ".all.atom.x1.tmp").write_bytes(b"half a file")
+            assert client.get(hidden).status_code == ours.get(hidden).status_code == 404, hidden
         page = public / "index.html"
         assert page.stat().st_size > 512  # gzip_min_length
         big = client.get("/", headers={"Accept-Encoding": "gzip"})

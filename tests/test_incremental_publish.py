@@ -14,13 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import publish as publishing
-from aggregator.config import FeedConfig
+from aggregator.config import FeedConfig, load_config
 from aggregator.dedupe import days_touched
 from aggregator.fetch import Fetcher
 from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pipeline import poll_feed, sync_feeds
+from aggregator.publish import NEW_DAY_SPAN, days_to_rebuild
 from aggregator.schedule import Health, Publisher, file_identity
 from aggregator.store import SQLiteStore
+from tests.conftest import run_cli
 from tests.feedserver import FeedServer
 from tests.hostile_server import _item, _rss
 from tests.test_feeds_valid import entry
@@ -220,3 +222,98 @@ def test_a_deleted_public_tree_is_rebuilt_whole(tmp_path: Path) -> None:
     finally:
         publisher.stop()
         store.close()
+
+
+def test_days_to_rebuild_adds_the_days_between_the_last_today_and_this_one() -> None:
+    d = date(2026, 11, 28)
+    assert days_to_rebuild({d}, None, d) is None  # never published by this process: whole
+    assert days_to_rebuild({d}, d, d) == {d}
+    assert days_to_rebuild(set(), d, d + timedelta(days=2)) == {
+        d,
+        d + timedelta(days=1),
+        d + timedelta(days=2),
+    }
+    assert days_to_rebuild(set(), d, d - timedelta(days=1)) == {d, d - timedelta(days=1)}  # clock set back
+    assert days_to_rebuild({d}, d, d + timedelta(days=NEW_DAY_SPAN + 1)) is None
+
+
+def test_the_publisher_rebuilds_days_another_process_marked(tmp_path: Path) -> None:
+    """Days marked in the store (a `fetch --no-publish`, a worker's poll) are rebuilt by
+    `run`'s next publish though no poll of its own told it."""
+    cfg = config(tmp_path)
+    db = tmp_path / "aggregator.db"
+    store, other = SQLiteStore(db), SQLiteStore(db)
+    sync_feeds(cfg, store)
+    store.apply(UpdatePlan(inserts=tuple(_initial(START))))
+    public = tmp_path / "public"
+    publisher = Publisher(cfg, db, public, Health(db, identity=file_identity(db)), clock=lambda: START)
+    try:
+        publisher.publish_now("start")
+        late = _entry("late", START.date() - timedelta(days=3), "es", 15)
+        with other.poll(FEED) as work:  # another process's poll: its own connection
+            work.apply(UpdatePlan(inserts=(late,)))
+            work.mark_unpublished({late.day})
+        publisher.changed(frozenset())  # woken, but told of no day
+        report = publisher.publish_now("changes")
+        assert report is not None and f"archive/{late.day:%Y/%m/%d}/es.atom" in report.written
+        assert store.take_unpublished() == frozenset()  # taken by that publish
+        full = publishing.publish(store, cfg, tmp_path / "full", now=START)
+        assert full.failed == () and tree(public).items() >= tree(tmp_path / "full").items()
+    finally:
+        publisher.stop()
+        store.close()
+        other.close()
+
+
+def test_fetch_publishes_incrementally_after_a_whole_publish_by_the_same_code_and_config(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """The real program: `fetch` rebuilds only the days its polls touched once the tree was
+    published whole (a stamp records by which code and configuration); a changed
+    configuration, or `publish`, rebuilds everything."""
+    items = [
+        _item("Old news", "https://news.example.org/a", "Mon, 16 Jan 2023 09:00:00 +0000", "One."),
+        _item("Other day", "https://news.example.org/b", "Wed, 11 Jan 2023 09:00:00 +0000", "Two."),
+        _item("Long ago", "https://news.example.org/d", "Thu, 05 Jan 2023 09:00:00 +0000", "Four."),
+    ]
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
+        f"  languages: [en]\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
+    )
+    data = tmp_path / "data"
+    public = data / "public"
+    assert run_cli("fetch", config=path, data=data).returncode == 0
+    assert (public / ".published.json").is_file()
+    # A file of a day no poll touches, nor its neighbours (the 11th is the 16th's): a whole
+    # rebuild would put it right, an incremental one leaves it.
+    untouched = public / "archive/2023/01/05/en.html"
+    untouched.write_text("tampered")
+    items.append(
+        _item("New on the 16th", "https://news.example.org/c", "Mon, 16 Jan 2023 18:00:00 +0000", "3")
+    )
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    assert run_cli("fetch", config=path, data=data).returncode == 0
+    assert "New on the 16th" in (public / "archive/2023/01/16/en.html").read_text()
+    assert untouched.read_text() == "tampered"  # not rebuilt: the fetch was incremental
+    path.write_text(path.read_text().replace("title: Site", "title: Site renamed"))
+    assert run_cli("fetch", config=path, data=data).returncode == 0  # another config: whole
+    assert untouched.read_text() != "tampered" and "Site renamed" in untouched.read_text()
+    untouched.write_text("tampered")
+    assert run_cli("publish", config=path, data=data).returncode == 0  # always whole
+    assert untouched.read_text() != "tampered"
+    whole = tmp_path / "whole"
+    store = SQLiteStore(data / "aggregator.db")
+    try:
+        publishing.publish(store, load_config(path), whole)
+    finally:
+        store.close()
+    ours = {k: v for k, v in tree(public).items() if k != ".published.json"}
+    assert ours == {k: v for k, v in tree(whole).items() if k != ".published.json"}

@@ -49,7 +49,11 @@ def test_subscribers_and_operators_end_to_end(tmp_path: Path, store_url: str | N
                 both = lambda: all(f"Feed {n} story" in service.get("/feeds/all.atom").text for n in (0, 1))  # noqa: E731
                 assert service.wait_for(both, 40), service.output  # first polls spread over 10 s
                 public = data / "public"
-                files = sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file())
+                files = sorted(
+                    p.relative_to(public).as_posix()
+                    for p in public.rglob("*")
+                    if p.is_file() and not p.name.startswith(".")  # dot files are never served
+                )
                 assert len(files) > 20
                 with httpx.Client(base_url=service.base, timeout=10) as client:
                     for rel in files:  # every output: 200, then 304 on its validators

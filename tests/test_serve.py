@@ -340,8 +340,11 @@ def test_every_published_file_is_served_whole_with_validators(
     assert result.returncode == 0, result.stderr
     public = data / "public"
     client = Client(create_app(public))
-    files = sorted(p for p in public.rglob("*") if p.is_file())
+    files = sorted(p for p in public.rglob("*") if p.is_file() and not p.name.startswith("."))
     assert any(f.name == "sources.opml" for f in files) and any("archive" in f.parts for f in files)
+    # The publish stamp is bookkeeping, never an output: not served.
+    assert (public / ".published.json").is_file()
+    assert client.get("/.published.json").status_code == 404
     for path in files:
         rel = path.relative_to(public).as_posix()
         for coding in ("br", "gzip"):  # decoded, every coding gives the file's bytes

@@ -98,7 +98,7 @@ def test_version_1_database_is_migrated_with_backfill(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 6
+    assert store.version == SCHEMA_VERSION == 7
     [entry] = store.entries_by_id(["e1"])
     assert entry.title_key == "peru il movimento" and entry.published_zone is None
     indexes = {r[1] for r in store.db.execute("PRAGMA index_list(entries)").fetchall()}
@@ -133,7 +133,7 @@ def test_version_5_database_is_made_publishable_on_open(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
     _v5_database(path, 1_203)
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 6
+    assert store.version == SCHEMA_VERSION == 7
     entries = store.entries_by_id([f"e{i}" for i in range(1_203)])
     assert len(entries) == 1_203
     for e in entries:
@@ -177,7 +177,7 @@ def test_version_2_database_is_cleaned_numbered_and_dated(tmp_path: Path) -> Non
     path = tmp_path / "v2.db"
     _v2_database(path)
     store = SQLiteStore(path)
-    assert store.version == SCHEMA_VERSION == 6
+    assert store.version == SCHEMA_VERSION == 7
     entries = {e.id: e for e in store.entries_by_id(["a", "b", "c"])}
     assert [entries[i].seq for i in ("b", "a", "c")] == [1, 2, 3]
     assert entries["b"].title == "Title 0" and entries["b"].summary == "summary0"
@@ -297,6 +297,8 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "claim_due": lambda s: s.claim_due(datetime.now(UTC), 5, timedelta(minutes=1)),
     "release": lambda s: s.release(["F"]),
     "migrate": lambda s: s.migrate(),
+    "mark_unpublished": lambda s: s.mark_unpublished([date(2026, 11, 29)]),
+    "take_unpublished": lambda s: s.take_unpublished(),
     "sync_feeds": lambda s: s.sync_feeds([("F", "n", "en")]),
     "sync_zone": lambda s: s.sync_zone(ZoneInfo("UTC")),
     "feed_state": lambda s: s.feed_state("F"),

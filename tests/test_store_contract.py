@@ -267,6 +267,32 @@ def test_an_insert_already_there_is_kept_not_doubled(opener: Opener) -> None:
     assert one.count_entries() == 1 and one.entries_by_id(["x"])[0].title == "first"
 
 
+def test_unpublished_days_are_taken_once_whichever_connection_marked_them(opener: Opener) -> None:
+    one, two = opener(), opener()
+    d1, d2, d3 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)
+    assert one.take_unpublished() == frozenset()
+    one.mark_unpublished([d1, d2])
+    two.mark_unpublished([d2, d3])  # idempotent: d2 remembered once
+    one.mark_unpublished([])
+    assert two.take_unpublished() == {d1, d2, d3}
+    assert one.take_unpublished() == frozenset()  # taken means forgotten, for every connection
+    one.mark_unpublished([d1])  # a publish that failed gives its days back
+    assert two.take_unpublished() == {d1}
+
+
+def test_a_poll_marks_its_days_with_its_own_commit(store: Store) -> None:
+    feed = "https://src.example/feed"
+    store.sync_feeds([(feed, "Feed", "en")])
+    day = date(2026, 11, 29)
+    with pytest.raises(RuntimeError), store.poll(feed) as work:
+        work.mark_unpublished([day])
+        raise RuntimeError("the poll failed before it committed")
+    assert store.take_unpublished() == frozenset()  # rolled back with the poll
+    with store.poll(feed) as work:
+        work.mark_unpublished([day])
+    assert store.take_unpublished() == {day}
+
+
 def test_validators_are_kept_unless_the_poll_succeeded(store: Store) -> None:
     store.sync_feeds([("F", "n", "en")])
 
@@ -443,7 +469,7 @@ def test_postgres_version_1_is_migrated_keeping_its_feeds(pg_server: object) -> 
         conn.execute("INSERT INTO feeds (url, name, language, etag) VALUES ('F', 'n', 'en', '\"1\"')")
     store = open_store(url)
     try:
-        assert store.version == PG_SCHEMA_VERSION == 3
+        assert store.version == PG_SCHEMA_VERSION == 4
         state = store.feed_state("F")
         assert state is not None and state.etag == '"1"' and state.body_hash is None
     finally:
@@ -471,7 +497,7 @@ def test_postgres_version_2_entries_are_made_publishable_on_open(pg_server: obje
             )  # fmt: skip
     store = open_store(url)
     try:
-        assert store.version == PG_SCHEMA_VERSION == 3
+        assert store.version == PG_SCHEMA_VERSION == 4
         entries = store.entries_by_id([f"e{i}" for i in range(1_001)])
         assert len(entries) == 1_001
         assert all(e.publishable == publishable(e.summary, e.content) for e in entries)

@@ -88,6 +88,10 @@ class PollWork(Protocol):
         """As `Store.entries_published_since`, for this feed (`interval: auto`)."""
         ...
 
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        """As `Store.mark_unpublished`, committed with the poll that touched those days."""
+        ...
+
     def record(
         self,
         result: FetchResult,
@@ -252,6 +256,19 @@ class Store(Protocol):
 
     def day_counts(self) -> list[tuple[date, str | None, int]]:
         """(day, language or None, entries) for every day and language, oldest day first."""
+        ...
+
+    # -- what publishing owes (incremental publishing, issue 13) --
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        """Remember days (site.timezone) whose entries changed and whose pages and archives
+        the next publish must rebuild, whichever process publishes (a worker, `run`, a later
+        `fetch`). Idempotent: a day is remembered once."""
+        ...
+
+    def take_unpublished(self) -> frozenset[date]:
+        """The days remembered by `mark_unpublished`, forgotten in the same transaction: a day
+        marked by a poll that commits afterwards is remembered again for the next publish. A
+        publish that then fails gives them back with `mark_unpublished`."""
         ...
 
     def days_with_entries(self, not_after: date) -> dict[str | None, list[date]]:

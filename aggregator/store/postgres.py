@@ -65,7 +65,7 @@ from .common import (
     entry_day,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 REFRESH_BATCH = 500  # entries made publishable per transaction when the rules changed
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE entries ADD COLUMN content_html text,
         ADD COLUMN lede_text text,
         ADD COLUMN render_version text;
+    """,
+    # Days whose pages and archives the next publish owes, whichever worker publishes
+    # (SQLite's step 7).
+    """
+    CREATE TABLE unpublished_days (day date PRIMARY KEY);
     """,
 ]
 
@@ -303,6 +308,9 @@ class PostgresPollWork:
 
     def entries_published_since(self, since: datetime) -> int:
         return self._store._entries_published_since(self._conn, self.feed_url, since)
+
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        self._store._mark_unpublished(self._conn, days)
 
     def record(
         self,
@@ -809,6 +817,25 @@ class PostgresStore:
         """Write one poll's decision in a single transaction (a poll uses `poll`)."""
         with self._write() as conn:
             self._apply(conn, plan)
+
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        """See `Store.mark_unpublished`."""
+        if days:
+            with self._write() as conn:
+                self._mark_unpublished(conn, days)
+
+    def _mark_unpublished(self, conn: psycopg.Connection[dict[str, Any]], days: Collection[date]) -> None:
+        if days:
+            conn.execute(
+                "INSERT INTO unpublished_days (day) SELECT unnest(%s::date[]) ON CONFLICT DO NOTHING",
+                [sorted(days)],
+            )
+
+    def take_unpublished(self) -> frozenset[date]:
+        """See `Store.take_unpublished`: one DELETE … RETURNING, atomic against marks."""
+        with self._write() as conn:
+            rows = conn.execute("DELETE FROM unpublished_days RETURNING day").fetchall()
+        return frozenset(r["day"] for r in rows)
 
     def _apply(self, conn: psycopg.Connection[dict[str, Any]], plan: UpdatePlan) -> None:
         if not (plan.inserts or plan.updates or plan.new_sources or plan.language_fixes):

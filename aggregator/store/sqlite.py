@@ -57,7 +57,7 @@ from .common import (
     entry_day,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 REFRESH_BATCH = 500  # entries made publishable per write transaction when the rules changed
 
 log = logging.getLogger(__name__)
@@ -314,6 +314,14 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None] | None]] = [
     """,
         None,
     ),
+    (
+        # Days whose pages and archives the next publish owes (incremental publishing across
+        # processes and restarts: `mark_unpublished`, `take_unpublished`).
+        """
+    CREATE TABLE unpublished_days (day TEXT PRIMARY KEY) WITHOUT ROWID;
+    """,
+        None,
+    ),
 ]
 
 
@@ -364,6 +372,10 @@ class SQLitePollWork:
     def entries_published_since(self, since: datetime) -> int:
         """As `Store.entries_published_since`, for this feed (`interval: auto`)."""
         return self._store._entries_published_since(self.feed_url, since)
+
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        """As `Store.mark_unpublished`, in this poll's transaction."""
+        self._store._mark_unpublished(days)
 
     def record(
         self,
@@ -815,6 +827,24 @@ class SQLiteStore:
         """Write one poll's decision in a single transaction (a poll uses `Store.poll`)."""
         with self._write():
             self._apply(plan)
+
+    def mark_unpublished(self, days: Collection[date]) -> None:
+        """See `Store.mark_unpublished`."""
+        if days:
+            with self._write():
+                self._mark_unpublished(days)
+
+    def _mark_unpublished(self, days: Collection[date]) -> None:
+        rows = [(d.isoformat(),) for d in sorted(days)]
+        self.db.conn.executemany("INSERT OR IGNORE INTO unpublished_days (day) VALUES (?)", rows)
+
+    def take_unpublished(self) -> frozenset[date]:
+        """See `Store.take_unpublished`: read and emptied under the write lock."""
+        with self._write():
+            rows = self.db.conn.execute("SELECT day FROM unpublished_days").fetchall()
+            if rows:
+                self.db.conn.execute("DELETE FROM unpublished_days")
+        return frozenset(date.fromisoformat(r[0]) for r in rows)
 
     def _apply(self, plan: UpdatePlan) -> None:
         if not (plan.inserts or plan.updates or plan.new_sources or plan.language_fixes):
