@@ -69,6 +69,7 @@ class TreeSampler:
         self.interval = interval
         self.peak_mb = 0.0
         self.peak_pss_mb = 0.0
+        self.at_peak: list[dict[str, Any]] = []  # each process's role, RSS and PSS at the PSS peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -86,13 +87,17 @@ class TreeSampler:
             self.sample()
 
     def sample(self) -> None:
-        rss, pss = tree_memory_mb(os.getpid())
+        processes = tree_memory(os.getpid())
+        rss = sum(p["rss_mb"] for p in processes)
+        pss = sum(p["pss_mb"] for p in processes)
         self.peak_mb = max(self.peak_mb, rss)
-        self.peak_pss_mb = max(self.peak_pss_mb, pss)
+        if pss > self.peak_pss_mb:
+            self.peak_pss_mb, self.at_peak = pss, processes
 
     def reset(self) -> None:
         """Start the peaks again (the steady cycle's own peak, after the cold poll's)."""
         self.peak_mb = self.peak_pss_mb = 0.0
+        self.at_peak = []
 
 
 def descendants(root: int) -> set[int]:
@@ -119,21 +124,41 @@ def descendants(root: int) -> set[int]:
     return tree
 
 
-def tree_memory_mb(root: int) -> tuple[float, float]:
-    """(RSS sum, PSS sum) in MB of `root` and all its descendants, from /proc (Linux)."""
-    tree = {root, *descendants(root)}
-    rss = pss = 0
-    for pid in tree:
+def tree_memory(root: int) -> list[dict[str, Any]]:
+    """Each process of `root`'s tree: its role (parent, forkserver, worker, resource tracker)
+    and its RSS and PSS in MB, from /proc/PID/smaps_rollup (Linux)."""
+    out = []
+    for pid in (root, *sorted(descendants(root))):
+        rss = pss = 0
         try:
             with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
                 for line in f:
                     if line.startswith(b"Rss:"):
-                        rss += int(line.split()[1])
+                        rss = int(line.split()[1])
                     elif line.startswith(b"Pss:"):
-                        pss += int(line.split()[1])
+                        pss = int(line.split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
         except (OSError, IndexError, ValueError):
             continue
-    return rss / 1024, pss / 1024
+        if pid == root:
+            role = "parent"
+        elif b"resource_tracker" in cmd:
+            role = "resource tracker"
+        elif b"forkserver" in cmd and _ppid(pid) == str(root).encode():
+            role = "forkserver"
+        else:
+            role = "worker"
+        out.append({"role": role, "rss_mb": rss / 1024, "pss_mb": pss / 1024})
+    return out
+
+
+def _ppid(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return b""
 
 
 def cpu_seconds() -> float:
@@ -283,6 +308,7 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
         bad = [r.error for r in reports if r.outcome is not Outcome.OK]
         assert not bad, bad[:3]
         out["cold_mb"], out["cold_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
+        out["cold_at_peak"] = mem.at_peak
         mem.reset()
         out["inserted"] = sum(r.inserted for r in reports)
         out["merged"] = sum(r.merged for r in reports)
@@ -291,6 +317,7 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
             with Phase() as steady:
                 reports = asyncio.run(cycle())
             out["steady_mb"], out["steady_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
+            out["steady_at_peak"] = mem.at_peak
             with Phase() as quiet:
                 quiet_reports = asyncio.run(cycle())
             assert all(r.outcome is Outcome.NOT_MODIFIED for r in quiet_reports)
@@ -506,6 +533,14 @@ def render(results: list[dict[str, Any]], load: str) -> str:
             f"{sql.get('load', '')} |"
         )
     table = "\n".join(rows)
+    peaks = []
+    for r in results:
+        for phase in ("cold", "steady"):
+            at = r["pool"].get(f"{phase}_at_peak")
+            if at:
+                parts = ", ".join(f"{p['role']} {p['pss_mb']:.0f}" for p in at)
+                peaks.append(f"- {r['n']:,} feeds, {phase}: {parts} (MB of PSS, at the tree's peak)")
+    where = "\n".join(peaks)
     return f"""{SECTION}
 
 Command: `.venv/bin/python bench/run.py --sizes {",".join(str(r["n"]) for r in results)} --write-docs`
@@ -525,6 +560,10 @@ measure). CPU/wall counts the workers' CPU too: above 1 means both cores worked.
 | N | measure | product | CPU/wall | peak memory: RSS sum / PSS sum | baseline (same run) | ratio | load |
 |---|---|---|---|---|---|---|---|
 {table}
+
+Where the product's peak PSS was, process by process:
+
+{where}
 
 ![time and memory against N](bench-scaling.png)
 """
