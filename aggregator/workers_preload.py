@@ -13,7 +13,9 @@ import logging
 import os
 
 # One BLAS thread per worker: the workers are the parallelism (one per core), and a process
-# with fewer threads forks more safely. Set before numpy is first imported (by the model).
+# with fewer threads forks more safely. Effective when numpy is first imported here (by the
+# model); when the CLI was preloaded first it already started OpenBLAS's threads, which
+# OpenBLAS stops and restarts around fork itself (pthread_atfork).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
