@@ -331,7 +331,11 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         languages = store.language_counts()
     finally:
         store.close()
+    from .caching import cache_max_age
+    from .error_kinds import error_kind
+
     outside = {k: v for k, v in languages.items() if k not in config.site.languages}
+    max_age = cache_max_age(config)  # what `run` and `serve` send; an nginx in front needs the same
     if as_json:
         doc: dict[str, Any] = {
             "feeds": [
@@ -346,6 +350,7 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
                     "seen": s.seen_in,
                     "error_count": s.state.error_count,
                     "last_error": s.state.last_error,
+                    "error_kind": error_kind(s.state.last_outcome, s.state.last_status, s.state.last_error),
                     "warning": s.state.warning,
                     "next_poll": _iso(s.state.next_poll),
                     "interval": intervals[s.state.url][0],
@@ -359,6 +364,7 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
             "entries_total": total,
             "entries_by_language": languages,
             "entries_outside_site_languages": sum(outside.values()),
+            "cache_max_age": max_age,
         }
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return
@@ -419,14 +425,22 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
     _table_console().print(  # wrapped at the table's width, like the table
         f"by language: {counts or '—'}; outside site.languages: {sum(outside.values())}", markup=False
     )
+    _table_console().print(
+        f"served with Cache-Control: public, max-age={max_age} (shortest poll interval; "
+        "give nginx or a CDN in front the same, see deploy/nginx.conf)",
+        markup=False,
+    )
 
 
 def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json: bool) -> None:
     feed = config.feed(name)
     if feed is None:
         raise click.BadParameter(f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed")
+    from .error_kinds import error_kind
+
     rows = store.fetch_log(feed.key)
     if as_json:
+        rows = [{**r, "error_kind": error_kind(r["outcome"], r["status"], r["error"])} for r in rows]
         sys.stdout.write(json.dumps({"feed": feed.key, "polls": rows}, indent=2) + "\n")
         return
     table = Table(title=Text(f"{feed.title}: last {len(rows)} polls"))

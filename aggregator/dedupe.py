@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -271,6 +272,20 @@ def decide(
         language_fixes=tuple(language_fixes),
         unchanged=unchanged,
     )
+
+
+def days_touched(plan: UpdatePlan, existing: Sequence[StoredEntry]) -> frozenset[date]:
+    """The days (`StoredEntry.day`, in site.timezone) whose published entries `plan` changes:
+    inserted and rewritten entries' days, the stored day of an entry that is rewritten (an
+    update keeps its day, but a stored row from before that rule may differ), gains a source
+    or has its language fixed. An incremental publish rebuilds these days' pages and
+    archives (and their neighbours': `publish.publish(changed_days=...)`)."""
+    stored = {e.id: e.day for e in existing}
+    days = {e.day for e in (*plan.inserts, *plan.updates)}
+    days.update(stored[e.id] for e in plan.updates if e.id in stored)
+    days.update(stored[i] for i, _ in plan.new_sources if i in stored)
+    days.update(stored[fix[0]] for fix in plan.language_fixes if fix[0] in stored)
+    return frozenset(days)
 
 
 def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> StoredEntry:

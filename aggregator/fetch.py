@@ -677,6 +677,8 @@ def _os_error_words(e: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             return f"the server's TLS certificate could not be verified ({current.verify_message})"
+        if isinstance(current, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+            return f"the TLS connection failed ({getattr(current, 'reason', None) or type(current).__name__})"
         if isinstance(current, OSError) and isinstance(current.errno, int):
             code = current.errno
             break

@@ -8,7 +8,8 @@ state; `serve.py` answers `/metrics` with `render()`. Each `Metrics` has its own
 Names follow Prometheus' conventions (https://prometheus.io/docs/practices/naming/): base
 units (seconds, bytes), `_total` for counters, `_timestamp_seconds` for Unix times. The
 `feed` label is the feed's name in feeds.yaml (its URL when unnamed): one series per feed and
-outcome, a few thousand for a few thousand feeds.
+outcome, a few thousand for a few thousand feeds. The `kind` label of poll errors is one of the
+closed vocabulary of error_kinds.py, with no feed label beside it: one series per kind seen.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from .error_kinds import error_kind
 from .models import FeedState, Outcome, PollReport
 
 # A poll is bounded by fetch.timeout (30 s by default); most take tens of milliseconds.
@@ -30,7 +32,12 @@ PUBLISH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 
 # generate_latest writes the classic text format (names escaped to underscores), which every
 # Prometheus version reads; newer clients label it "version=1.0.0", which 2.x servers predate.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_FAILED = {Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED}
+# Every outcome of a poll that failed, as pipeline.py counts them in the feed's error count (a
+# gone feed is counted apart: aggregator_feeds_gone).
+_FAILED = {
+    Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED,
+    Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR,
+}  # fmt: skip
 
 
 class Metrics:
@@ -42,6 +49,12 @@ class Metrics:
         self.polls = Counter(
             "aggregator_polls", "Polls of feeds, by feed, outcome and HTTP status ('none': no answer).",
             ["feed", "outcome", "status"], registry=r,
+        )  # fmt: skip
+        self.poll_errors = Counter(
+            "aggregator_poll_errors",
+            "Failed polls by error kind (error_kinds.KINDS: ECONNREFUSED, EAI_NONAME, timeout, tls, "
+            "http_404, not_a_feed, ...); no feed label, so one series per kind.",
+            ["kind"], registry=r,
         )  # fmt: skip
         self.entries = Counter(
             "aggregator_entries",
@@ -102,6 +115,9 @@ class Metrics:
         self.polls.labels(*labels).inc()
         self._poll_labels.setdefault(report.feed_name, set()).add(labels)
         self.poll_seconds.observe(report.duration_ms / 1000)
+        kind = error_kind(report.outcome.value, report.status, report.error)
+        if kind is not None:
+            self.poll_errors.labels(kind).inc()
         for change, count in (
             ("inserted", report.inserted),
             ("updated", report.updated),

@@ -202,6 +202,9 @@ class PollReport:
     duration_ms: float = 0.0
     skipped: bool = False  # not polled at all (the feed is gone); `error` says why
     next_poll: datetime | None = None  # when the poll policy wants it polled again (None: never)
+    # Days (site.timezone) whose entries this poll inserted, rewrote, merged or relabelled:
+    # what an incremental publish must rebuild (`dedupe.days_touched`).
+    days: frozenset[date] = frozenset()
 
     @property
     def changed(self) -> bool:

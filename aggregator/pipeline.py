@@ -14,11 +14,12 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import dedupe
 from . import workers as parse_workers
 from .config import Config, FeedConfig
+from .error_kinds import error_kind
 from .fetch import Fetcher
 from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
 from .parse import NotAFeed
@@ -202,6 +203,7 @@ async def _poll(
     errors = errors + 1 if failed else 0
     gone = outcome is Outcome.GONE
     plan = UpdatePlan()
+    days: frozenset[date] = frozenset()
     when = None
     # One unit of work: lookup, apply and the poll's record commit together or not at all.
     # No await inside: the write lock is held until the block ends.
@@ -210,6 +212,7 @@ async def _poll(
             existing = work.lookup(candidates)
             plan = dedupe.decide(candidates, existing, feed.title, started, config.site.zone)
             work.apply(plan)
+            days = dedupe.days_touched(plan, existing)
         if not gone:
             interval = poll_interval(feed, config, lambda: work.entries_published_since(started - WEEK))
             when = next_poll(interval, errors, started, result.retry_after, rng)
@@ -238,6 +241,7 @@ async def _poll(
         warning=warning,
         duration_ms=result.duration_ms,
         next_poll=when,
+        days=days,
     )
     _log(report)
     return report
@@ -289,7 +293,12 @@ def _failed(
 
 def _log(r: PollReport) -> None:
     if r.error:
-        log.warning("feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error)
+        # The kind as data beside the words, for JSON logs (logs.JSONFormatter writes `extra`).
+        kind = error_kind(r.outcome.value, r.status, r.error)
+        log.warning(
+            "feed=%r outcome=%s status=%s error=%r", r.feed_name, r.outcome.value, r.status, r.error,
+            extra={"feed": r.feed_name, "outcome": r.outcome.value, "status": r.status, "error_kind": kind},
+        )  # fmt: skip
     else:
         log.info(
             "feed=%r outcome=%s status=%s new=%d updated=%d merged=%d unchanged=%d ms=%.0f%s",

@@ -6,6 +6,7 @@ a file whose bytes did not change is not rewritten, so its Last-Modified and ETa
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import tempfile
@@ -370,9 +371,12 @@ def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
     if changed is None:
         return set(days)
     wanted: set[date] = set()
-    for i, day in enumerate(days):
-        if day in changed:
-            wanted.update(days[max(i - 1, 0) : i + 2])
+    for day in changed:
+        # `days` is sorted; a changed day no longer in it (its last entry in this language was
+        # relabelled) still changes its old neighbours' links, which now meet.
+        i = bisect.bisect_left(days, day)
+        present = i < len(days) and days[i] == day
+        wanted.update(days[max(i - 1, 0) : i + (2 if present else 1)])
     return wanted
 
 

@@ -22,7 +22,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ from .config import Config, ConfigError, FeedConfig, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Outcome, PollReport
+from .pages_plan import ARCHIVE_INDEX
 from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
 from .publish import PublishReport, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
@@ -58,6 +59,7 @@ HEARTBEAT = 5.0  # seconds between the poll loop's signs of life
 STALLED_AFTER = 120.0  # seconds without a heartbeat before /healthz calls the scheduler stalled
 STOP_POLLS = 3.0  # seconds in-flight polls get to finish on exit before they are abandoned
 STOP_PUBLISH = 5.0  # seconds a publish in progress gets to finish on exit
+NEW_DAY_SPAN = 31  # days: a longer gap since the last publish (a suspended machine) rebuilds all
 SKIPPED_RETRY = 5.0  # seconds: a poll APScheduler skipped (one still running) is tried again
 
 
@@ -173,12 +175,18 @@ class Health:
 class Publisher:
     """Publishing in its own thread with its own store connection: coalesced, never dropped.
 
-    `changed()` marks the site stale. A publish runs PUBLISH_DELAY after the last change, but
+    `changed(days)` marks the site stale. A publish runs PUBLISH_DELAY after the last change, but
     never later than PUBLISH_MAX_DELAY after the first unpublished one, so a steady stream of
     changes cannot starve it; changes that arrive during a publish cause one more afterwards.
     Every CHECK_EVERY seconds (and at start, and when the server asks: `check_soon`) it also
     publishes when `public/index.html` is missing, when the day changed in `site.timezone`, or
     when the last publish failed.
+    Publishing is incremental (issue 13): a publish after polls rebuilds the day pages and day
+    archives of the days those polls touched (and their neighbours), plus everything that is
+    not per day; the first publish, one after `changed()` without days (a config reload), one
+    for a missing `public/` and one after a failure rebuild everything; a new day rebuilds the
+    days from the last publish's "today" to the new one (their "latest" and "complete" marks
+    move).
     It refuses to publish while the store is missing or replaced: never an empty site over
     good pages."""
 
@@ -194,6 +202,7 @@ class Publisher:
         today: Callable[[], date] | None = None,
         metrics: Metrics | None = None,
         store_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.store_url = store_url or str(store_path)
@@ -211,7 +220,11 @@ class Publisher:
         self._retry = RETRY_FIRST
         self._failed = False
         self._day: date | None = None
-        self.today = today or (lambda: datetime.now(UTC).astimezone(config.site.zone).date())
+        self._full = True  # the next publish rebuilds everything (the first one does)
+        self._days: set[date] = set()  # days touched since the last publish began
+        self.clock = clock or (lambda: datetime.now(UTC))  # the time publishing renders for
+        # self.config, not config: a reload may change site.timezone.
+        self.today = today or (lambda: self.clock().astimezone(self.config.site.zone).date())
         self._store: Store | None = None
         self.publishes = 0  # completed publishes
         self.last_started = 0.0  # monotonic time the latest publish began
@@ -220,10 +233,16 @@ class Publisher:
     def start(self) -> None:
         self.thread.start()
 
-    def changed(self) -> None:
-        """Something stored changed: publish soon (thread-safe, never blocks)."""
+    def changed(self, days: Collection[date] | None = None) -> None:
+        """Something stored changed: publish soon (thread-safe, never blocks). `days`: the days
+        (site.timezone) whose entries changed (`PollReport.days`); None: anything may have
+        changed (settings, languages), so the next publish rebuilds everything."""
         now = time.monotonic()
         with self._cond:
+            if days is None:
+                self._full = True
+            else:
+                self._days.update(days)
             if self._first is None:
                 self._first = now
             self._last = now
@@ -280,9 +299,11 @@ class Publisher:
                 self._store.close()
 
     def _check(self) -> str | None:
-        if not (self.public_dir / "index.html").is_file():
+        if not all((self.public_dir / page).is_file() for page in ("index.html", ARCHIVE_INDEX)):
+            self._rebuild_all()  # whatever is missing besides index.html
             return "public/ is missing"
         if self._failed:
+            self._rebuild_all()  # which files failed is not kept
             return "retry after a failed publish"
         if self._day is not None and self.today() != self._day:
             return "a new day"
@@ -297,12 +318,24 @@ class Publisher:
             return None
         day = self.today()
         started = time.monotonic()
+        with self._cond:  # what changed until now is this publish's; later changes the next's
+            full, days, self._days, self._full = self._full, self._days, set(), False
+        if not full and self._day is not None and day != self._day:
+            if abs((day - self._day).days) > NEW_DAY_SPAN:
+                full = True
+            else:  # the old "today" and the new one, and any day skipped in between
+                step = 1 if day > self._day else -1
+                days |= {self._day + timedelta(days=i) for i in range(0, (day - self._day).days + step, step)}
         try:
             if self._store is None:
                 # Opened, never created: the poll thread made it; a missing one is an error.
                 self._store = open_store(self.store_url, create=False)
-            report = publish(self._store, self.config, self.public_dir)
+            report = publish(
+                self._store, self.config, self.public_dir, now=self.clock(),
+                changed_days=None if full else days,
+            )  # fmt: skip
         except Exception as e:  # a failing publish keeps the last good pages and is retried
+            self._give_back(full, days)
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
             return None
         self._failed = False
@@ -312,19 +345,35 @@ class Publisher:
         with self.health.lock:
             self.health.publish_error = None
             self.health.last_publish = datetime.now(UTC)
-        log.info("published (%s) files=%d unchanged=%d", reason, len(report.written), report.unchanged)
+        log.info(
+            "published (%s) files=%d unchanged=%d days=%s",
+            reason, len(report.written), report.unchanged, "all" if full else len(days),
+        )  # fmt: skip
         self.metrics.observe_publish(time.monotonic() - started, len(report.written))
         with contextlib.suppress(Exception):  # the gauges are a nicety; publishing is done
             self.metrics.observe_states(self._store.feed_states().values(), datetime.now(UTC))
         if self.config.site.websub_hub:
             self._ping_hub(report.written)
         if report.failed:
+            self._give_back(full, days)
             # The other files are out; these keep their last good version. Retried like a
             # failed publish, and /healthz says which until they are written.
             path, error = report.failed[0]
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             self._fail(f"{len(report.failed)} output files could not be written: {path}: {error}{more}")
         return report
+
+    def _rebuild_all(self) -> None:
+        """The next publish rebuilds everything (no publish is scheduled by this)."""
+        with self._cond:
+            self._full = True
+
+    def _give_back(self, full: bool, days: set[date]) -> None:
+        """A publish that failed owes its days to the next one (which is then a full rebuild
+        anyway, as a retry: this keeps the days should that rule change)."""
+        with self._cond:
+            self._full = self._full or full
+            self._days |= days
 
     def _ping_hub(self, written: tuple[str, ...]) -> None:
         """Tell the WebSub hub which feeds changed, from a thread of its own: a slow or failing
@@ -436,7 +485,7 @@ class Service:
             # Entries changed, or the feed started or stopped failing: pages list failing feeds
             # until the first entries arrive, so they must hear of it.
             if report.changed or (state.last_error if state else None) != report.error:
-                self.publisher.changed()
+                self.publisher.changed(report.days)
         except asyncio.CancelledError:
             if not self.stopping:
                 raise

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import mimetypes
 import os
-import re
 import resource
 import signal
 import stat
@@ -35,12 +34,10 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
-from zoneinfo import ZoneInfo
 
 import brotli
 import httptools
@@ -51,6 +48,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+# The caching policy lives in caching.py (pure, light to import); its names stay importable here.
+from .caching import ARCHIVE_DAY as ARCHIVE_DAY
+from .caching import ARCHIVE_MAX_AGE as ARCHIVE_MAX_AGE
+from .caching import DEFAULT_MAX_AGE as DEFAULT_MAX_AGE
+from .caching import MAX_MAX_AGE as MAX_MAX_AGE
+from .caching import MIN_MAX_AGE as MIN_MAX_AGE
+from .caching import CachePolicy as CachePolicy
+from .caching import cache_max_age as cache_max_age
 
 if TYPE_CHECKING:
     from .config import Config
@@ -67,14 +73,6 @@ CONTENT_TYPES = {
 }
 PAGE_JSON = "application/json; charset=utf-8"  # front-page JSON is plain JSON; feeds are feed+json
 ATOM, RSS, FEED_JSON = CONTENT_TYPES[".atom"], CONTENT_TYPES[".rss"], CONTENT_TYPES[".json"]
-
-# Cache-Control (RFC 9111 5.2.2.1): caches may keep a response as long as a feed is not polled
-# again, i.e. the shortest configured poll interval, within these bounds.
-MIN_MAX_AGE = 60
-MAX_MAX_AGE = 15 * 60
-DEFAULT_MAX_AGE = 300  # `serve` without a configuration (the default poll interval is 15 min)
-ARCHIVE_MAX_AGE = 86400  # a day archive of a day before today changes only if a late entry arrives
-ARCHIVE_DAY = re.compile(r"archive/(\d{4})/(\d{2})/(\d{2})/")
 
 CACHE_FILES = 4096  # URL entries kept in memory (the site has ~30 files per language and day)
 CACHE_MAX_FILE = 8 << 20  # bytes: larger files are read per request, not kept
@@ -97,64 +95,10 @@ MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is refused (431)
 # What /healthz answers: (healthy, JSON document). Called on the serving loop: must not block.
 HealthCheck = Callable[[], tuple[bool, Mapping[str, Any]]]
 Headers = list[tuple[bytes, bytes]]
+VARY_ENCODING = (b"vary", b"Accept-Encoding")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-# -- caching lifetimes -------------------------------------------------------------------------
-
-
-def cache_max_age(config: Config | None) -> int:
-    """`max-age` in seconds for published files: the shortest poll interval of the enabled feeds
-    (`auto` counts as its `min_interval`), held within MIN_MAX_AGE..MAX_MAX_AGE; DEFAULT_MAX_AGE
-    without a configuration. A cache then never keeps a file past the next poll by much."""
-    if config is None:
-        return DEFAULT_MAX_AGE
-    seconds: list[float] = []
-    for feed in config.feeds:
-        if not feed.enabled:
-            continue
-        interval = config.interval_for(feed)
-        if interval == "auto":
-            interval = feed.min_interval or config.defaults.min_interval
-        seconds.append(interval.total_seconds())
-    if not seconds:
-        default = config.defaults.interval
-        seconds.append((config.defaults.min_interval if default == "auto" else default).total_seconds())
-    return int(max(MIN_MAX_AGE, min(MAX_MAX_AGE, min(seconds))))
-
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """Cache-Control per published path: `max_age` seconds, and ARCHIVE_MAX_AGE for a day archive
-    (`archive/YYYY/MM/DD/…`) of a day before today in `timezone` (without one: before today in
-    every zone, UTC-12), which a new poll almost never changes."""
-
-    max_age: int = DEFAULT_MAX_AGE
-    timezone: ZoneInfo | None = None
-
-    @classmethod
-    def from_config(cls, config: Config | None) -> CachePolicy:
-        """The policy of a configuration (`site.timezone`, the feeds' poll intervals)."""
-        if config is None:
-            return cls()
-        return cls(cache_max_age(config), ZoneInfo(config.site.timezone))
-
-    def today(self) -> date:
-        """Today in the site's zone; without one, the earliest date any zone has now."""
-        if self.timezone is None:
-            return (datetime.now(UTC) - timedelta(hours=12)).date()
-        return datetime.now(self.timezone).date()
-
-    def cache_control(self, rel: str) -> str:
-        """The Cache-Control value for the published file at `rel` (relative, '/'-separated)."""
-        m = ARCHIVE_DAY.match(rel)
-        if m is not None:
-            with contextlib.suppress(ValueError):
-                if date(int(m[1]), int(m[2]), int(m[3])) < self.today():
-                    return f"public, max-age={ARCHIVE_MAX_AGE}"
-        return f"public, max-age={self.max_age}"
 
 
 # -- file versions and their representations ---------------------------------------------------
@@ -164,7 +108,8 @@ class CachePolicy:
 class Variant:
     """One representation of a file version: its bytes in one content coding (RFC 9110 8.4),
     its own strong ETag (8.8.3: a coding is a different representation, so a different tag),
-    and the header lists of its 200 and 304 answers, built once."""
+    and the header lists of its 200 and 304 answers, built once: without Vary, and with
+    `Vary: Accept-Encoding` for a file that has codings (the common answer, never joined anew)."""
 
     coding: str  # "identity", "gzip" or "br"
     body: bytes
@@ -173,6 +118,10 @@ class Variant:
     headers_304: Headers
     head: bytes  # `headers` as header lines, ready to write
     head_304: bytes
+    headers_vary: Headers  # `headers` and `Vary: Accept-Encoding`
+    headers_304_vary: Headers
+    head_vary: bytes
+    head_304_vary: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +165,11 @@ def _variant(coding: str, body: bytes, etag: str, v: FileVersion) -> Variant:
     ]
     if coding != "identity":
         headers.append((b"content-encoding", coding.encode("ascii")))
-    return Variant(coding, body, etag, headers, common, header_lines(headers), header_lines(common))
+    vary, vary_304 = [*headers, VARY_ENCODING], [*common, VARY_ENCODING]
+    return Variant(
+        coding, body, etag, headers, common, header_lines(headers), header_lines(common),
+        vary, vary_304, header_lines(vary), header_lines(vary_304),
+    )  # fmt: skip
 
 
 def header_lines(headers: Headers) -> bytes:
@@ -566,7 +519,6 @@ BUILTIN = {"/favicon.ico": (_favicon(), "image/x-icon"), "/robots.txt": (ROBOTS_
 
 # -- answering a request -----------------------------------------------------------------------
 
-VARY_ENCODING = (b"vary", b"Accept-Encoding")
 VARY_BOTH = (b"vary", b"Accept, Accept-Encoding")
 VARY_ACCEPT = (b"vary", b"Accept")
 TEXT = CONTENT_TYPES[".txt"].encode("ascii")
@@ -627,9 +579,13 @@ class StaticSite:
         if coding is None:  # identity refused and no coding acceptable: RFC 9110 15.5.7
             return _plain(406, "Not Acceptable: identity;q=0 and no coding offered", method, [vary])
         variant = version.variants[coding]
-        if extra or version.negotiable:
-            extra.append(vary)
         body = b"" if method == "HEAD" else variant.body
+        if not extra and version.negotiable:  # most answers: every header line made in advance
+            if not_modified(headers, variant, version.mtime):
+                return Answer(304, variant.headers_304_vary, b"", variant.head_304_vary)
+            return Answer(200, variant.headers_vary, body, variant.head_vary)
+        if extra:
+            extra.append(vary)
         if not_modified(headers, variant, version.mtime):
             if extra:
                 return Answer(304, variant.headers_304 + extra)

@@ -318,9 +318,11 @@ def write_docs(text: str, args: argparse.Namespace) -> None:
         f"```\n{text}\n```\n"
     )
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    # The heading, the command and the figures are replaced; the notes written after the figures
+    # (earlier runs, where the figures came from) are kept for the reader to bring up to date.
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?^```\n.*?^```\n", re.MULTILINE | re.DOTALL)
     if pattern.search(current):
-        current = pattern.sub(lambda _: section + "\n", current, count=1)
+        current = pattern.sub(lambda _: section, current, count=1)
     else:
         current = current.rstrip("\n") + "\n\n" + section
     path.write_text(current, encoding="utf-8")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -158,11 +160,22 @@ def test_containerfile_runs_unprivileged_with_a_data_volume() -> None:
 
 @pytest.fixture
 def published(tmp_path: Path) -> tuple[Path, Path]:
-    config = tmp_path / "feeds.yaml"
-    config.write_text("site:\n  title: Deploy test\nfeeds: []\n", encoding="utf-8")
-    data = tmp_path / "data"
-    result = run_cli("fetch", config=config, data=data)  # the only command that creates the store
-    assert result.returncode == 0, result.stderr
+    """A store and published tree with entries (so day archives exist), from a loopback feed."""
+    from tests.feedserver import FeedServer
+    from tests.test_containment_poll import rss
+
+    server = FeedServer().start()
+    try:
+        url = server.add("/news.rss", rss("Strike spreads", "Unions meet", "Talks resume"))
+        config = tmp_path / "feeds.yaml"
+        config.write_text(
+            f"site:\n  title: Deploy test\nfeeds:\n  - url: {url}\n    language: en\n", encoding="utf-8"
+        )
+        data = tmp_path / "data"
+        result = run_cli("fetch", config=config, data=data)  # the only command that creates the store
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.stop()
     return config, data
 
 
@@ -190,46 +203,80 @@ def test_nginx_config_is_valid(tmp_path: Path, published: tuple[Path, Path]) -> 
 def test_nginx_serves_the_published_tree_as_readers_expect(
     tmp_path: Path, published: tuple[Path, Path]
 ) -> None:
+    """Every published file, through deploy/nginx.conf and through `aggregator serve`: the same
+    bytes, media type and Cache-Control (past day archives: nginx's shorter one); validators
+    and 304s, gzip with Vary, and the application's own answers passed through untouched."""
     from bench.load_bench import free_port, running
 
     nginx = _tool("nginx", "nginx-light")
     config, data = published
+    public = data / "public"
     port, upstream = free_port(), free_port()
-    main = _nginx_files(tmp_path, data / "public", port, upstream)
+    main = _nginx_files(tmp_path, public, port, upstream)
     serve = [sys.executable, "-m", "aggregator", "--config", str(config), "--data", str(data),
              "serve", "--port", str(upstream)]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    files = sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file())
+    assert any(f.startswith("archive/2023/") and f.endswith(".feed.json") for f in files), files
+    assert {"daily/en.atom", "daily/all.json", "sources.opml", "feeds/en.json", "index.json"} <= set(files)
     with (
         running(serve, f"http://127.0.0.1:{upstream}/healthz", tmp_path / "serve.log"),
         running([nginx, "-c", str(main)], base + "/index.html", tmp_path / "nginx.log"),
         httpx.Client(base_url=base, timeout=10) as client,
+        httpx.Client(base_url=f"http://127.0.0.1:{upstream}", timeout=10) as ours,
     ):
-        expected = {
-            "/feeds/all.atom": "application/atom+xml; charset=utf-8",
-            "/feeds/en.rss": "application/rss+xml; charset=utf-8",
-            "/feeds/all.json": "application/feed+json; charset=utf-8",
-            "/": "text/html; charset=utf-8",
-            "/en/": "text/html; charset=utf-8",
-            "/index.txt": "text/plain; charset=utf-8",
-            "/index.json": "application/json; charset=utf-8",
-        }
-        for path, ctype in expected.items():
-            first = client.get(path, headers={"Accept-Encoding": "identity"})
-            assert first.status_code == 200, path
-            assert first.headers["content-type"] == ctype, path
-            file = data / "public" / path.lstrip("/")
-            assert first.content == (file / "index.html" if path.endswith("/") else file).read_bytes()
-            assert first.headers["cache-control"] == "public, max-age=300"
-            etag, modified = first.headers["etag"], first.headers["last-modified"]
-            again = client.get(path, headers={"If-None-Match": etag})
-            assert again.status_code == 304 and again.content == b"", path
-            since = client.get(path, headers={"If-Modified-Since": modified})
-            assert since.status_code == 304, path
-        page = data / "public" / "index.html"
+        for rel in files:
+            plain = {"Accept-Encoding": "identity"}
+            theirs, mine = client.get("/" + rel, headers=plain), ours.get("/" + rel, headers=plain)
+            assert theirs.status_code == mine.status_code == 200, rel
+            assert theirs.content == mine.content == (public / rel).read_bytes(), rel
+            assert theirs.headers["content-type"] == mine.headers["content-type"], rel
+            assert theirs.headers.get_list("cache-control") == ["public, max-age=900"], rel
+            if not rel.startswith("archive/2023/"):  # a past day: ours says a day
+                assert mine.headers["cache-control"] == "public, max-age=900", rel
+            assert theirs.headers["x-content-type-options"] == "nosniff"
+            etag, modified = theirs.headers["etag"], theirs.headers["last-modified"]
+            assert client.get("/" + rel, headers={"If-None-Match": etag}).status_code == 304, rel
+            assert client.get("/" + rel, headers={"If-Modified-Since": modified}).status_code == 304, rel
+        for path in ("/", "/en/"):
+            assert client.get(path).content == ours.get(path).content
+        page = public / "index.html"
         assert page.stat().st_size > 512  # gzip_min_length
         big = client.get("/", headers={"Accept-Encoding": "gzip"})
         assert big.headers.get("content-encoding") == "gzip" and "Accept-Encoding" in big.headers["vary"]
         assert big.content == page.read_bytes()  # httpx decoded it
-        health = client.get("/healthz")  # not a file: nginx passes it to `aggregator serve`
+        # Not files: nginx passes them to `aggregator serve`, whose headers stay as they are.
+        health = client.get("/healthz")
         assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert health.headers.get_list("cache-control") == ["no-store"]
+        assert health.headers.get_list("x-content-type-options") == ["nosniff"]
+        negotiated = client.get("/feeds/en", headers={"Accept": "application/rss+xml"})
+        assert negotiated.headers["content-type"] == "application/rss+xml; charset=utf-8"
+        assert negotiated.headers["content-location"] == "en.rss"
+        assert negotiated.content == (public / "feeds" / "en.rss").read_bytes()
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
         assert client.get("/feeds/nope.atom").status_code == 404
+        assert client.get("/metrics").status_code == 404  # allowed from loopback; `serve` has none
+
+
+def test_nginx_max_age_is_the_one_aggregator_sends(tmp_path: Path, published: tuple[Path, Path]) -> None:
+    """deploy/nginx.conf's max-age is what `run`/`serve` send for the shipped feeds.yaml, and
+    `status` prints the value (and the line) an operator copies after changing intervals."""
+    from aggregator.caching import cache_max_age
+    from aggregator.config import load_config
+
+    conf = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    [value] = re.findall(r'add_header Cache-Control "public, max-age=(\d+)" always;', conf)
+    assert int(value) == cache_max_age(load_config(ROOT / "feeds.yaml"))
+    config, data = published
+    status = run_cli("status", "--json", config=config, data=data)
+    assert json.loads(status.stdout)["cache_max_age"] == int(value)
+    shorter = tmp_path / "shorter.yaml"
+    shorter.write_text(
+        config.read_text(encoding="utf-8").replace("language: en", "language: en\n    interval: 5m")
+    )
+    doc = json.loads(run_cli("status", "--json", config=shorter, data=data).stdout)
+    assert doc["cache_max_age"] == 300
+    text = " ".join(run_cli("status", config=shorter, data=data).stdout.split())
+    assert "served with Cache-Control: public, max-age=300" in text

@@ -50,6 +50,9 @@ def test_json_log_lines_are_objects_with_level_logger_and_message(config: Path, 
     [down] = [r for r in records if "Down" in r["message"]]
     assert down["level"] == "warning" and down["logger"] == "aggregator.poll"
     assert "connection refused" in down["message"]
+    # The kind as data beside the words (issue 14): a log shipper can count and alert on it.
+    assert (down["feed"], down["outcome"], down["status"]) == ("Down", "network-error", None)
+    assert down["error_kind"] == "ECONNREFUSED"
 
 
 def test_fetch_progress_through_a_pipe_is_plain_lines(

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator import metrics as metrics_module
+from aggregator.error_kinds import KINDS
 from aggregator.metrics import Metrics
 from aggregator.models import FeedState, Outcome, PollReport
 
@@ -141,3 +142,65 @@ def test_module_functions_share_one_registry() -> None:
     assert b'aggregator_polls_total{feed="shared",outcome="ok",status="200"} 1.0' in data
     after = samples(metrics_module.METRICS)[("aggregator_publish_files_written_total", ())]
     assert after == before + 3
+
+
+def test_poll_errors_are_counted_by_kind_without_a_feed_label() -> None:
+    m = Metrics()
+    refused = "could not connect: connection refused (ECONNREFUSED)"
+    for name in ("A", "B"):
+        m.observe_poll(PollReport(f"https://x.org/{name}", name, Outcome.NETWORK_ERROR, None, refused))
+    m.observe_poll(PollReport("https://x.org/C", "C", Outcome.HTTP_ERROR, 404, "HTTP 404 Not Found"))
+    m.observe_poll(
+        PollReport("https://x.org/D", "D", Outcome.NOT_A_FEED, 200, "the server sent an empty body")
+    )
+    m.observe_poll(report("E", Outcome.OK))  # no error, no kind
+    got = samples(m)
+    errors = {
+        dict(labels)["kind"]: v for (n, labels), v in got.items() if n == "aggregator_poll_errors_total"
+    }
+    assert errors == {"ECONNREFUSED": 2, "http_404": 1, "not_a_feed": 1}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([o for o in Outcome if o not in (Outcome.OK, Outcome.NOT_MODIFIED)]),
+            st.one_of(st.none(), st.integers(100, 599)),
+            st.text(max_size=60),  # any words, from any version of the program
+        ),
+        max_size=20,
+    )
+)
+def test_error_kind_labels_stay_in_the_closed_vocabulary(
+    polls: list[tuple[Outcome, int | None, str]],
+) -> None:
+    m = Metrics()
+    for outcome, status, words in polls:
+        m.observe_poll(PollReport("https://x.org/f", "f", outcome, status, words))
+    got = samples(m)
+    kinds = [dict(labels)["kind"] for (n, labels), _ in got.items() if n == "aggregator_poll_errors_total"]
+    assert set(kinds) <= KINDS
+    assert sum(v for (n, _), v in got.items() if n == "aggregator_poll_errors_total") == len(polls)
+
+
+def test_the_readme_documents_every_metric() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for family in Metrics().registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}" in readme, name
+
+
+def test_every_failed_outcome_counts_as_failing() -> None:
+    """A poll that could not be stored (disk full) or met a fault of ours failed as surely as a
+    404: pipeline.py counts it in the feed's error count, and so must the gauges."""
+    failed = {o for o in Outcome if o not in (Outcome.OK, Outcome.NOT_MODIFIED, Outcome.GONE)}
+    m = Metrics()
+    for outcome in sorted(failed):
+        m.observe_poll(report(f"feed {outcome.value}", outcome, None))
+    got = samples(m)
+    assert got[("aggregator_failing_feeds", ())] == len(failed)
+    for outcome in failed:
+        assert got[("aggregator_feed_consecutive_errors", (("feed", f"feed {outcome.value}"),))] == 1

@@ -1,0 +1,222 @@
+"""Incremental publishing (issue 13): after any sequence of polls' changes and of clock moves
+across midnight, the tree the service's Publisher keeps up to date by rebuilding only the
+touched days (`dedupe.days_touched` -> `Publisher.changed(days)`) equals a full rebuild."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import publish as publishing
+from aggregator.config import FeedConfig
+from aggregator.dedupe import days_touched
+from aggregator.fetch import Fetcher
+from aggregator.models import Source, StoredEntry, UpdatePlan
+from aggregator.pipeline import poll_feed, sync_feeds
+from aggregator.schedule import Health, Publisher, file_identity
+from aggregator.store import SQLiteStore
+from tests.feedserver import FeedServer
+from tests.hostile_server import _item, _rss
+from tests.test_feeds_valid import entry
+from tests.test_publish import config, tree
+
+START = datetime(2023, 1, 18, 21, tzinfo=UTC)  # 21:00 in London: a few hours before midnight
+LANGS = ["en", "es", "ru"]
+FEED = "https://src.example/feed.xml"
+
+insert = st.tuples(st.just("insert"), st.integers(-5, 1), st.sampled_from(LANGS))
+update = st.tuples(st.just("update"), st.integers(0, 50), st.text("abc <&>", max_size=8))
+source = st.tuples(st.just("source"), st.integers(0, 50), st.just(""))
+relabel = st.tuples(st.just("relabel"), st.integers(0, 50), st.sampled_from(LANGS))
+clock = st.tuples(st.just("clock"), st.integers(1, 30), st.just(""))
+steps = st.lists(st.one_of(insert, insert, update, source, relabel, clock), min_size=1, max_size=6)
+
+
+def _initial(now: datetime) -> list[StoredEntry]:
+    out = []
+    for back in (0, 1, 3):
+        day = (now - timedelta(days=back)).date()
+        for lang in LANGS:
+            out.append(_entry(f"i{back}{lang}", day, lang, 9))
+    return out
+
+
+def _entry(eid: str, day: date, lang: str, hour: int) -> StoredEntry:
+    when = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
+    src = Source(FEED, "Source", eid, f"https://news.example.org/{eid}", when)
+    return entry(
+        id=eid, feed_url=FEED, source_key=eid, fingerprint=eid, language=lang, language_tag=lang,
+        day=day, title=f"{lang} {day} {eid}", link=f"https://news.example.org/{eid}",
+        published=when, first_seen=when, sources=(src,),
+    )  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=steps)
+def test_incremental_publishing_equals_a_full_rebuild_after_any_changes(
+    steps: list[tuple[str, int, object]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = config(root)
+        db = root / "aggregator.db"
+        store = SQLiteStore(db)
+        sync_feeds(cfg, store)
+        now = [START]
+        stored = {e.id: e for e in _initial(START)}
+        store.apply(UpdatePlan(inserts=tuple(stored.values())))
+        publisher = Publisher(
+            cfg, db, root / "inc", Health(db, identity=file_identity(db)), clock=lambda: now[0]
+        )
+        try:
+            publisher.publish_now("start")  # the first publish rebuilds everything
+            publishing.publish(store, cfg, root / "full", now=START)  # the same start
+            for n, (kind, a, b) in enumerate(steps):
+                existing = list(stored.values())
+                pick = existing[a % len(existing)]
+                if kind == "clock":
+                    now[0] += timedelta(hours=a)
+                    plan = UpdatePlan()
+                elif kind == "insert":
+                    new = _entry(f"n{n}", (now[0] + timedelta(days=a)).date(), str(b), 12)
+                    plan = UpdatePlan(inserts=(new,))
+                elif kind == "update":
+                    edited = replace(pick, title=f"{pick.title} {b}", content_hash=f"h{n}")
+                    plan = UpdatePlan(updates=(edited,))
+                elif kind == "source":
+                    plan = UpdatePlan(new_sources=((pick.id, Source(FEED, "Other", f"o{n}", None, now[0])),))
+                else:
+                    plan = UpdatePlan(language_fixes=((pick.id, str(b), str(b), "document"),))
+                store.apply(plan)
+                for e in (*plan.inserts, *plan.updates):
+                    stored[e.id] = e
+                for eid, lang, _tag, _evidence in plan.language_fixes:
+                    stored[eid] = replace(stored[eid], language=lang)
+                publisher.changed(days_touched(plan, existing))
+                report = publisher.publish_now("changes")
+                assert report is not None and report.failed == ()
+                full = publishing.publish(store, cfg, root / "full", now=now[0])
+                assert full.failed == ()
+                inc_tree, full_tree = tree(root / "inc"), tree(root / "full")
+                assert inc_tree.keys() == full_tree.keys()
+                stale = [p for p in full_tree if inc_tree[p] != full_tree[p]]
+                assert not stale, f"after {steps[: n + 1]}: stale {stale[:5]}"
+        finally:
+            publisher.stop()
+            store.close()
+
+
+def test_days_touched_names_every_day_a_plan_changes() -> None:
+    d1, d2, d3, d4 = (date(2023, 1, d) for d in (14, 15, 16, 17))
+    a, b, c = _entry("a", d1, "en", 8), _entry("b", d2, "es", 8), _entry("c", d3, "ru", 8)
+    assert days_touched(UpdatePlan(), [a, b, c]) == frozenset()
+    assert days_touched(UpdatePlan(inserts=(_entry("n", d4, "en", 8),)), [a]) == {d4}
+    # an update is published on its (kept) day; a stored row on another day is rebuilt too
+    assert days_touched(UpdatePlan(updates=(replace(a, day=d4),)), [a]) == {d1, d4}
+    src = Source(FEED, "Other", "o", None, START)
+    assert days_touched(UpdatePlan(new_sources=(("b", src),)), [a, b]) == {d2}
+    assert days_touched(UpdatePlan(language_fixes=(("c", "en", "en", "document"),)), [c]) == {d3}
+
+
+def test_a_publish_after_changes_rebuilds_only_the_touched_days(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    db = tmp_path / "aggregator.db"
+    store = SQLiteStore(db)
+    sync_feeds(cfg, store)
+    days = [START.date() - timedelta(days=k) for k in range(10, -1, -1)]
+    entries = [_entry(f"e{d:%d}", d, "en", 10) for d in days]
+    store.apply(UpdatePlan(inserts=tuple(entries)))
+    publisher = Publisher(
+        cfg, db, tmp_path / "public", Health(db, identity=file_identity(db)), clock=lambda: START
+    )
+    try:
+        first = publisher.publish_now("start")
+        assert first is not None
+        new = _entry("late", days[4], "en", 15)
+        store.apply(UpdatePlan(inserts=(new,)))
+        publisher.changed(days_touched(UpdatePlan(inserts=(new,)), entries))
+        report = publisher.publish_now("changes")
+        assert report is not None
+        per_day = {
+            p.split("/")[3] for p in report.written if p.startswith("archive/20") and p.count("/") == 4
+        }
+        assert per_day == {f"{days[4]:%d}"}  # its neighbours are rebuilt, but their bytes hold
+        # Files rebuilt (written or found unchanged): the touched day, its neighbours and what
+        # is not per day; a full rebuild makes every day's.
+        assert len(report.written) + report.unchanged < (len(first.written) + first.unchanged) / 2
+        # nothing changed: a publish still runs (the server asked) but rebuilds no day
+        publisher.changed(frozenset())
+        idle = publisher.publish_now("changes")
+        assert idle is not None and not any(p.startswith("archive/20") for p in idle.written)
+    finally:
+        publisher.stop()
+        store.close()
+
+
+async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The real path: fetch -> parse -> dedupe -> store; `PollReport.days` is what the
+    Publisher rebuilds. Days are in site.timezone (Europe/London here): 23:30 -05:00 on the
+    16th is the 17th in London."""
+    items = [
+        _item("Late edition", "https://news.example.org/a", "Mon, 16 Jan 2023 23:30:00 -0500", "One."),
+        _item("Morning", "https://news.example.org/b", "Wed, 18 Jan 2023 08:00:00 +0000", "Two."),
+    ]
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    cfg = config(tmp_path)
+    cfg = cfg.model_copy(
+        update={
+            "feeds": [
+                FeedConfig.model_validate({"url": feed_server.url("/f.xml"), "name": "Src", "language": "en"})
+            ]
+        }
+    )
+    store = SQLiteStore(tmp_path / "aggregator.db")
+    sync_feeds(cfg, store)
+    try:
+        async with Fetcher(cfg.fetch) as fetcher:
+            first = await poll_feed(cfg.feeds[0], cfg, store, fetcher)
+            assert first.inserted == 2 and first.days == {date(2023, 1, 17), date(2023, 1, 18)}
+            again = await poll_feed(cfg.feeds[0], cfg, store, fetcher)  # nothing new
+            assert not again.changed and again.days == frozenset()
+            items[1] = _item(
+                "Morning, corrected", "https://news.example.org/b", "Wed, 18 Jan 2023 08:00:00 +0000", "Two!"
+            )
+            feed_server.routes["/f.xml"] = (
+                _rss("Src", "https://news.example.org/", items).encode(),
+                "application/rss+xml",
+            )
+            edited = await poll_feed(cfg.feeds[0], cfg, store, fetcher)
+            assert edited.updated == 1 and edited.days == {date(2023, 1, 18)}
+    finally:
+        store.close()
+
+
+def test_a_deleted_public_tree_is_rebuilt_whole(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    db = tmp_path / "aggregator.db"
+    store = SQLiteStore(db)
+    sync_feeds(cfg, store)
+    store.apply(UpdatePlan(inserts=tuple(_initial(START))))
+    public = tmp_path / "public"
+    publisher = Publisher(cfg, db, public, Health(db, identity=file_identity(db)), clock=lambda: START)
+    try:
+        publisher.publish_now("start")
+        before = tree(public)
+        for victim in ("archive", ""):  # the archive alone, then everything
+            shutil.rmtree(public / victim)
+            reason = publisher._check()
+            assert reason == "public/ is missing"
+            publisher.publish_now(reason)
+            assert tree(public) == before
+    finally:
+        publisher.stop()
+        store.close()
