@@ -6,7 +6,7 @@
 
 For each size N a world of N feeds (bench/world.py) is written and served by nginx on
 127.0.0.1. Each measurement runs in a fresh child process, so its peak memory (the RSS of its
-whole process tree, sampled every 0.25 s: parse workers included) and CPU time are its own:
+whole process tree, sampled every second: parse workers included) and CPU time are its own:
 
   plain     the baseline: plain httpx over the same client layout as the fetcher (16 clients,
             32 requests in flight), reading every body; then `feedparser.parse` (its defaults)
@@ -65,7 +65,10 @@ class TreeSampler:
     PSS (shared pages divided among the processes that map them: what the tree really holds,
     and the figure issue 15's goal is about once workers share their parent's pages)."""
 
-    def __init__(self, interval: float = 0.25) -> None:
+    # Once a second: reading smaps_rollup walks each process's page tables, and at 4 Hz over
+    # five processes it was 4% of the product child's CPU samples (py-spy, 300 feeds), charged
+    # to the product; memory peaks last far longer than a second (64 bodies, a worker's heap).
+    def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self.peak_mb = 0.0
         self.peak_pss_mb = 0.0
