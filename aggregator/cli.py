@@ -551,14 +551,14 @@ def run(ctx: Context, host: str, port: int, poll_now: bool) -> None:
     # SIGTERM stops the job like Ctrl-C (exit 0), even before the server takes signals over.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = ctx.config()
-    console.print(f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds")
+    banner = f"serving {ctx.public_dir} on http://{host}:{port}/ — polling {len(config.feeds)} feeds"
     try:
         # A second Ctrl-C during the shutdown abandons what is left: the files are only ever
         # renamed into place whole, and the store's transactions are atomic.
         with contextlib.suppress(KeyboardInterrupt):
             Service(
                 config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path, poll_now=poll_now
-            ).run(host, port)
+            ).run(host, port, on_start=lambda: console.print(banner))
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -761,16 +761,27 @@ def export_opml(ctx: Context, output: Path | None) -> None:
               default="10", show_default=True,
               help="Seconds between dispatches of due feeds.")  # fmt: skip
 @click.option("--no-publish", is_flag=True, help="Never publish from this worker.")
+@click.option("--migrate", is_flag=True,
+              help="Bring the store's schema and procrastinate's tables to this version, then exit "
+              "(refused while other workers run).")  # fmt: skip
 @pass_ctx
 def worker(
-    ctx: Context, concurrency: int, lease: str, batch: int, dispatch_every: str, no_publish: bool
+    ctx: Context,
+    concurrency: int,
+    lease: str,
+    batch: int,
+    dispatch_every: str,
+    no_publish: bool,
+    migrate: bool,
 ) -> None:
     """Poll feeds as one of several workers sharing a PostgreSQL store (procrastinate).
 
     Every worker dispatches due feeds (one of them each 10 s), polls batches of them and
     publishes to DATA/public when something changed (one worker at a time). Run as many as
     you like, on one machine or several, with the same --store and feeds.yaml. Ctrl-C stops
-    one; its claimed feeds return to the others when their leases end.
+    one; its claimed feeds return to the others when their leases end. Refused while
+    `aggregator run` polls the same store. After an upgrade of procrastinate, the first
+    worker to start alone applies its migrations (`--migrate` does only that).
 
     \b
     Example:
@@ -781,6 +792,7 @@ def worker(
     """
     from .config import parse_duration
     from .worker import STALLED_AFTER, WorkerSettings, run_worker
+    from .worker import migrate as migrate_schemas
 
     if not (ctx.store_url or "").startswith(("postgresql://", "postgres://")):
         raise click.UsageError(
@@ -800,6 +812,10 @@ def worker(
         # when its feeds come back.
         stalled_after=min(STALLED_AFTER, lease_time.total_seconds() / 2),
     )
+    if migrate:
+        migrate_schemas(settings)
+        console.print("the store's schema and procrastinate's tables are up to date")
+        return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings, concurrency))
 

@@ -826,9 +826,19 @@ class Service:
         if self._poll_thread.is_alive():
             self._poll_thread.join(STOP_POLLS + 3)
 
-    def run(self, host: str, port: int) -> None:
+    def run(self, host: str, port: int, on_start: Callable[[], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM (call on the main thread), polling and publishing in
-        the background; returns once both are stopped (at most ~10 s after the signal)."""
+        the background; returns once both are stopped (at most ~10 s after the signal).
+        On PostgreSQL it first takes the store's scheduler lock: SchedulerBusy (a StoreError)
+        while workers or another `run` poll the same store (issue 16). `on_start` is called
+        once the store is ours (the CLI's "serving ..." line: never before a refusal)."""
+        hold = None
+        if sqlite_path(self.store_url) is None:
+            from .store.coordination import hold_scheduler  # psycopg only when it is used
+
+            hold = hold_scheduler(self.store_url, "run")
+        if on_start is not None:
+            on_start()
         try:
             self.start_background()
             app = create_app(
@@ -844,6 +854,8 @@ class Service:
             pass
         finally:
             self.stop_background()
+            if hold is not None:
+                hold.close()
 
 
 def _enabled(config: Config) -> int:

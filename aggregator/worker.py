@@ -24,8 +24,11 @@ was recorded (then at its next poll), or when the poller died. Writes are idempo
 feed polled twice (a poller killed after storing, before its record) costs a request, never a
 duplicate entry.
 
-procrastinate's tables come from its own schema tooling (`App.schema_manager`), applied once by
-the first worker to start (under an advisory lock) and tracked apart from ours.
+**Before any job** a worker takes the store's scheduler lock, shared with the other workers and
+refused while `aggregator run` polls the same store (`SchedulerBusy`: two schedulers would poll
+every feed twice), and brings procrastinate's tables to the installed release: its
+`schema.sql` in a new database, its migration files when the tables are older and no other
+worker runs (`aggregator.store.coordination`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +49,7 @@ from urllib.parse import urlsplit
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
+from procrastinate.schema import SchemaManager
 from procrastinate.types import JSONValue
 
 from .config import Config, FeedConfig, load_config
@@ -52,6 +57,7 @@ from .fetch import Fetcher
 from .models import FeedState
 from .pipeline import poll_feed, sync_feeds
 from .publish import publish
+from .store.coordination import QueueSchema, SchedulerHold, start_worker
 from .store.postgres import PostgresStore
 
 log = logging.getLogger("aggregator.worker")
@@ -61,7 +67,6 @@ BATCH = 25  # feeds per poll job
 BUCKETS = 64  # poll jobs that may run at once, over all workers
 LEASE = timedelta(minutes=15)  # how long a claimed feed is its poller's before it is due again
 STALLED_AFTER = 30.0  # seconds without a heartbeat before a worker counts as dead
-_SCHEMA_LOCK = "procrastinate-schema"
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
     @app.task(name="aggregator.dispatch", queue="dispatch", queueing_lock="dispatch")
     async def dispatch(timestamp: int) -> int:
         """Claim due feeds and defer their poll jobs; returns the feeds dispatched."""
+        started = time.perf_counter()
         manager = app.job_manager
         for job in await manager.get_stalled_jobs(
             queue="poll", seconds_since_heartbeat=settings.stalled_after
@@ -149,7 +155,8 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
             args: list[JSONValue] = list(urls)
             await poll.configure(lock=f"aggregator-bucket-{bucket}").defer_async(feeds=args)
         if claimed:
-            log.info("dispatched feeds=%d jobs=%d", len(claimed), len(plan))
+            took = (time.perf_counter() - started) * 1000
+            log.info("dispatched feeds=%d jobs=%d ms=%.0f", len(claimed), len(plan), took)
         return len(claimed)
 
     @app.task(name="aggregator.poll", queue="poll")
@@ -185,27 +192,52 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
     return app, runtime
 
 
-async def ensure_schema(app: procrastinate.App, store: PostgresStore) -> None:
-    """procrastinate's tables, applied with its own tooling by the first worker (the others
-    wait on the advisory lock and find them there)."""
-    with store.exclusive(_SCHEMA_LOCK):
-        if not store.has_table("procrastinate_jobs"):
-            await app.schema_manager.apply_schema_async()
-            log.info("applied procrastinate's schema")
+def queue_schema() -> QueueSchema:
+    """The installed procrastinate's release, whole schema and migration files."""
+    return QueueSchema(
+        version=procrastinate.__version__,
+        schema_sql=SchemaManager.get_schema(),
+        migrations=Path(SchemaManager.get_migrations_path()),
+    )
+
+
+def _applied(name: str) -> None:
+    log.info("applied procrastinate's %s", name)
+
+
+def migrate(settings: WorkerSettings) -> None:
+    """`aggregator worker --migrate`: bring our schema and procrastinate's tables to this
+    code's, then return (StoreError subclasses as `start_worker` raises them)."""
+    PostgresStore(settings.store_url).close()  # ours: migrated on open
+    start_worker(
+        settings.store_url, queue_schema(), alive_within=settings.stalled_after, on_apply=_applied
+    ).close()
 
 
 async def run_worker(settings: WorkerSettings, concurrency: int, **options: Any) -> None:
     """Run one worker until cancelled (Ctrl-C, SIGTERM): `concurrency` jobs at once.
-    Heartbeats every third of `settings.stalled_after`."""
+    Heartbeats every third of `settings.stalled_after`. Before any job: the scheduler lock
+    (SchedulerBusy while `aggregator run` polls this store) and procrastinate's tables at
+    the installed release (`aggregator.store.coordination.start_worker`)."""
     app, runtime = build_app(settings)
+    hold: SchedulerHold | None = None
     try:
+        hold = await asyncio.to_thread(
+            start_worker, settings.store_url, queue_schema(), alive_within=settings.stalled_after,
+            on_apply=_applied,
+        )  # fmt: skip
         async with app.open_async():
-            await ensure_schema(app, runtime.store)
             await app.run_worker_async(
                 concurrency=concurrency,
+                # Finished jobs (and their events, ON DELETE CASCADE) go at once: kept, the
+                # queue would grow by every dispatch and batch (~47,000 a day at 10,000
+                # feeds). Failed ones stay for an operator to read.
+                delete_jobs="successful",
                 update_heartbeat_interval=settings.stalled_after / 3,
                 stalled_worker_timeout=settings.stalled_after,
                 **options,
             )
     finally:
+        if hold is not None:
+            hold.close()
         await runtime.aclose()

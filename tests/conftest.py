@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.store import Store, default_store_url, open_store
 from tests.feedserver import FeedServer
 from tests.pg_server import PostgresServer, pg_bin, running_server
 
@@ -67,3 +69,24 @@ def pg_template(pg_server: PostgresServer) -> str:
 def pg_url(pg_server: PostgresServer, pg_template: str) -> str:
     """A fresh database with our schema, for one test."""
     return pg_server.new_database(template=pg_template)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The store an end-to-end test runs the real program on, once per kind: None for the
+    embedded default (SQLite in DATA), else a fresh PostgreSQL database with our schema.
+    Exported as AGGREGATOR_STORE (what `--store` defaults to), so every `aggregator` the test
+    starts, by `run_cli` or `RunningService`, uses it."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("AGGREGATOR_STORE", raising=False)
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("AGGREGATOR_STORE", url)
+    return url
+
+
+def read_store(data: Path) -> contextlib.closing[Store]:
+    """The store the test's `aggregator` commands used (AGGREGATOR_STORE, else SQLite in
+    `data`), opened for reading through the Store interface, so one assertion holds on both."""
+    url = os.environ.get("AGGREGATOR_STORE") or default_store_url(data)
+    return contextlib.closing(open_store(url, create=False))

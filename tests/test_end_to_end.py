@@ -1,15 +1,15 @@
-"""The whole pipeline against a real loopback server: fetch -> store -> publish -> read back."""
+"""The whole pipeline against a real loopback server: fetch -> store -> publish -> read back.
+Every test runs on both stores (the `store_url` fixture: SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import feedparser
 import pytest
 
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, read_store, run_cli
 from tests.feedserver import FeedServer, refused_url
 
 SEED = FIXTURES / "seed"
@@ -53,7 +53,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, feed_server: FeedServer) -> tuple[Path, Path, FeedServer]:
+def seeded(tmp_path: Path, feed_server: FeedServer, store_url: str | None) -> tuple[Path, Path, FeedServer]:
     serve_seed(feed_server)
     config = write_config(tmp_path / "feeds.yaml", feed_server)
     data = tmp_path / "data"
@@ -74,16 +74,14 @@ def test_seed_front_page_is_reproduced(seeded: tuple[Path, Path, FeedServer]) ->
 
 def test_mixed_feed_duplicates_are_merged_with_both_sources(seeded: tuple[Path, Path, FeedServer]) -> None:
     config, data, _ = seeded
-    db = sqlite3.connect(data / "aggregator.db")
+    with read_store(data) as store:
+        entries = store.latest(None, 100)
     # 7 distinct articles (6 on the seed day + Monday's); the mixed feed adds none.
-    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 7
-    rows = db.execute(
-        "SELECT e.title, COUNT(s.feed_url) FROM entries e JOIN entry_sources s ON s.entry_id = e.id "
-        "GROUP BY e.id HAVING COUNT(s.feed_url) > 1 ORDER BY e.title"
-    ).fetchall()
-    assert [r[0].split(":")[0] for r in rows] == ["Britain", "Peru", "Борьба Ленина с бюрократией"]
-    assert all(n == 2 for _, n in rows)
-    langs = dict(db.execute("SELECT title, language FROM entries").fetchall())
+    assert len(entries) == 7
+    merged = sorted((e.title for e in entries if len(e.sources) > 1), key=str.encode)
+    assert [t.split(":")[0] for t in merged] == ["Britain", "Peru", "Борьба Ленина с бюрократией"]
+    assert all(len(e.sources) == 2 for e in entries if len(e.sources) > 1)
+    langs = {e.title: e.language for e in entries}
     assert langs["Борьба Ленина с бюрократией"] == "ru"
     # The JSON front page lists both sources.
     result = run_cli("frontpage", "--date", "2023-01-17", "--format", "json", config=config, data=data)
@@ -93,28 +91,33 @@ def test_mixed_feed_duplicates_are_merged_with_both_sources(seeded: tuple[Path, 
     assert [e["language"] for e in page["entries"]] == ["en", "en", "es", "it", "fr", "ru"]
 
 
-@pytest.mark.parametrize("lang", ["en", "es", "it", "fr", "ru", "all"])
-def test_outputs_are_valid_feeds_for_every_language(seeded: tuple[Path, Path, FeedServer], lang: str) -> None:
+def test_outputs_are_valid_feeds_for_every_language(seeded: tuple[Path, Path, FeedServer]) -> None:
     _, data, _ = seeded
     public = data / "public"
+    for lang in ["en", "es", "it", "fr", "ru", "all"]:  # one fetch per store for all of them
+        _check_language_outputs(public, lang)
+
+
+def _check_language_outputs(public: Path, lang: str) -> None:
     atom = feedparser.parse((public / "feeds" / f"{lang}.atom").read_bytes())
     rss = feedparser.parse((public / "feeds" / f"{lang}.rss").read_bytes())
-    assert not atom.bozo and atom.version == "atom10"
-    assert not rss.bozo and rss.version == "rss20"
+    assert not atom.bozo and atom.version == "atom10", lang
+    assert not rss.bozo and rss.version == "rss20", lang
     doc = json.loads((public / "feeds" / f"{lang}.json").read_text(encoding="utf-8"))
     assert doc["version"] == "https://jsonfeed.org/version/1.1"
     expected = {"en": 3, "es": 1, "it": 1, "fr": 1, "ru": 1, "all": 7}[lang]
-    assert len(atom.entries) == len(rss.entries) == len(doc["items"]) == expected
+    assert len(atom.entries) == len(rss.entries) == len(doc["items"]) == expected, lang
     # Newest first, ids stable and shared by all three formats.
     dates = [e.published_parsed for e in atom.entries]
-    assert dates == sorted(dates, reverse=True)
-    assert [e.id for e in atom.entries] == [i["id"] for i in doc["items"]] == [e.id for e in rss.entries]
+    assert dates == sorted(dates, reverse=True), lang
+    ids = [e.id for e in atom.entries]
+    assert ids == [i["id"] for i in doc["items"]] == [e.id for e in rss.entries], lang
     page = (public / ("index.html" if lang == "all" else f"{lang}/index.html")).read_text(encoding="utf-8")
     assert "Tuesday, 17 January 2023" in page if lang in ("en", "all") else "2023-01-17" in page
 
 
 def test_refused_and_garbage_feeds_fail_without_stopping_others(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, feed_server: FeedServer, store_url: str | None
 ) -> None:
     serve_seed(feed_server)
     garbage = feed_server.add("/garbage.xml", bytes(range(256)) * 8, "application/xml")
@@ -151,7 +154,9 @@ def test_second_poll_is_conditional_and_changes_nothing(seeded: tuple[Path, Path
     assert before == after  # unchanged outputs stay byte-identical
 
 
-def test_empty_site_says_so_and_lists_failing_feeds(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_empty_site_says_so_and_lists_failing_feeds(
+    tmp_path: Path, feed_server: FeedServer, store_url: str | None
+) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text(
         f"site:\n  languages: [en]\n  base_url: {feed_server.base_url}/\n"

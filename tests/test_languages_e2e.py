@@ -1,14 +1,14 @@
-"""Languages end to end: scripts, directions, translations and out-of-site languages."""
+"""Languages end to end: scripts, directions, translations and out-of-site languages, on both
+stores (the `store_url` fixture: SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import feedparser
 
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, read_store, run_cli
 from tests.feedserver import FeedServer
 
 CORPUS = FIXTURES / "corpus"
@@ -74,23 +74,24 @@ def setup(tmp_path: Path, server: FeedServer) -> tuple[Path, Path]:
     return config, data
 
 
-def test_scripts_directions_translations_and_other_languages(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_scripts_directions_translations_and_other_languages(
+    tmp_path: Path, feed_server: FeedServer, store_url: str | None
+) -> None:
     config, data = setup(tmp_path, feed_server)
-    db = sqlite3.connect(data / "aggregator.db")
-    by_feed = dict(
-        db.execute(
-            "SELECT s.feed_name, GROUP_CONCAT(DISTINCT e.language) FROM entries e "
-            "JOIN entry_sources s ON s.entry_id = e.id GROUP BY s.feed_name"
-        ).fetchall()
-    )
-    assert by_feed["Greek"] == "el" and by_feed["Russian"] == "ru" and by_feed["Hebrew"] == "he"
-    assert by_feed["Urdu"] == "ur"  # declared in the document
-    assert by_feed["Chinese"] == "zh"
-    assert by_feed["German"] == "de"  # identified, and outside site.languages
-    assert sorted(by_feed["Trio"].split(",")) == ["en", "es", "fr"]
+    with read_store(data) as store:
+        entries = store.latest(None, store.count_entries())
+    by_feed: dict[str, set[str | None]] = {}
+    for e in entries:
+        for s in e.sources:
+            by_feed.setdefault(s.feed_name, set()).add(e.language)
+    assert by_feed["Greek"] == {"el"} and by_feed["Russian"] == {"ru"} and by_feed["Hebrew"] == {"he"}
+    assert by_feed["Urdu"] == {"ur"}  # declared in the document
+    assert by_feed["Chinese"] == {"zh"}
+    assert by_feed["German"] == {"de"}  # identified, and outside site.languages
+    assert by_feed["Trio"] == {"en", "es", "fr"}
 
     # Text survives every encoding (ISO-8859-7, GB18030, Windows-1251) intact.
-    titles = {r[0] for r in db.execute("SELECT title FROM entries")}
+    titles = {e.title for e in entries}
     assert any(t.startswith("«Πορτραίτα καραντίνας»") for t in titles)
     assert any(t.startswith("建国35周年纪念") for t in titles)
 

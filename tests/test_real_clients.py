@@ -38,7 +38,7 @@ def _save(path: Path, text: str) -> None:
 
 
 @pytest.mark.skipif(NEWSBOAT is None, reason="NEWSBOAT NOT INSTALLED: `bash .ci/run` installs it")
-def test_subscribers_and_operators_end_to_end(tmp_path: Path) -> None:
+def test_subscribers_and_operators_end_to_end(tmp_path: Path, store_url: str | None) -> None:
     hub = Hub()
     try:
         with FeedWorld(3) as world:

@@ -16,7 +16,7 @@ from tests.test_websub import Hub
 pytestmark = pytest.mark.slow
 
 
-def test_run_pings_the_hub_advertises_it_and_counts_in_metrics(tmp_path: Path) -> None:
+def test_run_pings_the_hub_advertises_it_and_counts_in_metrics(tmp_path: Path, store_url: str | None) -> None:
     hub = Hub()
     try:
         with FeedWorld(3) as world:

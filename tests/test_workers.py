@@ -210,6 +210,14 @@ def _entries(url: str) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def _queue_rows(url: str) -> dict[str, int]:
+    """procrastinate's jobs left in the queue by status, and their events."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1").fetchall()
+        events = conn.execute("SELECT count(*) FROM procrastinate_events").fetchone()
+    return {str(k): int(n) for k, n in rows} | {"events": int(events[0]) if events else 0}
+
+
 def _make_due(url: str) -> None:
     """The next due time arrives for every feed (instead of waiting an hour)."""
     with psycopg.connect(url) as conn:
@@ -245,6 +253,8 @@ def test_three_workers_poll_each_feed_once_per_due_time(
     assert sources == 4 * 60 * 3  # every feed credited for each article it carried
     assert max(world.most_in_flight.values()) <= PER_HOST, world.most_in_flight
     assert (tmp_path / "data" / "public" / "feeds" / "all.atom").exists()  # one worker published
+    queue = _queue_rows(pg_url)  # finished jobs are gone: the queue does not grow with cycles
+    assert "succeeded" not in queue and sum(n for k, n in queue.items() if k != "events") <= 5, queue
 
 
 @pytest.mark.slow
