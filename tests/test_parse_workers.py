@@ -422,3 +422,22 @@ async def test_workers_share_the_preloaded_model_copy_on_write() -> None:
             private, rss = _private_and_rss_mb(pid)
             assert rss > 100, rss  # the model and the imports are mapped...
             assert private < 60, (private, rss)  # ...but shared with the forkserver
+
+
+async def test_a_killed_forkserver_is_started_again_for_the_next_worker() -> None:
+    """The forkserver that forks workers may die too (the OOM killer picks large processes):
+    the job whose worker then dies costs that job only, and the next worker comes from a new
+    forkserver (multiprocessing starts one when the old one is gone)."""
+    import signal
+    from multiprocessing import forkserver
+
+    async with ParsePool(1, function=crash_on_marker) as pool:
+        await pool.run(_job(_rss("before")))
+        server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+        assert server is not None
+        os.kill(server, signal.SIGKILL)
+        with pytest.raises(WorkerFailed):
+            await pool.run(_job(_rss("CRASH")))
+        _, candidates = await pool.run(_job(_rss("after")))
+        assert len(candidates) == 3
+        assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]
