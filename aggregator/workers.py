@@ -42,11 +42,11 @@ log = logging.getLogger("aggregator.workers")
 
 JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
-# Below this many feeds in one run, parse in a thread of this process: starting worker
-# processes (about a second each) costs more than it saves, and each worker holds its own
-# language model (~120 MB). Measured on 2 cores (docs/benchmarks.md, issue 15): worker
-# processes took 1.09x the time of threads at 1,000 feeds and 0.60x at 3,000, and a 500-feed
-# world's peak PSS went from 177 to 304 MB with them (issue 11's goal: under 300 MB).
+# Below this many feeds in one run, parse in a thread of this process, for memory: the
+# forkserver and two workers add about 70 MB of PSS, and a 500-feed world then peaks at 301 MB
+# in `fetch` and 321 MB in `run`'s first cycle (issue 11's goal: under 300 MB; 177 and 199 MB
+# with threads). Not for time: measured on 2 cores (docs/benchmarks.md, issue 15, same run),
+# the forkserver's workers took 0.46x the time of threads at 300 feeds and 0.79x at 1,000.
 # The environment variable AGGREGATOR_PARSE_PROCESSES_FROM overrides it (README "Polling").
 POOL_MIN_FEEDS = 2000
 
