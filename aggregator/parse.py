@@ -22,7 +22,7 @@ import ftfy
 from charset_normalizer import from_bytes
 from feedparser.encodings import convert_to_utf8
 from feedparser.urls import resolve_relative_uris
-from ftfy.badness import BADNESS_RE
+from ftfy.badness import BADNESS_RE, MOJIBAKE_CATEGORIES
 
 from .models import Enclosure, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
@@ -499,24 +499,37 @@ def repair_mojibake(text: str) -> str:
     return str(ftfy.fix_encoding(text))
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Longest match of ftfy's badness expression (7 characters in ftfy 6.3: "ГўВЂВ.x"); checked
 # against the installed ftfy by tests/test_parse_speed.py.
 BADNESS_WIDTH = 8
+# Every alternative of ftfy 6.3's BADNESS_RE needs one of these characters somewhere in its
+# match (read alternative by alternative: each has a position that only admits characters of
+# these categories or these literals; plain Cyrillic and Greek letters, the "common" marks such
+# as the dash and the ellipsis, and ASCII never suffice alone). tests/test_parse_speed.py
+# checks that no string without one matches the installed ftfy's expression.
+_TRIGGER_CATEGORIES = (
+    "c1", "bad", "upper_accented", "lower_accented", "currency", "numeric", "law",
+    "start_punctuation", "end_punctuation", "box",
+)  # fmt: skip
+MOJIBAKE_TRIGGERS = "".join(MOJIBAKE_CATEGORIES[name] for name in _TRIGGER_CATEGORIES) + "ŒœÂÃÎÐØÙà√≈‚Ђўµ€°²"
+_TRIGGER = re.compile(f"[{MOJIBAKE_TRIGGERS}]+")
 
 
 def looks_bad(text: str) -> bool:
-    """Exactly `ftfy.badness.is_bad(text)`, searching only around non-ASCII characters.
+    """Exactly `ftfy.badness.is_bad(text)`, searching only around the characters a match
+    needs (MOJIBAKE_TRIGGERS).
 
-    Every alternative of ftfy's BADNESS_RE needs a non-ASCII character, none looks beyond
-    its own match (no lookaround, `^` only at the real start) and none is longer than
-    BADNESS_WIDTH, so a match lies within BADNESS_WIDTH of a run of non-ASCII characters.
-    Mostly-ASCII fields (markup, English) are then searched in a few short windows instead of
-    whole (is_bad was the largest single cost of parsing, 14% of a cold poll, issue 15)."""
+    Every match of ftfy's BADNESS_RE holds one of those characters, none looks beyond its own
+    match (no lookaround, `^` only at the real start) and none is longer than BADNESS_WIDTH,
+    so a match lies within BADNESS_WIDTH of a run of them. Fields without any (ASCII, markup,
+    most Russian and Greek text) cost one scan; others are searched in a few short windows
+    instead of whole (is_bad was the largest single cost of parsing, 14% of a cold poll; with
+    windows around every non-ASCII character, still 10%, most of it Cyrillic text searched
+    whole: issue 15)."""
     if text.isascii():
         return False
     start = end = -1
-    for m in _NON_ASCII.finditer(text):
+    for m in _TRIGGER.finditer(text):
         lo, hi = max(0, m.start() - BADNESS_WIDTH), m.end() + BADNESS_WIDTH
         if lo <= end:  # overlaps the window so far: one search for both
             end = hi
@@ -524,7 +537,7 @@ def looks_bad(text: str) -> bool:
         if end >= 0 and BADNESS_RE.search(text, start, end):
             return True
         start, end = lo, hi
-    return bool(BADNESS_RE.search(text, start, end))
+    return end >= 0 and bool(BADNESS_RE.search(text, start, end))
 
 
 def _repaired(texts: tuple[str, str, str], notes: _Notes) -> tuple[str, str, str]:

@@ -5,6 +5,12 @@ is a pure function of plain data, `process(ParseJob)`. `ParsePool` runs it in a 
 processes (each loads the language model once, at start); the caller keeps the network and
 the store, so SQLite is still written from one thread of one process.
 
+Memory: workers are forked by a forkserver that has imported the parsing modules and loaded
+the language model once (`workers_preload`), so they share those pages copy-on-write instead
+of each holding its own copy (spawn: ~150 MB per worker; measured in docs/benchmarks.md). The
+forkserver is a fresh single-threaded interpreter, never a fork of a process with threads
+and sockets. Where there is no forkserver (Windows), workers are spawned as before.
+
 Containment: each worker runs one job at a time, so a worker that dies (a crash in a C
 extension, the OOM killer) or outlives the job's deadline costs exactly that job: the job
 raises `WorkerFailed`, the worker is killed and replaced, the other jobs go on. Workers
@@ -19,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,11 +42,11 @@ log = logging.getLogger("aggregator.workers")
 
 JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
-# Below this many feeds in one run, parse in a thread of this process: starting worker
-# processes (about a second each) costs more than it saves, and each worker holds its own
-# language model (~120 MB). Measured on 2 cores (docs/benchmarks.md, issue 15): worker
-# processes took 1.09x the time of threads at 1,000 feeds and 0.60x at 3,000, and a 500-feed
-# world's peak PSS went from 177 to 304 MB with them (issue 11's goal: under 300 MB).
+# Below this many feeds in one run, parse in a thread of this process, for memory: the
+# forkserver and two workers add about 70 MB of PSS, and a 500-feed world then peaks at 301 MB
+# in `fetch` and 321 MB in `run`'s first cycle (issue 11's goal: under 300 MB; 177 and 199 MB
+# with threads). Not for time: measured on 2 cores (docs/benchmarks.md, issue 15, same run),
+# the forkserver's workers took 0.46x the time of threads at 300 feeds and 0.79x at 1,000.
 # The environment variable AGGREGATOR_PARSE_PROCESSES_FROM overrides it (README "Polling").
 POOL_MIN_FEEDS = 2000
 
@@ -52,6 +59,32 @@ def pool_min_feeds() -> int:
 
 
 ADMIT = 64  # polls at once from download to parse, per pool: twice the default concurrency
+PRELOAD = "aggregator.workers_preload"  # what the forkserver imports before forking workers
+
+
+def _context() -> Any:
+    """The multiprocessing context workers start in: a forkserver that preloads PRELOAD, or
+    spawn where the platform has no forkserver."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # Takes effect when the forkserver starts (once per process, at the first worker).
+    preload = []
+    main = sys.modules.get("__main__")
+    if (
+        getattr(main, "__spec__", None) is None
+        and getattr(main, "__file__", None)
+        and "aggregator.cli" in sys.modules
+    ):
+        # Started by a script (the `aggregator` console script): multiprocessing runs that
+        # script again in every worker, importing the whole CLI there (measured: 14 MB private
+        # and a second of CPU per worker). Loaded in the forkserver, that re-run costs nothing.
+        # (Python 3.11's "__main__" preload would not do it: the forkserver is not told the
+        # main path.)
+        preload.append("aggregator.cli")
+    preload.append(PRELOAD)  # last: it freezes what is loaded by then (gc.freeze)
+    ctx.set_forkserver_preload(preload)
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +195,15 @@ class ParsePool:
     its message kept). Use as an async context manager, or call `close()`."""
 
     def __init__(
-        self, workers: int, timeout: float = JOB_TIMEOUT, function: Job = process, admit: int = ADMIT
+        self,
+        workers: int,
+        timeout: float = JOB_TIMEOUT,
+        function: Job = process,
+        admit: int = ADMIT,
+        start_method: str | None = None,
     ) -> None:
-        # spawn: a fresh interpreter, never a fork of a process with threads and sockets.
-        self._ctx = multiprocessing.get_context("spawn")
+        # None: a forkserver with the model preloaded (`_context`); "spawn" for comparisons.
+        self._ctx = _context() if start_method is None else multiprocessing.get_context(start_method)
         self.timeout = timeout
         self._function = function  # a module-level function (pickled by name); tests inject faults
         # Started at the first job, all at once, so a run whose answers are all 304 starts

@@ -1,7 +1,9 @@
 """Start and stop a throwaway nginx (Debian `nginx-light`) serving a directory on 127.0.0.1.
 
 nginx answers conditional GETs itself (ETag from mtime and size, Last-Modified), so a feed
-file rewritten by the benchmark gets a new validator and a 200, the others a 304.
+file rewritten by the benchmark gets a new validator and a 200, the others a 304. With
+`validators=False` it sends no ETag and ignores If-Modified-Since: every poll is a 200 with
+the whole body, as from servers that support neither.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
-        etag on;
+        etag {etag};
+        if_modified_since {ims};
     }}
 }}
 """
@@ -55,17 +58,25 @@ def binary() -> str | None:
 
 
 @contextlib.contextmanager
-def serving(root: Path, tmp: Path, timeout: float = 10.0) -> Iterator[int]:
-    """nginx serving `root` on a free 127.0.0.1 port (yielded) until the block ends."""
+def serving(root: Path, tmp: Path, timeout: float = 10.0, validators: bool = True) -> Iterator[int]:
+    """nginx serving `root` on a free 127.0.0.1 port (yielded) until the block ends;
+    `validators=False`: no ETag, If-Modified-Since ignored (every answer a full 200)."""
     exe = binary()
     if exe is None:
         raise SystemExit("nginx is not installed (Debian: apt-get install nginx-light)")
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp, port=port, root=root))
+    text = CONFIG.format(
+        tmp=tmp,
+        port=port,
+        root=root,
+        etag="on" if validators else "off",
+        ims="exact" if validators else "off",
+    )
+    conf.write_text(text)
     cmd = [exe, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(conf)]
     if os.geteuid() != 0:
-        conf.write_text(CONFIG.format(tmp=tmp, port=port, root=root).replace("user root;\n", ""))
+        conf.write_text(text.replace("user root;\n", ""))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout

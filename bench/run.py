@@ -6,7 +6,7 @@
 
 For each size N a world of N feeds (bench/world.py) is written and served by nginx on
 127.0.0.1. Each measurement runs in a fresh child process, so its peak memory (the RSS of its
-whole process tree, sampled every 0.25 s: parse workers included) and CPU time are its own:
+whole process tree, sampled every second: parse workers included) and CPU time are its own:
 
   plain     the baseline: plain httpx over the same client layout as the fetcher (16 clients,
             32 requests in flight), reading every body; then `feedparser.parse` (its defaults)
@@ -60,11 +60,19 @@ PROFILE_SECTION = "## Where the cold poll's time goes (issue 15)"
 
 
 class TreeSampler:
-    """Peak RSS (MB) of this process and all its descendants, sampled every `interval` s."""
+    """Peak memory (MB) of this process and all its descendants, sampled every `interval` s:
+    `peak_mb` the sum of RSS (shared pages counted once per process), `peak_pss_mb` the sum of
+    PSS (shared pages divided among the processes that map them: what the tree really holds,
+    and the figure issue 15's goal is about once workers share their parent's pages)."""
 
-    def __init__(self, interval: float = 0.25) -> None:
+    # Once a second: reading smaps_rollup walks each process's page tables, and at 4 Hz over
+    # five processes it was 4% of the product child's CPU samples (py-spy, 300 feeds), charged
+    # to the product; memory peaks last far longer than a second (64 bodies, a worker's heap).
+    def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self.peak_mb = 0.0
+        self.peak_pss_mb = 0.0
+        self.at_peak: list[dict[str, Any]] = []  # each process's role, RSS and PSS at the PSS peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -82,10 +90,21 @@ class TreeSampler:
             self.sample()
 
     def sample(self) -> None:
-        self.peak_mb = max(self.peak_mb, tree_rss_mb(os.getpid()))
+        processes = tree_memory(os.getpid())
+        rss = sum(p["rss_mb"] for p in processes)
+        pss = sum(p["pss_mb"] for p in processes)
+        self.peak_mb = max(self.peak_mb, rss)
+        if pss > self.peak_pss_mb:
+            self.peak_pss_mb, self.at_peak = pss, processes
+
+    def reset(self) -> None:
+        """Start the peaks again (the steady cycle's own peak, after the cold poll's)."""
+        self.peak_mb = self.peak_pss_mb = 0.0
+        self.at_peak = []
 
 
-def tree_rss_mb(root: int) -> float:
+def descendants(root: int) -> set[int]:
+    """Every process below `root` (Linux /proc)."""
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -104,23 +123,66 @@ def tree_rss_mb(root: int) -> float:
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
-    total = 0
-    for pid in tree:
+    tree.discard(root)
+    return tree
+
+
+def tree_memory(root: int) -> list[dict[str, Any]]:
+    """Each process of `root`'s tree: its role (parent, forkserver, worker, resource tracker)
+    and its RSS and PSS in MB, from /proc/PID/smaps_rollup (Linux)."""
+    out = []
+    for pid in (root, *sorted(descendants(root))):
+        rss = pss = 0
         try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Rss:"):
+                        rss = int(line.split()[1])
+                    elif line.startswith(b"Pss:"):
+                        pss = int(line.split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
         except (OSError, IndexError, ValueError):
             continue
-    return total / 2**20
+        if pid == root:
+            role = "parent"
+        elif b"resource_tracker" in cmd:
+            role = "resource tracker"
+        elif b"forkserver" in cmd and _ppid(pid) == str(root).encode():
+            role = "forkserver"
+        else:
+            role = "worker"
+        out.append({"role": role, "rss_mb": rss / 1024, "pss_mb": pss / 1024})
+    return out
+
+
+def _ppid(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return b""
 
 
 def cpu_seconds() -> float:
+    """CPU seconds of this process and its whole tree: its own, its reaped children's, and
+    each live descendant's (with what it reaped). Workers forked by a forkserver are not our
+    children: they are counted through the forkserver, live or as its reaped children."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    total = t.user + t.system + t.children_user + t.children_system
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / ticks  # utime stime cutime cstime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 class Phase:
-    """Wall and CPU seconds of a block (CPU of this process and its reaped children)."""
+    """Wall and CPU seconds of a block (CPU of this process and its whole tree)."""
 
     def __enter__(self) -> Phase:
         self.wall = time.perf_counter()
@@ -193,7 +255,7 @@ async def _plain(args: argparse.Namespace) -> dict[str, Any]:
         assert statuses[200] == len(urls), statuses
         with Phase() as parse:
             entries = sum(len(feedparser.parse(bodies[u]).entries) for u in urls)
-        out["cold_mb"] = mem.peak_mb
+        out["cold_mb"], out["cold_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
         del bodies
         world.advance(Path(args.root), feeds)
         try:
@@ -209,6 +271,7 @@ async def _plain(args: argparse.Namespace) -> dict[str, Any]:
     out.update(
         http_s=http.wall, parse_s=parse.wall, cold_s=http.wall + parse.wall, cold_cpu_s=http.cpu + parse.cpu,
         entries=entries, steady_s=steady.wall, steady_statuses=dict(statuses), peak_mb=mem.peak_mb,
+        peak_pss_mb=mem.peak_pss_mb,
         quiet_s=quiet.wall,
     )  # fmt: skip
     return out
@@ -247,13 +310,17 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
             reports = asyncio.run(cycle())
         bad = [r.error for r in reports if r.outcome is not Outcome.OK]
         assert not bad, bad[:3]
-        out["cold_mb"] = mem.peak_mb
+        out["cold_mb"], out["cold_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
+        out["cold_at_peak"] = mem.at_peak
+        mem.reset()
         out["inserted"] = sum(r.inserted for r in reports)
         out["merged"] = sum(r.merged for r in reports)
         world.advance(Path(args.root), feeds)
         try:
             with Phase() as steady:
                 reports = asyncio.run(cycle())
+            out["steady_mb"], out["steady_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
+            out["steady_at_peak"] = mem.at_peak
             with Phase() as quiet:
                 quiet_reports = asyncio.run(cycle())
             assert all(r.outcome is Outcome.NOT_MODIFIED for r in quiet_reports)
@@ -263,7 +330,8 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
     out.update(
         cold_s=cold.wall, cold_cpu_s=cold.cpu, steady_s=steady.wall, steady_cpu_s=steady.cpu,
         steady_outcomes=dict(Counter(r.outcome.value for r in reports)),
-        steady_inserted=sum(r.inserted for r in reports), peak_mb=mem.peak_mb,
+        steady_inserted=sum(r.inserted for r in reports), peak_mb=max(mem.peak_mb, out["cold_mb"]),
+        peak_pss_mb=max(mem.peak_pss_mb, out["cold_pss_mb"]),
         quiet_s=quiet.wall, quiet_cpu_s=quiet.cpu,
         db_mb=sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20,
     )  # fmt: skip
@@ -329,6 +397,7 @@ def run_child(
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         cmd = [spy, "record", "--subprocesses", "--rate", "50", "--format", "raw",
                "-o", str(profile), "--", *cmd]  # fmt: skip
+    load = os.getloadavg()
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if done.returncode != 0:
@@ -336,6 +405,7 @@ def run_child(
     line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith("{"))  # py-spy talks too
     result: dict[str, Any] = json.loads(line)
     result["child_wall_s"] = time.perf_counter() - started
+    result["load"] = "/".join(f"{x:.1f}" for x in load)  # uptime's 1, 5, 15 min, as it started
     return result
 
 
@@ -405,8 +475,25 @@ def summarise_profile(raw: str, top: int = 15) -> str:
 
 
 def _brief(r: dict[str, Any]) -> str:
-    keys = ("cold_s", "cold_cpu_s", "steady_s", "peak_mb", "insert_s", "db_mb", "http_s", "parse_s")
+    keys = (
+        "cold_s",
+        "cold_cpu_s",
+        "steady_s",
+        "peak_mb",
+        "peak_pss_mb",
+        "cold_pss_mb",
+        "steady_pss_mb",
+        "insert_s",
+        "db_mb",
+        "http_s",
+        "parse_s",
+    )
     return ", ".join(f"{k}={r[k]:.2f}" for k in keys if k in r)
+
+
+def _mb(r: dict[str, Any], phase: str) -> str:
+    pss = r.get(f"{phase}_pss_mb")
+    return f"{r[f'{phase}_mb']:.0f} / {pss:.0f} MB" if pss is not None else f"{r[f'{phase}_mb']:.0f} MB"
 
 
 def render(results: list[dict[str, Any]], load: str) -> str:
@@ -417,36 +504,46 @@ def render(results: list[dict[str, Any]], load: str) -> str:
         sql = r["sqlite"]
         rows.append(
             f"| {n:,} | cold: pool | {pool['cold_s']:.1f} s | {pool['cold_cpu_s'] / pool['cold_s']:.2f} | "
-            f"{pool['cold_mb']:.0f} MB | httpx + feedparser {plain['cold_s']:.1f} s "
-            f"({plain['http_s']:.1f} + {plain['parse_s']:.1f}), {plain['cold_mb']:.0f} MB | "
+            f"{_mb(pool, 'cold')} | httpx + feedparser {plain['cold_s']:.1f} s "
+            f"({plain['http_s']:.1f} + {plain['parse_s']:.1f}), {_mb(plain, 'cold')} | "
             f"**{pool['cold_s'] / plain['cold_s']:.2f}×** (CPU {pool['cold_cpu_s']:.0f} s / "
-            f"{plain['cold_cpu_s']:.0f} s = {pool['cold_cpu_s'] / plain['cold_cpu_s']:.2f}×) |"
+            f"{plain['cold_cpu_s']:.0f} s = {pool['cold_cpu_s'] / plain['cold_cpu_s']:.2f}×) | "
+            f"{pool.get('load', '')}; {plain.get('load', '')} |"
         )
         if threads:
             rows.append(
                 f"| {n:,} | cold: threads | {threads['cold_s']:.1f} s | "
-                f"{threads['cold_cpu_s'] / threads['cold_s']:.2f} | {threads['cold_mb']:.0f} MB | same | "
+                f"{threads['cold_cpu_s'] / threads['cold_s']:.2f} | {_mb(threads, 'cold')} | same | "
                 f"{threads['cold_s'] / plain['cold_s']:.2f}× "
-                f"(pool {pool['cold_s'] / threads['cold_s']:.2f}× of threads) |"
+                f"(pool {pool['cold_s'] / threads['cold_s']:.2f}× of threads) | {threads.get('load', '')} |"
             )
         rows.append(
             f"| {n:,} | steady (95% 304) | {pool['steady_s']:.2f} s | "
             f"{pool['steady_cpu_s'] / pool['steady_s']:.2f} | "
-            f"{pool['peak_mb']:.0f} MB | httpx, same clients {plain['steady_s']:.2f} s | "
-            f"**{pool['steady_s'] / plain['steady_s']:.2f}×** |"
+            f"{_mb(pool, 'steady')} | httpx, same clients {plain['steady_s']:.2f} s | "
+            f"**{pool['steady_s'] / plain['steady_s']:.2f}×** | |"
         )
         rows.append(
             f"| {n:,} | steady (all 304) | {pool['quiet_s']:.2f} s | "
             f"{pool['quiet_cpu_s'] / pool['quiet_s']:.2f} | | httpx, same clients {plain['quiet_s']:.2f} s | "
-            f"**{pool['quiet_s'] / plain['quiet_s']:.2f}×** |"
+            f"**{pool['quiet_s'] / plain['quiet_s']:.2f}×** | |"
         )
         rows.append(
             f"| {n:,} | store | {pool['db_mb']:.0f} MB db, {pool['inserted']:,} entries "
             f"({pool['merged']:,} merged) | | | "
             f"sqlite3 executemany of the same rows {sql['insert_s']:.2f} s | "
-            f"{pool['cold_s'] / sql['insert_s']:.0f}× (whole cold poll / inserts alone) |"
+            f"{pool['cold_s'] / sql['insert_s']:.0f}× (whole cold poll / inserts alone) | "
+            f"{sql.get('load', '')} |"
         )
     table = "\n".join(rows)
+    peaks = []
+    for r in results:
+        for phase in ("cold", "steady"):
+            at = r["pool"].get(f"{phase}_at_peak")
+            if at:
+                parts = ", ".join(f"{p['role']} {p['pss_mb']:.0f}" for p in at)
+                peaks.append(f"- {r['n']:,} feeds, {phase}: {parts} (MB of PSS, at the tree's peak)")
+    where = "\n".join(peaks)
     return f"""{SECTION}
 
 Command: `.venv/bin/python bench/run.py --sizes {",".join(str(r["n"]) for r in results)} --write-docs`
@@ -458,12 +555,18 @@ The world (bench/world.py): N feeds served by nginx on 127.0.0.1, RSS 2.0, Atom 
 in turn, 20-50 entries of 1-3 KB HTML, five languages, an article in seven carried by several
 feeds under tracking links, relative URLs in one feed of five. Cold: every feed polled into a
 fresh store. Steady: 95% of the feeds answer 304, 5% have one new entry. Memory is the peak
-RSS of the measuring process and all its children (the parse workers). CPU/wall counts the
-workers' CPU too: above 1 means both cores worked.
+of the measuring process and all its children (forkserver and parse workers), as the sum of
+RSS and the sum of PSS (shared pages divided among the processes sharing them: the goal's
+measure). CPU/wall counts the workers' CPU too: above 1 means both cores worked. Load is
+`uptime`'s 1/5/15-minute load average as each measuring process started (product; baseline).
 
-| N | measure | product | CPU/wall | peak memory | baseline (same run) | ratio |
-|---|---|---|---|---|---|---|
+| N | measure | product | CPU/wall | peak memory: RSS sum / PSS sum | baseline (same run) | ratio | load |
+|---|---|---|---|---|---|---|---|
 {table}
+
+Where the product's peak PSS was, process by process:
+
+{where}
 
 ![time and memory against N](bench-scaling.png)
 """
@@ -489,12 +592,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
     ax1.set_xlabel("feeds")
     ax1.set_ylabel("seconds")
     ax1.legend(fontsize=8)
-    ax2.plot(ns, [r["pool"]["peak_mb"] for r in results], "o-", label="product (pool), peak")
+    ax2.plot(ns, [r["pool"]["peak_mb"] for r in results], "o-", label="product (pool), peak RSS sum")
+    ax2.plot(ns, [r["pool"]["peak_pss_mb"] for r in results], "o:", label="product (pool), peak PSS sum")
     if all("threads" in r for r in results):
         ax2.plot(ns, [r["threads"]["peak_mb"] for r in results], "o--", label="product (threads), peak")
     ax2.plot(ns, [r["plain"]["peak_mb"] for r in results], "s-", label="httpx + feedparser, peak")
     ax2.set_xlabel("feeds")
-    ax2.set_ylabel("MB (RSS of the process tree)")
+    ax2.set_ylabel("MB (process tree)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

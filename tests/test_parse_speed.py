@@ -8,11 +8,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from ftfy.badness import BADNESS_RE, is_bad
+from ftfy.badness import BADNESS_RE, MOJIBAKE_CATEGORIES, is_bad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.parse import BADNESS_WIDTH, looks_bad
+from aggregator.parse import BADNESS_WIDTH, MOJIBAKE_TRIGGERS, looks_bad
 
 CORPUS = Path("/work/shared/corpus/real")
 
@@ -56,3 +56,64 @@ def test_looks_bad_is_is_bad_on_every_corpus_field() -> None:
             fields += 1
             assert looks_bad(text) == is_bad(text), (path.name, text[:200])
     assert fields > 4000
+
+
+def _expand(chars: str) -> list[str]:
+    """The characters of one of ftfy's category strings, ranges ("а-џ") expanded."""
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            out += [chr(c) for c in range(ord(chars[i]), ord(chars[i + 2]) + 1)]
+            i += 3
+        else:
+            out.append(chars[i])
+            i += 1
+    return out
+
+
+# Every character ftfy's expression names that is not a trigger, and ASCII of every class
+# the expression uses ([a-z], [A-Z], \s, \w, punctuation): what strings without a trigger
+# are made of.
+_TRIGGERS = set(_expand(MOJIBAKE_TRIGGERS))
+_NON_TRIGGERS = sorted(
+    (
+        {c for chars in MOJIBAKE_CATEGORIES.values() for c in _expand(chars)}
+        | {c for c in BADNESS_RE.pattern if not c.isascii()}
+        | set("azAZ .,?!\n\t1_-")
+    )
+    - _TRIGGERS
+)
+
+
+def test_no_string_without_a_trigger_matches_the_installed_ftfy() -> None:
+    """`looks_bad` searches only around MOJIBAKE_TRIGGERS: every string of one or two
+    characters without one (all of them, over every other character the expression names)
+    must not match; longer ones are generated below."""
+    assert len(_NON_TRIGGERS) > 100
+    for a in _NON_TRIGGERS:
+        assert not BADNESS_RE.search(a), a
+        for b in _NON_TRIGGERS:
+            assert not BADNESS_RE.search(a + b), a + b
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_NON_TRIGGERS), min_size=3, max_size=12).map("".join))
+def test_longer_strings_without_a_trigger_never_match(text: str) -> None:
+    assert not BADNESS_RE.search(text), text
+
+
+_CYRILLIC_GREEK = st.sampled_from(
+    list("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯЂўђ")
+    + list("αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩάέήίΆ")
+    + list(" .,«»—–…“”№°µ€\xa0")
+    + ["\x80", "Ã", "Â", "¦", "ў"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_CYRILLIC_GREEK, max_size=60).map("".join))
+def test_looks_bad_is_is_bad_on_cyrillic_and_greek_text(text: str) -> None:
+    """Russian and Greek text is where the trigger windows differ most from windows around
+    every non-ASCII character."""
+    assert looks_bad(text) == is_bad(text), text

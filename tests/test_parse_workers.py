@@ -392,3 +392,52 @@ async def test_a_pool_bounds_bodies_waiting_whoever_polls(tmp_path: Path, feed_s
         store.close()
     assert outcomes == [Outcome.OK] * 15
     assert most <= 3
+
+
+def _private_and_rss_mb(pid: int) -> tuple[float, float]:
+    private = rss = 0.0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("Private_Clean", "Private_Dirty"):
+                private += int(rest.split()[0]) / 1024
+            elif name == "Rss":
+                rss = int(rest.split()[0]) / 1024
+    return private, rss
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc")
+async def test_workers_share_the_preloaded_model_copy_on_write() -> None:
+    """Workers are forked from a forkserver that loaded the parsing modules and the language
+    model (`workers_preload`): each worker maps the model (RSS over 100 MB) but owns little of
+    it. Spawned workers each load their own copy (~114 MB private, measured); a preload that
+    silently fails to import (the forkserver ignores ImportError) would bring that back."""
+    async with ParsePool(2) as pool:
+        # two jobs at once: both workers start and identify languages (the model is used)
+        await asyncio.gather(*(pool.run(_job(_rss(f"share{i}", items=5))) for i in range(2)))
+        pids = [w.process.pid for w in pool._all]
+        assert len(pids) == 2
+        for pid in pids:
+            assert pid is not None
+            private, rss = _private_and_rss_mb(pid)
+            assert rss > 100, rss  # the model and the imports are mapped...
+            assert private < 60, (private, rss)  # ...but shared with the forkserver
+
+
+async def test_a_killed_forkserver_is_started_again_for_the_next_worker() -> None:
+    """The forkserver that forks workers may die too (the OOM killer picks large processes):
+    the job whose worker then dies costs that job only, and the next worker comes from a new
+    forkserver (multiprocessing starts one when the old one is gone)."""
+    import signal
+    from multiprocessing import forkserver
+
+    async with ParsePool(1, function=crash_on_marker) as pool:
+        await pool.run(_job(_rss("before")))
+        server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+        assert server is not None
+        os.kill(server, signal.SIGKILL)
+        with pytest.raises(WorkerFailed):
+            await pool.run(_job(_rss("CRASH")))
+        _, candidates = await pool.run(_job(_rss("after")))
+        assert len(candidates) == 3
+        assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]
