@@ -4,8 +4,10 @@ touched days (`dedupe.days_touched` -> `Publisher.changed(days)`) equals a full 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import publish as publishing
-from aggregator.config import FeedConfig, load_config
+from aggregator.config import Config, FeedConfig, load_config
 from aggregator.dedupe import days_touched
 from aggregator.fetch import Fetcher
 from aggregator.models import Source, StoredEntry, UpdatePlan
@@ -126,18 +128,30 @@ def test_days_touched_names_every_day_a_plan_changes() -> None:
     assert days_touched(UpdatePlan(language_fixes=(("c", "en", "en", "document"),)), [c]) == {d3}
 
 
-def test_a_publish_after_changes_rebuilds_only_the_touched_days(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _service_publisher(
+    tmp_path: Path, entries: list[StoredEntry]
+) -> Iterator[tuple[Config, SQLiteStore, Publisher]]:
+    """A store holding `entries` and `run`'s Publisher on it (clock at START), both closed after."""
     cfg = config(tmp_path)
     db = tmp_path / "aggregator.db"
     store = SQLiteStore(db)
     sync_feeds(cfg, store)
-    days = [START.date() - timedelta(days=k) for k in range(10, -1, -1)]
-    entries = [_entry(f"e{d:%d}", d, "en", 10) for d in days]
     store.apply(UpdatePlan(inserts=tuple(entries)))
     publisher = Publisher(
         cfg, db, tmp_path / "public", Health(db, identity=file_identity(db)), clock=lambda: START
     )
     try:
+        yield cfg, store, publisher
+    finally:
+        publisher.stop()
+        store.close()
+
+
+def test_a_publish_after_changes_rebuilds_only_the_touched_days(tmp_path: Path) -> None:
+    days = [START.date() - timedelta(days=k) for k in range(10, -1, -1)]
+    entries = [_entry(f"e{d:%d}", d, "en", 10) for d in days]
+    with _service_publisher(tmp_path, entries) as (_, store, publisher):
         first = publisher.publish_now("start")
         assert first is not None
         new = _entry("late", days[4], "en", 15)
@@ -156,9 +170,6 @@ def test_a_publish_after_changes_rebuilds_only_the_touched_days(tmp_path: Path) 
         publisher.changed(frozenset())
         idle = publisher.publish_now("changes")
         assert idle is not None and not any(p.startswith("archive/20") for p in idle.written)
-    finally:
-        publisher.stop()
-        store.close()
 
 
 async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: FeedServer) -> None:
@@ -203,14 +214,8 @@ async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: F
 
 
 def test_a_deleted_public_tree_is_rebuilt_whole(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
-    db = tmp_path / "aggregator.db"
-    store = SQLiteStore(db)
-    sync_feeds(cfg, store)
-    store.apply(UpdatePlan(inserts=tuple(_initial(START))))
     public = tmp_path / "public"
-    publisher = Publisher(cfg, db, public, Health(db, identity=file_identity(db)), clock=lambda: START)
-    try:
+    with _service_publisher(tmp_path, _initial(START)) as (_, _store, publisher):
         publisher.publish_now("start")
         before = tree(public)
         for victim in ("archive", ""):  # the archive alone, then everything
@@ -219,9 +224,6 @@ def test_a_deleted_public_tree_is_rebuilt_whole(tmp_path: Path) -> None:
             assert reason == "public/ is missing"
             publisher.publish_now(reason)
             assert tree(public) == before
-    finally:
-        publisher.stop()
-        store.close()
 
 
 def test_days_to_rebuild_adds_the_days_between_the_last_today_and_this_one() -> None:
@@ -240,29 +242,20 @@ def test_days_to_rebuild_adds_the_days_between_the_last_today_and_this_one() -> 
 def test_the_publisher_rebuilds_days_another_process_marked(tmp_path: Path) -> None:
     """Days marked in the store (a `fetch --no-publish`, a worker's poll) are rebuilt by
     `run`'s next publish though no poll of its own told it."""
-    cfg = config(tmp_path)
-    db = tmp_path / "aggregator.db"
-    store, other = SQLiteStore(db), SQLiteStore(db)
-    sync_feeds(cfg, store)
-    store.apply(UpdatePlan(inserts=tuple(_initial(START))))
-    public = tmp_path / "public"
-    publisher = Publisher(cfg, db, public, Health(db, identity=file_identity(db)), clock=lambda: START)
-    try:
+    with _service_publisher(tmp_path, _initial(START)) as (cfg, store, publisher):
         publisher.publish_now("start")
         late = _entry("late", START.date() - timedelta(days=3), "es", 15)
-        with other.poll(FEED) as work:  # another process's poll: its own connection
+        other = SQLiteStore(tmp_path / "aggregator.db")  # another process's poll: its own connection
+        with other.poll(FEED) as work:
             work.apply(UpdatePlan(inserts=(late,)))
             work.mark_unpublished({late.day})
+        other.close()
         publisher.changed(frozenset())  # woken, but told of no day
         report = publisher.publish_now("changes")
         assert report is not None and f"archive/{late.day:%Y/%m/%d}/es.atom" in report.written
         assert store.take_unpublished() == frozenset()  # taken by that publish
         full = publishing.publish(store, cfg, tmp_path / "full", now=START)
-        assert full.failed == () and tree(public).items() >= tree(tmp_path / "full").items()
-    finally:
-        publisher.stop()
-        store.close()
-        other.close()
+        assert full.failed == () and tree(tmp_path / "public").items() >= tree(tmp_path / "full").items()
 
 
 def test_fetch_publishes_incrementally_after_a_whole_publish_by_the_same_code_and_config(
