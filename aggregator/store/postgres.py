@@ -43,10 +43,8 @@ from psycopg.rows import dict_row
 
 from ..models import (
     Candidate,
-    Enclosure,
     FeedState,
     FetchResult,
-    Publishable,
     Source,
     StoredEntry,
     UpdatePlan,
@@ -63,6 +61,8 @@ from .common import (
     StoreReadOnly,
     StoreSchemaError,
     entry_day,
+    feed_state,
+    stored_entry,
 )
 
 SCHEMA_VERSION = 4
@@ -253,10 +253,6 @@ def _ts(value: datetime | None) -> datetime | None:
     """Aware UTC to the second, as SQLite's text form keeps it (the contract: both stores
     give back the same value)."""
     return value.astimezone(UTC).replace(microsecond=0) if value is not None else None
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
 
 
 def _safe(value: str | None) -> str | None:
@@ -1026,67 +1022,17 @@ def _entry_row(e: StoredEntry) -> dict[str, Any]:
     }
 
 
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _as_day(value: date) -> date:
+    return value
+
+
 def _stored_entry(r: dict[str, Any], sources: tuple[Source, ...]) -> StoredEntry:
-    return StoredEntry(
-        id=r["id"],
-        feed_url=r["feed_url"],
-        source_key=r["source_key"],
-        canonical_url=r["canonical_url"],
-        fingerprint=r["fingerprint"],
-        link=r["link"],
-        title=r["title"],
-        summary=r["summary"],
-        content=r["content"],
-        author=r["author"],
-        categories=tuple(_json_list(r["categories"])),
-        enclosures=tuple(Enclosure(u, t, n) for u, t, n in _json_list(r["enclosures"])),
-        published=r["published"].astimezone(UTC),
-        updated=_utc(r["updated"]),
-        first_seen=r["first_seen"].astimezone(UTC),
-        language=r["language"],
-        language_tag=r["language_tag"],
-        language_evidence=r["language_evidence"],
-        day=r["day"],
-        content_hash=r["content_hash"],
-        sources=sources,
-        translations=tuple((a, b) for a, b in _json_list(r["translations"])),
-        title_key=r["title_key"],
-        translation_key=r["translation_key"],
-        published_zone=r["published_zone"],
-        date_only=bool(r["date_only"]),
-        seq=r["seq"],
-        publishable=_publishable(r),
-    )
-
-
-def _json_list(value: str) -> list[Any]:
-    # Most entries have no categories, enclosures or translations: "[]" needs no parser (three
-    # json.loads per entry read were a tenth of reading a day for publishing).
-    return [] if value == "[]" else list(json.loads(value))
-
-
-def _publishable(r: dict[str, Any]) -> Publishable | None:
-    """The row's stored publishable text, None when it was made under other rules."""
-    if r["render_version"] != RENDER_VERSION:
-        return None
-    return Publishable(r["summary"], r["content"], r["content_html"], r["lede_text"], RENDER_VERSION)
+    return stored_entry(r, sources, _to_utc, _as_day)
 
 
 def _feed_state(d: dict[str, Any]) -> FeedState:
-    return FeedState(
-        url=d["url"],
-        name=d["name"],
-        etag=d["etag"],
-        last_modified=d["last_modified"],
-        last_polled=_utc(d["last_polled"]),
-        last_status=d["last_status"],
-        last_outcome=d["last_outcome"],
-        last_error=d["last_error"],
-        error_count=d["error_count"] or 0,
-        next_poll=_utc(d["next_poll"]),
-        title=d["title"],
-        permanent_url=d["permanent_url"],
-        gone=bool(d["gone"]),
-        warning=d["warning"],
-        body_hash=d.get("body_hash"),
-    )
+    return feed_state(d, _to_utc)
