@@ -331,8 +331,11 @@ def publish(
     known = days_from_counts(counts, today) if counts is not None else {}
     calendar = Calendar.from_counts(counts, site.languages) if counts is not None else None
     days_of = {language: known.get(language, []) for language in languages}
-    digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
-    day_entries = DayEntries(store, keep=digest_days)
+    kept_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
+    if calendar is not None:  # the days the front pages show (one may be ahead of the clock)
+        shown = (calendar.latest(language, today) for language in calendar.page_languages())
+        kept_days.update(d for d in shown if d is not None)
+    day_entries = DayEntries(store, keep=kept_days)
     for language in languages:
         if calendar is not None:
             emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
@@ -384,8 +387,9 @@ class DayEntries:
     """Each day's stored entries, read once per publish with one combined query and filtered
     by language here (the combined query uses the (day, language) index; the per-language one
     is planned on (language, published) and was 15x slower at 100,000 entries). Days in `keep`
-    (the digests') stay in memory, and so does the day read last (publish goes day by day:
-    a day's pages in every language and its archives share one read); others are read again."""
+    (the digests' and the front pages') stay in memory, and so does the day read last (publish
+    goes day by day: a day's pages in every language and its archives share one read); others
+    are read again."""
 
     def __init__(self, store: Store, keep: Collection[date] = ()) -> None:
         self.store = store
@@ -402,7 +406,8 @@ class DayEntries:
             entries = self.store.day(day, None)
             if day in self.keep:
                 self.kept[day] = entries
-            self.last = (day, entries)
+            else:
+                self.last = (day, entries)
         return entries if language == "all" else [e for e in entries if e.language == language]
 
     def also_in(self, day: date, order: list[str]) -> Mapping[str, tuple[tuple[str, str], ...]]:
@@ -456,13 +461,17 @@ def write_atomic(path: Path, data: bytes) -> bool:
         pass
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            os.fchmod(fd, 0o644)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         # No fsync: the rename is atomic for readers and survives the process being killed;
         # after a power cut a file may come back empty, and the next publish rewrites it
         # (outputs are derived from the store, and any file whose bytes differ is rewritten).
         # An fsync per file cost 6 ms each, most of a full rebuild (docs/benchmarks.md).
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,8 +1,9 @@
-"""Publishing reads each day once (issue 13's full rebuild): a day's front pages in every
-language and its archives are built from one read of the day's entries, and the calendar and the
-day archives' lists come from one grouped query. The pages stay those that a read per
+"""Publishing does each piece of work once (issue 13's full rebuild): a day's front pages in
+every language and its archives are built from one read of the day's entries, and the calendar
+and the day archives' lists come from one grouped query. The pages stay those that a read per
 (day, language) gives (`publish.frontpage`), for any mix of languages (site, other, unknown),
-translation keys, hreflang alternates and days ahead of the clock."""
+translation keys, hreflang alternates and days ahead of the clock. The answers remembered
+across a publish (lede cuts, link checks, source addresses) are the answers computed."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from hypothesis import strategies as st
 from aggregator import publish as publishing
 from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import Calendar, day_path, index_path
-from aggregator.render import pages
+from aggregator.render import common, pages
 from aggregator.store import SQLiteStore
+from aggregator.text import cut_lede
+from aggregator.urls import strip_secrets
 from tests.test_feeds_valid import entry
 from tests.test_publish import config, tree
 
@@ -74,7 +77,7 @@ def _entries(
     return out
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=entries_st)
 def test_a_full_rebuild_reads_each_day_once_and_gives_the_pages_of_per_language_reads(
     rows: list[tuple[int, str | None, str | None, tuple[tuple[str, str], ...], int, bool]],
@@ -134,3 +137,29 @@ def test_day_lists_from_the_calendar_query_equal_the_days_with_entries(
             assert publishing.days_from_counts(store.day_counts(), today) == expected
         finally:
             store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    url=st.one_of(
+        st.text(max_size=40).map(lambda s: "https://example.org/" + s),
+        st.sampled_from(["http://[", "javascript:alert(1)", " http://a.example/", "ftp://a.example/"]),
+        st.text(max_size=20),
+    ),
+    long=st.booleans(),
+)
+def test_remembered_link_checks_answer_as_the_checks_do(url: str, long: bool) -> None:
+    """The per-publish caches (ordinary URLs remembered, long ones checked each time) change
+    no answer: `safe_link` is the urlsplit scheme check, `public_url` is `strip_secrets`."""
+    if long:
+        url += "x" * common.CACHED_URL_LENGTH
+    assert common.safe_link(url) == common._check_safe_link(url)
+    assert common.safe_link(url) == common.safe_link(url)  # the remembered answer
+    assert common.public_url(url) == strip_secrets(url)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text_=st.text(alphabet="ab. …\u00a0", max_size=300), limit=st.integers(1, 200))
+def test_remembered_lede_cuts_are_the_cuts(text_: str, limit: int) -> None:
+    assert common.cut(text_, limit) == cut_lede(text_, limit)
+    assert common.cut(text_, limit) == cut_lede(text_, limit)
