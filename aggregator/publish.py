@@ -221,34 +221,94 @@ def _part(group: Callable[[], dict[str, bytes]], path: str) -> Render:
 
 
 def feed_outputs(
-    store: Store, config: Config, language: str, days: list[date], day_entries: DayEntries | None = None
+    store: Store,
+    config: Config,
+    language: str,
+    days: list[date],
+    day_entries: DayEntries | None = None,
+    digests: Digests | None = None,
+    calendar: Calendar | None = None,
 ) -> dict[str, Render]:
     """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
     the daily digests `daily/{language}.*`. `day_entries` shares each day's entries with the day
-    archives and the other languages, so a day is read once."""
+    archives and the other languages, so a day is read once; `digests` (with the `calendar`,
+    whose counts it checks) gives the items of unchanged days from an earlier publish."""
     site = config.site
     lang = None if language == "all" else language
-    day_entries = day_entries or DayEntries(store)
+    read = day_entries or DayEntries(store)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
     prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
 
-    def digest() -> list[feeds.FeedItem]:
-        items = (
-            feeds.digest_item(d, day_entries(d, language), site, language) for d in days[::-1][:DIGEST_DAYS]
-        )
-        return [it for it in items if it is not None]
+    def make(day: date) -> feeds.FeedItem | None:
+        return feeds.digest_item(day, read(day, language), site, language)
 
-    digests = _once(digest)
+    def digest() -> list[feeds.FeedItem]:
+        items = []
+        for day in days[::-1][:DIGEST_DAYS]:
+            if digests is not None and calendar is not None:
+                item = digests.item(day, language, calendar.count(day, language), make)
+            else:
+                item = make(day)
+            if item is not None:
+                items.append(item)
+        return items
+
+    digest_items = _once(digest)
     daily = feeds.daily_feed_meta(site, language)
     return {
         f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest()),
         f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest()),
         f"feeds/{language}.json": lambda: feeds.json_document(meta, latest()).encode(),
-        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digests()),
-        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digests()),
-        f"daily/{language}.json": lambda: feeds.json_document(daily, digests()).encode(),
+        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digest_items()),
+        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digest_items()),
+        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items()).encode(),
     }
+
+
+class Digests:
+    """The daily digests' items, one per (day, language), kept by the caller from one publish
+    to the next (the service's `schedule.Publisher`), so that an incremental publish makes
+    only the items of changed days: making the 84 items of a five-language site read 14 days
+    of entries and was half of an incremental publish (docs/benchmarks.md, issue 13).
+
+    An item is reused only when its day is not in the publish's `changed_days`, the site
+    settings are equal to those it was made under, and the calendar still counts as many
+    entries of its language that day as when it was made (entries stored by another process
+    without telling the publisher are seen that way). A full rebuild (`changed_days` None)
+    makes every item anew. Items of days no longer in a digest are dropped."""
+
+    def __init__(self) -> None:
+        self.site: Site | None = None
+        self.changed: frozenset[date] = frozenset()
+        self.items: dict[tuple[date, str], tuple[int, feeds.FeedItem | None]] = {}
+        self.made = 0  # items made rather than reused, in all publishes so far
+
+    def begin(
+        self, site: Site, changed_days: Collection[date] | None, window: Collection[tuple[date, str]]
+    ) -> None:
+        """Start a publish: forget what `site`'s change or a full rebuild makes stale, and the
+        items outside `window` (the (day, language) pairs this publish's digests hold)."""
+        if changed_days is None or site != self.site:
+            self.items.clear()
+        self.site = site
+        self.changed = frozenset(changed_days or ())
+        keep = set(window)
+        for key in [k for k in self.items if k not in keep]:
+            del self.items[key]
+
+    def item(
+        self, day: date, language: str, count: int, make: Callable[[date], feeds.FeedItem | None]
+    ) -> feeds.FeedItem | None:
+        """The digest item of (`day`, `language`): the kept one if still good, else `make(day)`
+        (kept for the next publish). `count`: the day's entries in `language` now."""
+        kept = self.items.get((day, language))
+        if kept is not None and kept[0] == count and day not in self.changed:
+            return kept[1]
+        made = make(day)
+        self.items[(day, language)] = (count, made)
+        self.made += 1
+        return made
 
 
 def archive_outputs(
@@ -288,6 +348,7 @@ def publish(
     public_dir: Path,
     now: datetime | None = None,
     changed_days: Collection[date] | None = None,
+    digests: Digests | None = None,
 ) -> PublishReport:
     """Render and write every output under `public_dir`; each file alone.
 
@@ -296,7 +357,8 @@ def publish(
     (days in site.timezone whose entries changed since the last publish) limits the day
     archives rebuilt to those days and their neighbours (whose prev/next links may change);
     None rebuilds everything. Entry feeds, digests and latest pages are always rebuilt (an
-    unchanged file is not rewritten)."""
+    unchanged file is not rewritten). `digests`, kept by the caller across publishes of one
+    store, spares remaking the digest items of days not in `changed_days` (`Digests`)."""
     site = config.site
     now = now or datetime.now(UTC)
     today = now.astimezone(site.zone).date()
@@ -336,10 +398,13 @@ def publish(
         shown = (calendar.latest(language, today) for language in calendar.page_languages())
         kept_days.update(d for d in shown if d is not None)
     day_entries = DayEntries(store, keep=kept_days)
+    if digests is not None:
+        window = {(d, language) for language in languages for d in days_of[language][-DIGEST_DAYS:]}
+        digests.begin(site, changed_days if calendar is not None else None, window)
     for language in languages:
         if calendar is not None:
             emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
-        emit(feed_outputs(store, config, language, days_of[language], day_entries))
+        emit(feed_outputs(store, config, language, days_of[language], day_entries, digests, calendar))
     if calendar is not None:
         emit(site_wide_outputs(store, config, calendar))
 
