@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 from . import opml
 from .config import Config, Site
 from .models import StoredEntry
-from .pages_plan import ARCHIVE_INDEX, FORMATS, Calendar, day_path, index_path
+from .pages_plan import ALL, ARCHIVE_INDEX, FORMATS, Calendar, day_path, index_path
 from .render import FrontPage, Section, feeds, pages
 from .store import Store
 
@@ -71,11 +71,22 @@ def frontpage(
         )
         return FrontPage(day=None, language=language, sections=(), failing=failing)
     entries = store.day(day, lang)
+    return day_page(config, language, day, entries, translations_of(store, entries, site.languages))
+
+
+def day_page(
+    config: Config,
+    language: str,
+    day: date,
+    entries: list[StoredEntry],
+    also_in: Mapping[str, tuple[tuple[str, str], ...]],
+) -> FrontPage:
+    """The front page of `day` in `language` ("all": combined) from the day's entries in any
+    language, newest first as `Store.day` gives them (those of other languages are left out
+    here), and `translations_of` those entries (it may hold other entries' ids too)."""
+    chosen = entries if language == "all" else [e for e in entries if e.language == language]
     return FrontPage(
-        day=day,
-        language=language,
-        sections=group_sections(entries, config, language),
-        also_in=translations_of(store, entries, site.languages),
+        day=day, language=language, sections=group_sections(chosen, config, language), also_in=also_in
     )
 
 
@@ -137,6 +148,22 @@ def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
     return out
 
 
+def days_from_counts(rows: Iterable[tuple[date, str | None, int]], today: date) -> dict[str, list[date]]:
+    """`days_by_language` from the calendar's rows (`Store.day_counts()`, oldest day first), so
+    one grouped query serves the front pages' calendar and the day archives' lists."""
+    out: dict[str, list[date]] = {}
+    every: list[date] = []
+    for day, language, n in rows:
+        if n <= 0 or day > today:
+            continue
+        if language:
+            out.setdefault(language, []).append(day)
+        if not every or every[-1] != day:
+            every.append(day)
+    out[ALL] = every
+    return out
+
+
 def is_feed_path(rel: str) -> bool:
     """Whether a published path is a feed (what WebSub subscribers follow): entry feeds,
     daily digests and day archives in Atom, RSS or JSON Feed; not pages or `sources.opml`."""
@@ -153,6 +180,7 @@ def page_outputs(
     day: date | None,
     today: date,
     now: datetime | None = None,
+    day_entries: DayEntries | None = None,
 ) -> dict[str, Render]:
     """The front-page files of one (day, page language), path -> renderer.
 
@@ -160,18 +188,22 @@ def page_outputs(
     latest day, or the "No entries yet" page listing failing feeds); else the day's archive
     page `archive/YYYY/MM/DD/{language}.{html,txt,json}`. The three formats are rendered
     together once; if that fails, each of the three files fails alone (its last good
-    version stays)."""
+    version stays). `day_entries` shares the day's entries (and their translations) with the
+    day's other pages and archives, so a day is read once."""
     site = config.site
+    shown = calendar.latest(language, today) if day is None else day
+    read = day_entries or DayEntries(store)
+
+    def page() -> FrontPage:
+        if shown is None:  # nothing stored: the empty page, with the failing feeds
+            return frontpage(store, config, language, None, now=now)
+        return day_page(config, language, shown, read(shown), read.also_in(shown, site.languages))
+
     if day is None:
-        shown = calendar.latest(language, today)
-        group = _once(
-            lambda: pages.index_outputs(frontpage(store, config, language, shown, now=now), site, calendar)
-        )
+        group = _once(lambda: pages.index_outputs(page(), site, calendar))
         paths = [index_path(language, ext) for ext in FORMATS]
     else:
-        group = _once(
-            lambda: pages.day_outputs(frontpage(store, config, language, day, now=now), site, calendar)
-        )
+        group = _once(lambda: pages.day_outputs(page(), site, calendar))
         paths = [day_path(day, language, ext) for ext in FORMATS]
     return {path: _part(group, path) for path in paths}
 
@@ -194,34 +226,94 @@ def _part(group: Callable[[], dict[str, bytes]], path: str) -> Render:
 
 
 def feed_outputs(
-    store: Store, config: Config, language: str, days: list[date], day_entries: DayEntries | None = None
+    store: Store,
+    config: Config,
+    language: str,
+    days: list[date],
+    day_entries: DayEntries | None = None,
+    digests: Digests | None = None,
+    calendar: Calendar | None = None,
 ) -> dict[str, Render]:
     """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
     the daily digests `daily/{language}.*`. `day_entries` shares each day's entries with the day
-    archives and the other languages, so a day is read once."""
+    archives and the other languages, so a day is read once; `digests` (with the `calendar`,
+    whose counts it checks) gives the items of unchanged days from an earlier publish."""
     site = config.site
     lang = None if language == "all" else language
-    day_entries = day_entries or DayEntries(store)
+    read = day_entries or DayEntries(store)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
     prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
 
-    def digest() -> list[feeds.FeedItem]:
-        items = (
-            feeds.digest_item(d, day_entries(d, language), site, language) for d in days[::-1][:DIGEST_DAYS]
-        )
-        return [it for it in items if it is not None]
+    def make(day: date) -> feeds.FeedItem | None:
+        return feeds.digest_item(day, read(day, language), site, language)
 
-    digests = _once(digest)
+    def digest() -> list[feeds.FeedItem]:
+        items = []
+        for day in days[::-1][:DIGEST_DAYS]:
+            if digests is not None and calendar is not None:
+                item = digests.item(day, language, calendar.count(day, language), make)
+            else:
+                item = make(day)
+            if item is not None:
+                items.append(item)
+        return items
+
+    digest_items = _once(digest)
     daily = feeds.daily_feed_meta(site, language)
     return {
         f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest()),
         f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest()),
         f"feeds/{language}.json": lambda: feeds.json_document(meta, latest()).encode(),
-        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digests()),
-        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digests()),
-        f"daily/{language}.json": lambda: feeds.json_document(daily, digests()).encode(),
+        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digest_items()),
+        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digest_items()),
+        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items()).encode(),
     }
+
+
+class Digests:
+    """The daily digests' items, one per (day, language), kept by the caller from one publish
+    to the next (the service's `schedule.Publisher`), so that an incremental publish makes
+    only the items of changed days: making the 84 items of a five-language site read 14 days
+    of entries and was half of an incremental publish (docs/benchmarks.md, issue 13).
+
+    An item is reused only when its day is not in the publish's `changed_days`, the site
+    settings are equal to those it was made under, and the calendar still counts as many
+    entries of its language that day as when it was made (entries stored by another process
+    without telling the publisher are seen that way). A full rebuild (`changed_days` None)
+    makes every item anew. Items of days no longer in a digest are dropped."""
+
+    def __init__(self) -> None:
+        self.site: Site | None = None
+        self.changed: frozenset[date] = frozenset()
+        self.items: dict[tuple[date, str], tuple[int, feeds.FeedItem | None]] = {}
+        self.made = 0  # items made rather than reused, in all publishes so far
+
+    def begin(
+        self, site: Site, changed_days: Collection[date] | None, window: Collection[tuple[date, str]]
+    ) -> None:
+        """Start a publish: forget what `site`'s change or a full rebuild makes stale, and the
+        items outside `window` (the (day, language) pairs this publish's digests hold)."""
+        if changed_days is None or site != self.site:
+            self.items.clear()
+        self.site = site
+        self.changed = frozenset(changed_days or ())
+        keep = set(window)
+        for key in [k for k in self.items if k not in keep]:
+            del self.items[key]
+
+    def item(
+        self, day: date, language: str, count: int, make: Callable[[date], feeds.FeedItem | None]
+    ) -> feeds.FeedItem | None:
+        """The digest item of (`day`, `language`): the kept one if still good, else `make(day)`
+        (kept for the next publish). `count`: the day's entries in `language` now."""
+        kept = self.items.get((day, language))
+        if kept is not None and kept[0] == count and day not in self.changed:
+            return kept[1]
+        made = make(day)
+        self.items[(day, language)] = (count, made)
+        self.made += 1
+        return made
 
 
 def archive_outputs(
@@ -261,6 +353,7 @@ def publish(
     public_dir: Path,
     now: datetime | None = None,
     changed_days: Collection[date] | None = None,
+    digests: Digests | None = None,
 ) -> PublishReport:
     """Render and write every output under `public_dir`; each file alone.
 
@@ -269,7 +362,8 @@ def publish(
     (days in site.timezone whose entries changed since the last publish) limits the day
     archives rebuilt to those days and their neighbours (whose prev/next links may change);
     None rebuilds everything. Entry feeds, digests and latest pages are always rebuilt (an
-    unchanged file is not rewritten)."""
+    unchanged file is not rewritten). `digests`, kept by the caller across publishes of one
+    store, spares remaking the digest items of days not in `changed_days` (`Digests`)."""
     site = config.site
     now = now or datetime.now(UTC)
     today = now.astimezone(site.zone).date()
@@ -292,38 +386,48 @@ def publish(
 
     languages = output_languages(config)
     try:
-        known = days_by_language(store, today)
-    except Exception as exc:  # the day archives cannot be listed; everything else goes on
-        log.exception("listing the days with entries failed")
+        counts: list[tuple[date, str | None, int]] | None = store.day_counts()
+    except Exception as exc:  # no calendar, no day lists; the entry feeds still go out
+        log.exception("reading the calendar of days with entries failed")
         failed.append(("archive/", f"{type(exc).__name__}: {exc}"))
-        known = {}
-    try:
-        # The pages' calendar includes days a little ahead of the clock (normalise accepts
-        # entries up to a day early): their pages exist, their archive feeds come on the day.
-        calendar = Calendar.from_counts(store.day_counts(), site.languages)
-    except Exception as exc:
-        log.exception("reading the calendar of front pages failed")
         failed.append(("archive/index.html", f"{type(exc).__name__}: {exc}"))
-        calendar = None
+        counts = None
+    # One grouped query serves both: the pages' calendar includes days a little ahead of the
+    # clock (normalise accepts entries up to a day early): their pages exist, their archive
+    # feeds come on the day.
+    known = days_from_counts(counts, today) if counts is not None else {}
+    calendar = Calendar.from_counts(counts, site.languages) if counts is not None else None
     days_of = {language: known.get(language, []) for language in languages}
-    digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
-    day_entries = DayEntries(store, keep=digest_days)
+    kept_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
+    if calendar is not None:  # the days the front pages show (one may be ahead of the clock)
+        shown = (calendar.latest(language, today) for language in calendar.page_languages())
+        kept_days.update(d for d in shown if d is not None)
+    day_entries = DayEntries(store, keep=kept_days)
+    if digests is not None:
+        window = {(d, language) for language in languages for d in days_of[language][-DIGEST_DAYS:]}
+        digests.begin(site, changed_days if calendar is not None else None, window)
     for language in languages:
         if calendar is not None:
-            emit(page_outputs(store, config, calendar, language, None, today, now))
-        emit(feed_outputs(store, config, language, days_of[language], day_entries))
+            emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
+        emit(feed_outputs(store, config, language, days_of[language], day_entries, digests, calendar))
     if calendar is not None:
         emit(site_wide_outputs(store, config, calendar))
-        # Day pages: every day, or the changed days and their neighbours (prev/next links).
-        for language in calendar.page_languages():
-            for day in sorted(_around(list(calendar.days.get(language, ())), changed_days)):
-                emit(page_outputs(store, config, calendar, language, day, today, now))
 
-    # Day archives, day by day: one read and one rendering of a day's entries serve the
-    # combined archive and each language's.
+    # Day pages and day archives, day by day: every day, or the changed days and their
+    # neighbours (prev/next links). One read of a day's entries serves its pages in every
+    # language and its archives; one rendering of its items serves the combined archive and
+    # each language's.
+    page_days: dict[str, set[date]] = {}
+    if calendar is not None:
+        for language in calendar.page_languages():
+            page_days[language] = _around(list(calendar.days.get(language, ())), changed_days)
     wanted = {language: _around(days_of[language], changed_days) for language in languages}
     position = {language: {d: i for i, d in enumerate(days_of[language])} for language in languages}
-    for day in sorted(set().union(*wanted.values())):
+    for day in sorted(set().union(*page_days.values(), *wanted.values())):
+        if calendar is not None:
+            for language in calendar.page_languages():
+                if day in page_days[language]:
+                    emit(page_outputs(store, config, calendar, language, day, today, now, day_entries))
         combined = _once(_day_items(day_entries, site, day))
         for language in languages:
             if day not in wanted[language]:
@@ -354,20 +458,39 @@ class DayEntries:
     """Each day's stored entries, read once per publish with one combined query and filtered
     by language here (the combined query uses the (day, language) index; the per-language one
     is planned on (language, published) and was 15x slower at 100,000 entries). Days in `keep`
-    (the digests') stay in memory; others are read on each call."""
+    (the digests' and the front pages') stay in memory, and so does the day read last (publish
+    goes day by day: a day's pages in every language and its archives share one read); others
+    are read again."""
 
     def __init__(self, store: Store, keep: Collection[date] = ()) -> None:
         self.store = store
         self.keep = set(keep)
         self.kept: dict[date, list[StoredEntry]] = {}
+        self.last: tuple[date, list[StoredEntry]] | None = None
+        self.translations: dict[date, Mapping[str, tuple[tuple[str, str], ...]]] = {}
 
     def __call__(self, day: date, language: str = "all") -> list[StoredEntry]:
         entries = self.kept.get(day)
+        if entries is None and self.last is not None and self.last[0] == day:
+            entries = self.last[1]
         if entries is None:
             entries = self.store.day(day, None)
             if day in self.keep:
                 self.kept[day] = entries
+            else:
+                self.last = (day, entries)
         return entries if language == "all" else [e for e in entries if e.language == language]
+
+    def also_in(self, day: date, order: list[str]) -> Mapping[str, tuple[tuple[str, str], ...]]:
+        """`translations_of` the day's entries (every language), kept like the entries: once
+        per day for its pages in every language."""
+        found = self.translations.get(day)
+        if found is None:
+            found = translations_of(self.store, self(day), order)
+            if day not in self.keep:
+                self.translations.clear()  # only the day read last, besides kept days
+            self.translations[day] = found
+        return found
 
 
 NEW_DAY_SPAN = 31  # days: a longer gap since the last publish (a suspended machine) rebuilds all
@@ -499,13 +622,17 @@ def write_atomic(path: Path, data: bytes) -> bool:
         pass
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            os.fchmod(fd, 0o644)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         # No fsync: the rename is atomic for readers and survives the process being killed;
         # after a power cut a file may come back empty, and the next publish rewrites it
         # (outputs are derived from the store, and any file whose bytes differ is rewritten).
         # An fsync per file cost 6 ms each, most of a full rebuild (docs/benchmarks.md).
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from .metrics import Metrics
 from .models import Outcome, PollReport
 from .pages_plan import ARCHIVE_INDEX
 from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
-from .publish import PublishReport, days_to_rebuild, is_feed_path, publish
+from .publish import Digests, PublishReport, days_to_rebuild, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
 from .store import Store, StoreError, default_store_url, open_store, sqlite_path
 from .urls import strip_secrets
@@ -225,6 +225,7 @@ class Publisher:
         # self.config, not config: a reload may change site.timezone.
         self.today = today or (lambda: self.clock().astimezone(self.config.site.zone).date())
         self._store: Store | None = None
+        self.digests = Digests()  # digest items of unchanged days, kept between publishes
         self.publishes = 0  # completed publishes
         self.last_started = 0.0  # monotonic time the latest publish began
         self.thread = threading.Thread(target=self._main, name="publisher", daemon=True)
@@ -330,7 +331,10 @@ class Publisher:
             except StoreError as e:  # our own polls' days are known; the rest waits for next time
                 log.warning("reading the days owed to publishing failed: %s", e)
             changed = None if full else days_to_rebuild(days, self._day, day)
-            report = publish(self._store, self.config, self.public_dir, now=now, changed_days=changed)
+            report = publish(
+                self._store, self.config, self.public_dir, now=now, changed_days=changed,
+                digests=self.digests,
+            )  # fmt: skip
         except Exception as e:  # a failing publish keeps the last good pages and is retried
             self._give_back(full, days)
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))

@@ -56,7 +56,7 @@ from .config import Config, FeedConfig, load_config
 from .fetch import Fetcher
 from .models import FeedState
 from .pipeline import poll_feed, sync_feeds
-from .publish import days_to_rebuild, publish
+from .publish import Digests, days_to_rebuild, publish
 from .store import StoreError
 from .store.coordination import QueueSchema, SchedulerHold, start_worker
 from .store.postgres import PostgresStore
@@ -120,6 +120,7 @@ class _Runtime:
         # "Today" (site.timezone) at this process's last good publish; None: its next publish
         # rebuilds everything (the first after start, or after a failed one).
         self.published_day: date | None = None
+        self.digests = Digests()  # digest items of unchanged days, kept between publishes
 
     @property
     def fetcher(self) -> Fetcher:
@@ -192,8 +193,9 @@ def build_app(settings: WorkerSettings) -> tuple[procrastinate.App, _Runtime]:
         changed = days_to_rebuild(owed, runtime.published_day, today)
         try:
             report = await asyncio.to_thread(
-                publish, runtime.store, runtime.config, settings.public_dir, now=now, changed_days=changed
-            )
+                publish, runtime.store, runtime.config, settings.public_dir,
+                now=now, changed_days=changed, digests=runtime.digests,
+            )  # fmt: skip
         except BaseException:
             runtime.published_day = None  # the next publish is whole: these days are in it
             with contextlib.suppress(StoreError):

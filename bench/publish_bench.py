@@ -17,7 +17,10 @@ site languages. Then, in one run:
   same directory rebuilds the day archives (Atom, JSON Feed) and the day's front pages
   (`archive/YYYY/MM/DD/{lang}.{html,txt,json}`) of today and its neighbours, the entry feeds,
   digests and latest pages (unchanged files are not rewritten); the line says how many day
-  pages it rebuilt.
+  pages it rebuilt. Both publishes share one `publish.Digests`, as the service's Publisher
+  keeps it, so the incremental one makes only the changed day's digest items (the line says
+  how many it made).
+- **reads**: how often the store read a day's entries (`Store.day`) in each publish.
 - **made safe at ingest**: the CPU time `text.publishable` takes over the same entries (each
   entry's sanitised HTML and lede text), which since schema 6 is spent once, when an entry is
   stored (normalise, in the parse workers), instead of on every publish.
@@ -160,15 +163,29 @@ def main() -> None:
                 wall, cpu = feedgen_alone(entries_of_doc, rss)
                 base, base_cpu, items = base + wall, base_cpu + cpu, items + len(entries_of_doc)
 
+        digests = publishing.Digests() if hasattr(publishing, "Digests") else None
+        kept = {"digests": digests} if digests is not None else {}
+        reads = [0]
+        read_day = store.day
+
+        def counted_day(day: date, language: str | None) -> list[StoredEntry]:
+            reads[0] += 1
+            return read_day(day, language)
+
+        store.day = counted_day  # type: ignore[method-assign]
         t0, c0 = time.perf_counter(), time.process_time()
-        full = publishing.publish(store, cfg, tmp / "public", now=now)
+        full = publishing.publish(store, cfg, tmp / "public", now=now, **kept)  # type: ignore[arg-type]
         full_s, full_cpu = time.perf_counter() - t0, time.process_time() - c0
+        full_reads, reads[0] = reads[0], 0
+        made = digests.made if digests is not None else 0
 
         new = make_entries(args.new, args.days, start=args.entries, long_summaries=args.long_summaries)
         store.apply(UpdatePlan(inserts=tuple(new)))
         t0, c0 = time.perf_counter(), time.process_time()
-        inc = publishing.publish(store, cfg, tmp / "public", now=now, changed_days={END})
+        inc = publishing.publish(store, cfg, tmp / "public", now=now, changed_days={END}, **kept)  # type: ignore[arg-type]
         inc_s, inc_cpu = time.perf_counter() - t0, time.process_time() - c0
+        inc_reads = reads[0]
+        inc_made = (digests.made - made) if digests is not None else None
         store.close()
     day_pages = [
         p
@@ -197,11 +214,12 @@ def main() -> None:
         + f" (store filled in {fill:.1f} s)",
         f"feedgen alone, the same Atom/RSS documents ({items:,} items): {base:.2f} s ({base_cpu:.2f} s CPU)",
         f"full rebuild: {full_s:.2f} s ({full_cpu:.2f} s CPU), {len(full.written):,} files written, "
-        f"{len(full.failed)} failed",
+        f"{len(full.failed)} failed, {full_reads:,} day reads",
         f"  -> {full_s / base:.2f} x feedgen alone, {full_cpu / base_cpu:.2f} x in CPU time (goal < 5)",
         f"incremental after {args.new} new entries today: {inc_s:.2f} s ({inc_cpu:.2f} s CPU), "
         f"{len(inc.written):,} files rewritten ({len(day_pages)} of them the day's front pages), "
-        f"{inc.unchanged:,} unchanged",
+        f"{inc.unchanged:,} unchanged, {inc_reads} day reads"
+        + (f", {inc_made} digest items made" if inc_made is not None else ""),
         f"  -> {inc_s / base:.3f} x feedgen alone, {inc_cpu / base_cpu:.3f} x in CPU time "
         "(goal: under 1 s of work)",
         *([ingest] if ingest else []),

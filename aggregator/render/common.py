@@ -16,6 +16,7 @@ from babel.dates import format_date
 from ..config import Site
 from ..models import FeedState, Publishable, StoredEntry
 from ..text import cut_lede, publishable_for, shorten
+from ..urls import strip_secrets
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,7 +85,15 @@ def lede(entry: StoredEntry, limit: int = 600) -> str:
     """The entry's lede as plain text, at most `limit` characters (`site.lede_length`): its
     stored lede text cut by `text.cut_lede`, the same as `text.make_lede(summary, content,
     limit)` on stored (XML-safe) text."""
-    return cut_lede(publishable(entry).lede_text, limit)
+    return cut(publishable(entry).lede_text, limit)
+
+
+@lru_cache(maxsize=4096)
+def cut(text: str, limit: int) -> str:
+    """`text.cut_lede`, remembered: a publish cuts each entry's lede up to nine times (its feed
+    item, both digests, the language's and the combined page in three formats), and a day's
+    entries are rendered together (a key costs the text's cached hash, no copy)."""
+    return cut_lede(text, limit)
 
 
 def entry_title(entry: StoredEntry) -> str:
@@ -97,14 +106,35 @@ def capitalise(name: str) -> str:
 
 
 def safe_link(url: str | None) -> str | None:
-    """`url` if it is http(s), else None; never raises (urlsplit refuses "http://[")."""
+    """`url` if it is http(s), else None; never raises (urlsplit refuses "http://[").
+    Answers for URLs of ordinary length are remembered: each page links each entry twice
+    (HTML, JSON) and a day's entries are on two pages (their language's and the combined)."""
     if not url:
         return None
+    return _safe_link(url) if len(url) <= CACHED_URL_LENGTH else _check_safe_link(url)
+
+
+CACHED_URL_LENGTH = 2_048
+
+
+@lru_cache(maxsize=4096)
+def _safe_link(url: str) -> str | None:
+    return _check_safe_link(url)
+
+
+def _check_safe_link(url: str) -> str | None:
     try:
         scheme = urlsplit(url).scheme
     except ValueError:
         return None
     return url if scheme in ("http", "https") else None
+
+
+@lru_cache(maxsize=1024)
+def public_url(url: str) -> str:
+    """`urls.strip_secrets(url)`, remembered: a source feed's address is published with every
+    entry of that feed, and a site has a few hundred feeds."""
+    return strip_secrets(url)
 
 
 def atom_id(entry: StoredEntry, site: Site) -> str:

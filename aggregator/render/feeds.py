@@ -41,9 +41,8 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..text import LINK_REL, cut_lede, shorten, xml_safe
-from ..urls import strip_secrets
-from .common import atom_id, heading, language_name, publishable, tag_authority
+from ..text import LINK_REL, shorten, xml_safe
+from .common import atom_id, cut, heading, language_name, public_url, publishable, tag_authority
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def _check_link(url: str) -> str | None:
 @lru_cache(maxsize=4096)
 def public_feed_url(url: str) -> str:
     """A source feed's address as published: secrets stripped (`urls.strip_secrets`), XML-safe."""
-    return xml_safe(strip_secrets(url))
+    return xml_safe(public_url(url))
 
 
 @lru_cache(maxsize=4096)
@@ -209,7 +208,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
     not come through the store."""
     safe = publishable(entry)
     title = xml_safe(entry.title or "").strip()
-    summary = cut_lede(safe.lede_text, site.lede_length)
+    summary = cut(safe.lede_text, site.lede_length)
     link = http_link(entry.link)
     enclosures = tuple(
         Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
@@ -367,7 +366,7 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
     updated = []
     for e in entries:
         try:
-            text = cut_lede(publishable(e).lede_text, site.lede_length)
+            text = cut(publishable(e).lede_text, site.lede_length)
             title = xml_safe(e.title or "").strip() or shorten(text, TITLE_FROM_TEXT)
             link = http_link(e.link)
             tag = language_tag(e.language_tag or e.language) if language == "all" else None

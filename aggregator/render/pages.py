@@ -47,6 +47,7 @@ from .common import (
     language_name,
     lede,
     locale_for,
+    public_url,
     safe_link,
 )
 from .i18n import Phrase, clock, day_label, month_name, say
@@ -219,8 +220,7 @@ def frontpage_json(
                 "published": e.published.isoformat(),
                 "date_only": e.date_only,
                 "sources": [
-                    {"feed": strip_secrets(s.feed_url), "name": s.feed_name, "link": s.link}
-                    for s in e.sources
+                    {"feed": public_url(s.feed_url), "name": s.feed_name, "link": s.link} for s in e.sources
                 ],
                 "also_in": [{"lang": lang, "link": link} for lang, link in page.also_in.get(e.id, ())],
             }
