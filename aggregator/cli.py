@@ -203,21 +203,28 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
             )
         elapsed = (datetime.now(UTC) - started).total_seconds()
         failed_files: tuple[tuple[str, str], ...] = ()
+        up_to_date = False
         if not no_publish:
             # Incremental when the tree was last published whole by this code and config:
             # the days the store says are owed (this fetch's and any earlier unpublished ones).
             now = datetime.now(UTC)
             owed, changed = owed_changes(store, config, ctx.public_dir, now)
+            # Nothing owed, the same day, and entries stored (pages list failing feeds only
+            # before the first entry): a publish would rewrite nothing, so none is made.
+            up_to_date = changed == frozenset() and store.count_entries() > 0
             try:
-                failed_files = publish_all(
-                    store, config, ctx.public_dir, now=now, changed_days=changed
-                ).failed
+                if not up_to_date:
+                    failed_files = publish_all(
+                        store, config, ctx.public_dir, now=now, changed_days=changed
+                    ).failed
             except BaseException:
                 store.mark_unpublished(owed)
                 raise
             if failed_files:
                 store.mark_unpublished(owed)
         _print_fetch_summary(reports, elapsed)
+        if up_to_date:
+            out.print(f"nothing changed: {ctx.public_dir} is up to date", markup=False)
         for path, error in failed_files:
             out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
     finally:

@@ -310,3 +310,36 @@ def test_fetch_publishes_incrementally_after_a_whole_publish_by_the_same_code_an
         store.close()
     ours = {k: v for k, v in tree(public).items() if k != ".published.json"}
     assert ours == {k: v for k, v in tree(whole).items() if k != ".published.json"}
+
+
+def test_a_fetch_that_changed_nothing_publishes_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Nothing owed, the same day, entries stored: `fetch` makes no publish at all (it would
+    rewrite nothing); a missing index or a new entry brings publishing back."""
+    items = [_item("Only news", "https://news.example.org/a", "Mon, 16 Jan 2023 09:00:00 +0000", "One.")]
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
+        f"  languages: [en]\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
+    )
+    data, public = tmp_path / "data", tmp_path / "data" / "public"
+    assert run_cli("fetch", config=path, data=data).returncode == 0
+    feed = public / "feeds/en.atom"
+    feed.write_text("tampered")  # any publish would put it right: it stays, so none ran
+    quiet = run_cli("fetch", config=path, data=data)
+    assert quiet.returncode == 0 and "is up to date" in quiet.stdout
+    assert feed.read_text() == "tampered"
+    items.append(_item("More news", "https://news.example.org/b", "Mon, 16 Jan 2023 10:00:00 +0000", "Two."))
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    busy = run_cli("fetch", config=path, data=data)
+    assert busy.returncode == 0 and "is up to date" not in busy.stdout
+    assert "More news" in feed.read_text()
+    (public / "index.html").unlink()
+    assert run_cli("fetch", config=path, data=data).returncode == 0
+    assert (public / "index.html").is_file()
