@@ -26,7 +26,7 @@ from .config import Config, ConfigError, FeedConfig, load_config
 from .models import Outcome, PollReport
 from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
 from .publish import frontpage as build_frontpage
-from .publish import owed_changes
+from .publish import nothing_to_publish, owed_changes
 from .publish import publish as publish_all
 from .store import BUSY_TIMEOUT, Store, StoreError, default_store_url, open_store
 
@@ -209,9 +209,7 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
             # the days the store says are owed (this fetch's and any earlier unpublished ones).
             now = datetime.now(UTC)
             owed, changed = owed_changes(store, config, ctx.public_dir, now)
-            # Nothing owed, the same day, and entries stored (pages list failing feeds only
-            # before the first entry): a publish would rewrite nothing, so none is made.
-            up_to_date = changed == frozenset() and store.count_entries() > 0
+            up_to_date = nothing_to_publish(store, config, changed)  # then none is made
             try:
                 if not up_to_date:
                     failed_files = publish_all(

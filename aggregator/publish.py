@@ -611,6 +611,17 @@ def owed_changes(
     return owed, days_to_rebuild(owed, last_today, today)
 
 
+def nothing_to_publish(store: Store, config: Config, changed_days: frozenset[date] | None) -> bool:
+    """Whether a publish with these `changed_days` (from `owed_changes`) would rewrite nothing:
+    none owed and the same "today" (an empty set, not None), and every language's page shows
+    entries. A language without entries shows "No entries yet" and the failing feeds, which a
+    poll may have changed without touching any day."""
+    if changed_days is None or changed_days:
+        return False
+    counts = store.language_counts()
+    return all(counts.get(code, 0) > 0 for code in config.site.languages) and sum(counts.values()) > 0
+
+
 def write_atomic(path: Path, data: bytes) -> bool:
     """Write via a temporary file and rename, so readers never see half a file.
     Returns False (and touches nothing) when the file already holds these bytes."""

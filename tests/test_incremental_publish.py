@@ -343,3 +343,33 @@ def test_a_fetch_that_changed_nothing_publishes_nothing(tmp_path: Path, feed_ser
     (public / "index.html").unlink()
     assert run_cli("fetch", config=path, data=data).returncode == 0
     assert (public / "index.html").is_file()
+
+
+def test_a_fetch_publishes_while_a_language_shows_failing_feeds(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """`it` has no entries, so its page lists the failing feeds; a fetch in which a feed starts
+    failing changes that page though no day changed: it must publish."""
+    items = [_item("Only news", "https://news.example.org/a", "Mon, 16 Jan 2023 09:00:00 +0000", "One.")]
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+    feed_server.routes["/it.xml"] = (
+        _rss("Fonte", "https://it.example.org/", []).encode(),
+        "application/rss+xml",
+    )
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
+        f"  languages: [en, it]\nfeeds:\n"
+        f"  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
+        f"  - url: {feed_server.url('/it.xml')}\n    name: Fonte\n    language: it\n"
+    )
+    data, public = tmp_path / "data", tmp_path / "data" / "public"
+    assert run_cli("fetch", config=path, data=data).returncode == 0
+    assert "Fonte" not in (public / "it/index.html").read_text()
+    feed_server.routes["/it.xml"] = (b"<html>moved</html>", "text/html")  # now it fails
+    again = run_cli("fetch", config=path, data=data)
+    assert again.returncode == 0 and "is up to date" not in again.stdout
+    assert "Fonte" in (public / "it/index.html").read_text()
