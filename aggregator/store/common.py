@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..models import Enclosure, FeedState, Publishable, Source, StoredEntry
-from ..text import RENDER_VERSION
+from ..text import RENDER_VERSION, publishable_for, xml_safe
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's lock (SQLite) or a row lock
 
@@ -148,3 +148,56 @@ def feed_state(d: Mapping[str, Any], instant: Instant) -> FeedState:
         warning=d["warning"],
         body_hash=d.get("body_hash"),
     )
+
+
+def safe_text(value: str | None) -> str | None:
+    """`text.xml_safe` of an optional text (None and "" as they are)."""
+    return xml_safe(value) if value else value
+
+
+def entry_row(
+    e: StoredEntry,
+    instant: Callable[[datetime | None], Any],
+    day: Callable[[date], Any],
+    flag: Callable[[bool], Any],
+) -> dict[str, Any]:
+    """A StoredEntry as an `entries` row (column name -> value), every text XML-safe. The
+    stores differ only in how an instant, a day and a flag are written (SQLite: ISO 8601 text
+    and 0/1; PostgreSQL: `timestamptz`, `date`, `boolean`): each passes its converters."""
+    # Made once per entry (normalise, in the parse workers); here only when it was not, or no
+    # longer describes the entry's text (an update brought new text).
+    safe = publishable_for(e.summary, e.content, e.publishable)
+    return {
+        "id": e.id,
+        "feed_url": e.feed_url,
+        "source_key": e.source_key,
+        "canonical_url": safe_text(e.canonical_url),
+        "fingerprint": e.fingerprint,
+        "link": safe_text(e.link),
+        "title": xml_safe(e.title),
+        "summary": xml_safe(e.summary),
+        "content": xml_safe(e.content),
+        "author": safe_text(e.author),
+        "categories": json.dumps([xml_safe(c) for c in e.categories], ensure_ascii=False),
+        "enclosures": json.dumps(
+            [[xml_safe(x.url), safe_text(x.type), x.length] for x in e.enclosures], ensure_ascii=False
+        ),
+        "translations": json.dumps(
+            [[xml_safe(a), xml_safe(b)] for a, b in e.translations], ensure_ascii=False
+        ),
+        "published": instant(e.published),
+        "updated": instant(e.updated),
+        "first_seen": instant(e.first_seen),
+        "language": e.language,
+        "language_tag": e.language_tag,
+        "language_evidence": e.language_evidence,
+        "day": day(e.day),
+        "content_hash": e.content_hash,
+        "title_key": e.title_key,
+        "translation_key": e.translation_key,
+        "published_zone": e.published_zone,
+        "date_only": flag(e.date_only),
+        "content_html": safe.content_html,
+        "lede_text": safe.lede_text,
+        "render_version": safe.render_version,
+    }

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import re
 import time
@@ -49,7 +48,7 @@ from ..models import (
     StoredEntry,
     UpdatePlan,
 )
-from ..text import RENDER_VERSION, publishable, publishable_for, xml_safe
+from ..text import RENDER_VERSION, publishable, xml_safe
 from .common import (
     BUSY_TIMEOUT,
     FeedStats,
@@ -61,7 +60,9 @@ from .common import (
     StoreReadOnly,
     StoreSchemaError,
     entry_day,
+    entry_row,
     feed_state,
+    safe_text,
     stored_entry,
 )
 
@@ -253,10 +254,6 @@ def _ts(value: datetime | None) -> datetime | None:
     """Aware UTC to the second, as SQLite's text form keeps it (the contract: both stores
     give back the same value)."""
     return value.astimezone(UTC).replace(microsecond=0) if value is not None else None
-
-
-def _safe(value: str | None) -> str | None:
-    return xml_safe(value) if value else value
 
 
 def _lock_key(*parts: str) -> int:
@@ -652,7 +649,7 @@ class PostgresStore:
         validators: bool,
         body_hash: str | None = None,
     ) -> None:
-        error, title, warning = _safe(error), _safe(title), _safe(warning)
+        error, title, warning = safe_text(error), safe_text(title), safe_text(warning)
         if validators:
             etag_sql, modified_sql = "etag = %(etag)s", "last_modified = %(modified)s"
             hash_sql = "body_hash = %(hash)s"
@@ -680,7 +677,7 @@ class PostgresStore:
                 "errors": error_count,
                 "next": _ts(next_poll),
                 "title": title,
-                "moved": _safe(result.permanent_redirect),
+                "moved": safe_text(result.permanent_redirect),
                 "gone": gone,
                 "warning": warning,
                 "url": result.feed_url,
@@ -692,7 +689,7 @@ class PostgresStore:
             [
                 result.feed_url,
                 _ts(result.fetched_at or datetime.now(UTC)),
-                _safe(result.url),
+                safe_text(result.url),
                 result.status,
                 len(result.body) if result.body is not None else None,
                 result.duration_ms,
@@ -720,12 +717,12 @@ class PostgresStore:
                 """UPDATE feeds SET last_polled = %s, last_status = %s, last_outcome = %s,
                      last_error = %s, error_count = %s, next_poll = %s, leased_until = NULL
                    WHERE url = %s""",
-                [_ts(fetched_at), status, outcome, _safe(error), error_count, _ts(next_poll), feed_url],
+                [_ts(fetched_at), status, outcome, safe_text(error), error_count, _ts(next_poll), feed_url],
             )
             conn.execute(
                 "INSERT INTO fetch_log (feed_url, started, url, status, bytes, duration_ms, outcome, error) "
                 "VALUES (%s, %s, %s, %s, NULL, %s, %s, %s)",
-                [feed_url, _ts(fetched_at), _safe(url), status, duration_ms, outcome, _safe(error)],
+                [feed_url, _ts(fetched_at), safe_text(url), status, duration_ms, outcome, safe_text(error)],
             )
 
     def prune_fetch_log(self, older_than: timedelta, now: datetime) -> int:
@@ -872,7 +869,15 @@ class PostgresStore:
             "SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM entries WHERE id = %s) "
             "ON CONFLICT DO NOTHING",
             [
-                (s.feed_url, s.source_key, eid, xml_safe(s.feed_name), _safe(s.link), _ts(s.first_seen), eid)
+                (
+                    s.feed_url,
+                    s.source_key,
+                    eid,
+                    xml_safe(s.feed_name),
+                    safe_text(s.link),
+                    _ts(s.first_seen),
+                    eid,
+                )
                 for eid, s in sources
             ],
         )
@@ -983,43 +988,7 @@ class PostgresStore:
 
 
 def _entry_row(e: StoredEntry) -> dict[str, Any]:
-    # Made once per entry (normalise, in the parse workers); here only when it was not, or no
-    # longer describes the entry's text (an update brought new text).
-    safe = publishable_for(e.summary, e.content, e.publishable)
-    return {
-        "id": e.id,
-        "feed_url": e.feed_url,
-        "source_key": e.source_key,
-        "canonical_url": _safe(e.canonical_url),
-        "fingerprint": e.fingerprint,
-        "link": _safe(e.link),
-        "title": xml_safe(e.title),
-        "summary": xml_safe(e.summary),
-        "content": xml_safe(e.content),
-        "author": _safe(e.author),
-        "categories": json.dumps([xml_safe(c) for c in e.categories], ensure_ascii=False),
-        "enclosures": json.dumps(
-            [[xml_safe(x.url), _safe(x.type), x.length] for x in e.enclosures], ensure_ascii=False
-        ),
-        "translations": json.dumps(
-            [[xml_safe(a), xml_safe(b)] for a, b in e.translations], ensure_ascii=False
-        ),
-        "published": _ts(e.published),
-        "updated": _ts(e.updated),
-        "first_seen": _ts(e.first_seen),
-        "language": e.language,
-        "language_tag": e.language_tag,
-        "language_evidence": e.language_evidence,
-        "day": e.day,
-        "content_hash": e.content_hash,
-        "title_key": e.title_key,
-        "translation_key": e.translation_key,
-        "published_zone": e.published_zone,
-        "date_only": e.date_only,
-        "content_html": safe.content_html,
-        "lede_text": safe.lede_text,
-        "render_version": safe.render_version,
-    }
+    return entry_row(e, _ts, _as_day, bool)
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -41,7 +41,7 @@ from ..models import (
     StoredEntry,
     UpdatePlan,
 )
-from ..text import RENDER_VERSION, normalise_title, publishable, publishable_for, xml_safe
+from ..text import RENDER_VERSION, normalise_title, publishable, xml_safe
 from .common import (
     BUSY_TIMEOUT,
     FeedStats,
@@ -53,7 +53,9 @@ from .common import (
     StoreReadOnly,
     StoreSchemaError,
     entry_day,
+    entry_row,
     feed_state,
+    safe_text,
     stored_entry,
 )
 
@@ -329,10 +331,6 @@ def _ts(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _safe(value: str | None) -> str | None:
-    return xml_safe(value) if value else value
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -696,7 +694,7 @@ class SQLiteStore:
         validators: bool,
         body_hash: str | None = None,
     ) -> None:
-        error, title, warning = _safe(error), _safe(title), _safe(warning)
+        error, title, warning = safe_text(error), safe_text(title), safe_text(warning)
         if validators:
             etag_sql, modified_sql = "etag = ?", "last_modified = ?"
             hash_sql = "body_hash = ?"
@@ -722,7 +720,7 @@ class SQLiteStore:
                 error_count,
                 _ts(next_poll),
                 title,
-                _safe(result.permanent_redirect),
+                safe_text(result.permanent_redirect),
                 int(gone),
                 warning,
                 result.feed_url,
@@ -734,7 +732,7 @@ class SQLiteStore:
             [
                 result.feed_url,
                 _ts(result.fetched_at or datetime.now(UTC)),
-                _safe(result.url),
+                safe_text(result.url),
                 result.status,
                 len(result.body) if result.body is not None else None,
                 result.duration_ms,
@@ -890,12 +888,12 @@ class SQLiteStore:
                 """UPDATE feeds SET last_polled = ?, last_status = ?, last_outcome = ?,
                      last_error = ?, error_count = ?, next_poll = ?, leased_until = NULL
                    WHERE url = ?""",
-                [_ts(fetched_at), status, outcome, _safe(error), error_count, _ts(next_poll), feed_url],
+                [_ts(fetched_at), status, outcome, safe_text(error), error_count, _ts(next_poll), feed_url],
             )
             self.db.execute(
                 "INSERT INTO fetch_log (feed_url, started, url, status, bytes, duration_ms, "
                 "outcome, error) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-                [feed_url, _ts(fetched_at), _safe(url), status, duration_ms, outcome, _safe(error)],
+                [feed_url, _ts(fetched_at), safe_text(url), status, duration_ms, outcome, safe_text(error)],
             )
 
     def latest(self, language: str | None, limit: int) -> list[StoredEntry]:
@@ -1019,43 +1017,7 @@ def _marks(chunk: Sequence[str]) -> str:
 
 
 def _entry_row(e: StoredEntry) -> dict[str, Any]:
-    # Made once per entry (normalise, in the parse workers); here only when it was not, or no
-    # longer describes the entry's text (an update brought new text).
-    safe = publishable_for(e.summary, e.content, e.publishable)
-    return {
-        "id": e.id,
-        "feed_url": e.feed_url,
-        "source_key": e.source_key,
-        "canonical_url": _safe(e.canonical_url),
-        "fingerprint": e.fingerprint,
-        "link": _safe(e.link),
-        "title": xml_safe(e.title),
-        "summary": xml_safe(e.summary),
-        "content": xml_safe(e.content),
-        "author": _safe(e.author),
-        "categories": json.dumps([xml_safe(c) for c in e.categories], ensure_ascii=False),
-        "enclosures": json.dumps(
-            [[xml_safe(x.url), _safe(x.type), x.length] for x in e.enclosures], ensure_ascii=False
-        ),
-        "translations": json.dumps(
-            [[xml_safe(a), xml_safe(b)] for a, b in e.translations], ensure_ascii=False
-        ),
-        "published": _ts(e.published),
-        "updated": _ts(e.updated),
-        "first_seen": _ts(e.first_seen),
-        "language": e.language,
-        "language_tag": e.language_tag,
-        "language_evidence": e.language_evidence,
-        "day": e.day.isoformat(),
-        "content_hash": e.content_hash,
-        "title_key": e.title_key,
-        "translation_key": e.translation_key,
-        "published_zone": e.published_zone,
-        "date_only": int(e.date_only),
-        "content_html": safe.content_html,
-        "lede_text": safe.lede_text,
-        "render_version": safe.render_version,
-    }
+    return entry_row(e, _ts, date.isoformat, int)
 
 
 def _source_row(entry_id: str, s: Source) -> dict[str, Any]:
@@ -1064,7 +1026,7 @@ def _source_row(entry_id: str, s: Source) -> dict[str, Any]:
         "source_key": s.source_key,
         "entry_id": entry_id,
         "feed_name": xml_safe(s.feed_name),
-        "link": _safe(s.link),
+        "link": safe_text(s.link),
         "first_seen": _ts(s.first_seen),
     }
 
