@@ -336,7 +336,7 @@ class Publisher:
                 digests=self.digests,
             )  # fmt: skip
         except Exception as e:  # a failing publish keeps the last good pages and is retried
-            self._give_back(full, days)
+            self._rebuild_all()  # whatever publish comes next (a retry, or one for changes)
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
             return None
         self._failed = False
@@ -356,7 +356,7 @@ class Publisher:
         if self.config.site.websub_hub:
             self._ping_hub(report.written)
         if report.failed:
-            self._give_back(full, days)
+            self._rebuild_all()  # which files failed is not kept: the next publish is whole
             # The other files are out; these keep their last good version. Retried like a
             # failed publish, and /healthz says which until they are written.
             path, error = report.failed[0]
@@ -368,13 +368,6 @@ class Publisher:
         """The next publish rebuilds everything (no publish is scheduled by this)."""
         with self._cond:
             self._full = True
-
-    def _give_back(self, full: bool, days: set[date]) -> None:
-        """A publish that failed owes its days to the next one (which is then a full rebuild
-        anyway, as a retry: this keeps the days should that rule change)."""
-        with self._cond:
-            self._full = self._full or full
-            self._days |= days
 
     def _ping_hub(self, written: tuple[str, ...]) -> None:
         """Tell the WebSub hub which feeds changed, from a thread of its own: a slow or failing

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -373,3 +374,25 @@ def test_a_fetch_publishes_while_a_language_shows_failing_feeds(
     again = run_cli("fetch", config=path, data=data)
     assert again.returncode == 0 and "is up to date" not in again.stdout
     assert "Fonte" in (public / "it/index.html").read_text()
+
+
+def test_after_a_failed_file_the_next_publish_is_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Which files failed is not kept: whatever publish comes next (a retry, or one for new
+    changes that comes first) rebuilds everything, so the failed file is made again."""
+    with _service_publisher(tmp_path, _initial(START)) as (_cfg, _store, publisher):
+        publisher.publish_now("start")
+        page = tmp_path / "public" / f"archive/{START:%Y/%m/%d}/en.html"
+        page.unlink()
+        page.mkdir()  # the write of that page now fails
+        (page / "x").write_text("x")
+        publisher.changed({START.date()})
+        failed = publisher.publish_now("changes")
+        assert failed is not None and f"archive/{START:%Y/%m/%d}/en.html" in dict(failed.failed)
+        shutil.rmtree(page)
+        caplog.set_level("INFO", logger="aggregator.schedule")
+        publisher.changed(frozenset())  # new changes, on no day: still a whole rebuild
+        again = publisher.publish_now("changes")
+        assert again is not None and again.failed == () and page.is_file()
+        assert "days=all" in caplog.text
