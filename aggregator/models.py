@@ -197,6 +197,30 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What one poll learnt about its feed, written by `Store.record_poll` / `PollWork.record`
+    together with a `fetch_log` row, in one transaction.
+
+    `outcome` is an `Outcome` value; `error_count` the feed's consecutive failures after this
+    poll; `next_poll` when it is due again (None: never, a gone feed). `validators`: store
+    the answer's ETag and Last-Modified and `body_hash` (a digest of its body, read back as
+    `FeedState.body_hash` so an unchanged 200 is not parsed again) only when its entries were
+    parsed and stored; otherwise the earlier ones are kept, so a failed answer is asked for in
+    full next time (issue 11: validators only with a successful parse)."""
+
+    result: FetchResult
+    outcome: str
+    error_count: int
+    next_poll: datetime | None
+    error: str | None = None
+    title: str | None = None
+    warning: str | None = None
+    gone: bool = False
+    validators: bool = False
+    body_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UpdatePlan:
     """The dedupe decision for one feed's poll, applied by the store in one transaction."""
 

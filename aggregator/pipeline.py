@@ -21,7 +21,7 @@ from . import workers as parse_workers
 from .config import Config, FeedConfig
 from .error_kinds import error_kind
 from .fetch import Fetcher
-from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollReport, UpdatePlan
+from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollRecord, PollReport, UpdatePlan
 from .parse import NotAFeed
 from .store import Store, StoreError, StoreLocked
 from .workers import pool_min_feeds
@@ -218,16 +218,18 @@ async def _poll(
             interval = poll_interval(feed, config, lambda: work.entries_published_since(started - WEEK))
             when = next_poll(interval, errors, started, result.retry_after, rng)
         work.record(
-            result,
-            error=error,
-            outcome=outcome.value,
-            error_count=errors,
-            next_poll=when,
-            title=title,
-            warning=warning,
-            gone=gone,
-            validators=outcome is Outcome.OK,
-            body_hash=digest,
+            PollRecord(
+                result,
+                outcome=outcome.value,
+                error_count=errors,
+                next_poll=when,
+                error=error,
+                title=title,
+                warning=warning,
+                gone=gone,
+                validators=outcome is Outcome.OK,
+                body_hash=digest,
+            )
         )
     report = PollReport(
         feed_url=feed.key,

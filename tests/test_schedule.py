@@ -19,7 +19,7 @@ import pytest
 
 from aggregator.config import Config, Defaults, FeedConfig
 from aggregator.fetch import Fetcher
-from aggregator.models import FetchResult, Outcome
+from aggregator.models import FetchResult, Outcome, PollRecord
 from aggregator.pipeline import (
     JITTER,
     MAX_BACKOFF,
@@ -460,9 +460,9 @@ def test_prune_runs_on_the_poll_thread_that_owns_the_connection(
     try:
         other = SQLiteStore(tmp_path / "aggregator.db")  # this thread's own connection
         old = datetime.now(UTC) - timedelta(days=40)
-        other.record_poll(
+        other.record_poll(PollRecord(
             FetchResult(feed.key, feed.key, None, Outcome.NETWORK_ERROR, error="x", fetched_at=old),
-            error="x", outcome="network-error", error_count=1, next_poll=None,
+            error="x", outcome="network-error", error_count=1, next_poll=None,)
         )  # fmt: skip
         assert any(r["started"] < (old + MIN).isoformat() for r in other.fetch_log(feed.key))
         assert service._loop is not None

@@ -13,7 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.models import Candidate, Enclosure, FetchResult, Outcome, Source, StoredEntry, UpdatePlan
+from aggregator.models import (
+    Candidate,
+    Enclosure,
+    FetchResult,
+    Outcome,
+    PollRecord,
+    Source,
+    StoredEntry,
+    UpdatePlan,
+)
 from aggregator.store import SCHEMA_VERSION, SQLiteStore, Store, StoreError, StoreLocked, StoreSchemaError
 from aggregator.text import RENDER_VERSION, publishable, xml_safe
 from tests.conftest import run_cli
@@ -198,9 +207,9 @@ def test_every_text_is_xml_safe_once_stored(tmp_path: Path, text: str) -> None:
         store.sync_feeds([("F", text or "n", "en")])
         with store.poll("F") as work:
             work.apply(UpdatePlan(inserts=(entry,)))
-            work.record(
+            work.record(PollRecord(
                 FetchResult("F", "F", 200, Outcome.OK), error=text, outcome="ok", error_count=0,
-                next_poll=None, title=text, warning=text,
+                next_poll=None, title=text, warning=text,)
             )  # fmt: skip
         [stored] = store.entries_by_id([entry.id])
         safe = xml_safe(text)
@@ -246,8 +255,8 @@ def test_a_poll_that_raises_writes_nothing(tmp_path: Path) -> None:
     store.sync_feeds([("F", "n", "en")])
     with pytest.raises(ZeroDivisionError), store.poll("F") as work:
         work.apply(UpdatePlan(inserts=(_entry("x"),)))
-        work.record(FetchResult("F", "F", 200, Outcome.OK, etag='"e"'), error=None, outcome="ok",
-                    error_count=0, next_poll=None, validators=True)  # fmt: skip
+        work.record(PollRecord(FetchResult("F", "F", 200, Outcome.OK, etag='"e"'), error=None, outcome="ok",
+                    error_count=0, next_poll=None, validators=True))  # fmt: skip
         _ = 1 / 0
     assert store.count_entries() == 0
     state = store.feed_state("F")
@@ -263,7 +272,7 @@ def test_validators_are_kept_unless_the_poll_succeeded(tmp_path: Path) -> None:
     def record(etag: str | None, validators: bool) -> str | None:
         result = FetchResult("F", "F", 200, Outcome.OK, etag=etag, last_modified=None)
         store.record_poll(
-            result, error=None, outcome="ok", error_count=0, next_poll=None, validators=validators
+            PollRecord(result, error=None, outcome="ok", error_count=0, next_poll=None, validators=validators)
         )
         state = store.feed_state("F")
         assert state is not None
@@ -304,7 +313,9 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "feed_state": lambda s: s.feed_state("F"),
     "feed_states": lambda s: s.feed_states(),
     "record_poll": lambda s: s.record_poll(
-        FetchResult("F", "F", 200, Outcome.OK), error=None, outcome="ok", error_count=0, next_poll=None
+        PollRecord(
+            FetchResult("F", "F", 200, Outcome.OK), error=None, outcome="ok", error_count=0, next_poll=None
+        )
     ),
     "record_failure": lambda s: s.record_failure(
         "F",

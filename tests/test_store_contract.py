@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import dedupe
-from aggregator.models import Candidate, FetchResult, Outcome, UpdatePlan
+from aggregator.models import Candidate, FetchResult, Outcome, PollRecord, UpdatePlan
 from aggregator.render import lede
 from aggregator.store import SQLiteStore, Store, StoreError, StoreMissing, StoreSchemaError, open_store
 from aggregator.store.postgres import MIGRATIONS as PG_MIGRATIONS
@@ -57,9 +57,9 @@ def store(opener: Opener) -> Store:
 
 
 def _record(store: Store, url: str, *, next_poll: datetime | None, etag: str | None = None) -> None:
-    store.record_poll(
+    store.record_poll(PollRecord(
         FetchResult(url, url, 200, Outcome.OK, etag=etag, fetched_at=NOW), error=None, outcome="ok",
-        error_count=0, next_poll=next_poll, validators=True,
+        error_count=0, next_poll=next_poll, validators=True,)
     )  # fmt: skip
 
 
@@ -154,9 +154,9 @@ def test_an_expired_lease_is_claimed_again(opener: Opener) -> None:
 
 def test_claims_limited_to_the_named_feeds_and_never_gone_ones(store: Store) -> None:
     store.sync_feeds([(u, u, "en") for u in ("a", "b", "c")])
-    store.record_poll(
+    store.record_poll(PollRecord(
         FetchResult("c", "c", 410, Outcome.GONE, fetched_at=NOW), error="gone", outcome="gone",
-        error_count=1, next_poll=None, gone=True,
+        error_count=1, next_poll=None, gone=True,)
     )  # fmt: skip
     assert [s.url for s in store.claim_due(NOW, 9, MINUTE, feeds={"b", "c"})] == ["b"]
     assert [s.url for s in store.claim_due(NOW, 9, MINUTE)] == ["a"]
@@ -191,8 +191,8 @@ def test_a_poll_that_raises_leaves_nothing_and_keeps_the_lease(store: Store) -> 
     assert store.claim_due(NOW, 1, MINUTE)
     with pytest.raises(ZeroDivisionError), store.poll("F") as work:
         work.apply(UpdatePlan(inserts=(_entry("x"),)))
-        work.record(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
-                    outcome="ok", error_count=0, next_poll=NOW, validators=True)  # fmt: skip
+        work.record(PollRecord(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
+                    outcome="ok", error_count=0, next_poll=NOW, validators=True))  # fmt: skip
         _ = 1 / 0
     assert store.count_entries() == 0 and store.fetch_log("F") == []
     state = store.feed_state("F")
@@ -206,8 +206,8 @@ def test_a_poll_commits_entries_state_and_record_together(store: Store) -> None:
         assert work.lookup([_candidate("F", "x", "A story of some length", "https://e.org/x")]) == []
         work.apply(UpdatePlan(inserts=(_entry("x"),)))
         assert work.entries_published_since(NOW - timedelta(days=3650)) == 1
-        work.record(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
-                    outcome="ok", error_count=0, next_poll=NOW + MINUTE, validators=True)  # fmt: skip
+        work.record(PollRecord(FetchResult("F", "F", 200, Outcome.OK, etag='"e"', fetched_at=NOW), error=None,
+                    outcome="ok", error_count=0, next_poll=NOW + MINUTE, validators=True))  # fmt: skip
     state = store.feed_state("F")
     assert state is not None and state.etag == '"e"' and state.next_poll == NOW + MINUTE
     assert [r["outcome"] for r in store.fetch_log("F")] == ["ok"]
@@ -297,8 +297,10 @@ def test_validators_are_kept_unless_the_poll_succeeded(store: Store) -> None:
     store.sync_feeds([("F", "n", "en")])
 
     def record(etag: str | None, validators: bool) -> str | None:
-        store.record_poll(FetchResult("F", "F", 200, Outcome.OK, etag=etag), error=None, outcome="ok",
-                          error_count=0, next_poll=None, validators=validators)  # fmt: skip
+        result = FetchResult("F", "F", 200, Outcome.OK, etag=etag)
+        store.record_poll(
+            PollRecord(result, outcome="ok", error_count=0, next_poll=None, validators=validators)
+        )
         state = store.feed_state("F")
         assert state is not None
         return state.etag
@@ -320,21 +322,23 @@ def test_body_hash_round_trips_and_is_kept_unless_the_poll_succeeded(store: Stor
         return state.body_hash
 
     assert stored() is None
-    store.record_poll(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
-                      validators=True, body_hash="a" * 64)  # fmt: skip
+    store.record_poll(PollRecord(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
+                      validators=True, body_hash="a" * 64))  # fmt: skip
     assert stored() == "a" * 64
     [claimed] = store.claim_due(NOW, 1, MINUTE)
     assert claimed.body_hash == "a" * 64
     with store.poll("F") as work:  # the pipeline's path
-        work.record(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
-                    validators=True, body_hash="b" * 64)  # fmt: skip
+        work.record(PollRecord(result, error=None, outcome="ok", error_count=0, next_poll=NOW,
+                    validators=True, body_hash="b" * 64))  # fmt: skip
     assert stored() == "b" * 64
     # A failed poll (no validators) keeps the digest of the last body stored.
-    store.record_poll(result, error="boom", outcome="not-a-feed", error_count=1, next_poll=None,
-                      validators=False, body_hash="c" * 64)  # fmt: skip
+    store.record_poll(PollRecord(result, error="boom", outcome="not-a-feed", error_count=1, next_poll=None,
+                      validators=False, body_hash="c" * 64))  # fmt: skip
     assert stored() == "b" * 64
     # A successful poll that had no body to hash forgets it, like the validators.
-    store.record_poll(result, error=None, outcome="ok", error_count=0, next_poll=None, validators=True)
+    store.record_poll(
+        PollRecord(result, error=None, outcome="ok", error_count=0, next_poll=None, validators=True)
+    )
     assert stored() is None
 
 
@@ -374,8 +378,8 @@ def test_every_text_is_stored_xml_safe(store: Store, text: str) -> None:
     store.sync_feeds([("F", text or "n", "en")])
     with store.poll("F") as work:
         work.apply(UpdatePlan(inserts=(_entry(eid, text),)))
-        work.record(FetchResult("F", "F", 200, Outcome.OK), error=text, outcome="ok", error_count=0,
-                    next_poll=None, title=text, warning=text)  # fmt: skip
+        result = FetchResult("F", "F", 200, Outcome.OK)
+        work.record(PollRecord(result, "ok", 0, None, error=text, title=text, warning=text))
     [stored] = store.entries_by_id([eid])
     safe = xml_safe(text)
     assert (stored.title, stored.summary, stored.author, stored.link) == (safe, safe, safe, safe)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from ..models import Candidate, FeedState, FetchResult, StoredEntry, UpdatePlan
+from ..models import Candidate, FeedState, PollRecord, StoredEntry, UpdatePlan
 from .common import (
     BUSY_TIMEOUT,
     FeedStats,
@@ -92,20 +92,7 @@ class PollWork(Protocol):
         """As `Store.mark_unpublished`, committed with the poll that touched those days."""
         ...
 
-    def record(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
+    def record(self, record: PollRecord) -> None:
         """The feed's new state and the poll's record (see `Store.record_poll`); clears the
         feed's lease."""
         ...
@@ -178,25 +165,9 @@ class Store(Protocol):
         another process kept a lock it needs beyond the busy timeout."""
         ...
 
-    def record_poll(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
-        """What a poll learnt about the feed and one poll record, in one transaction.
-        `validators`: store the answer's ETag and Last-Modified, and `body_hash` (a digest of
-        its body, read back as `FeedState.body_hash` so an unchanged 200 is not parsed again),
-        only after its entries were stored; otherwise the earlier ones are kept. Clears the
-        feed's lease."""
+    def record_poll(self, record: PollRecord) -> None:
+        """What a poll learnt about the feed (`PollRecord`, which says when validators are
+        kept) and a `fetch_log` row, in one transaction. Clears the feed's lease."""
         ...
 
     def record_failure(

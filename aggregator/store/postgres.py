@@ -43,7 +43,7 @@ from psycopg.rows import dict_row
 from ..models import (
     Candidate,
     FeedState,
-    FetchResult,
+    PollRecord,
     Source,
     StoredEntry,
     UpdatePlan,
@@ -305,25 +305,8 @@ class PostgresPollWork:
     def mark_unpublished(self, days: Collection[date]) -> None:
         self._store._mark_unpublished(self._conn, days)
 
-    def record(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
-        self._store._record_poll(
-            self._conn, result, error=error, outcome=outcome, error_count=error_count,
-            next_poll=next_poll, title=title, warning=warning, gone=gone, validators=validators,
-            body_hash=body_hash,
-        )  # fmt: skip
+    def record(self, record: PollRecord) -> None:
+        self._store._record_poll(self._conn, record)
 
 
 @_errors_at_the_boundary
@@ -612,44 +595,14 @@ class PostgresStore:
         with self._conn() as conn:
             conn.execute("UPDATE feeds SET leased_until = NULL WHERE url = ANY(%s)", [list(feed_urls)])
 
-    def record_poll(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
+    def record_poll(self, record: PollRecord) -> None:
         """See `Store.record_poll`."""
         with self._write() as conn:
-            self._record_poll(
-                conn, result, error=error, outcome=outcome, error_count=error_count,
-                next_poll=next_poll, title=title, warning=warning, gone=gone, validators=validators,
-                body_hash=body_hash,
-            )  # fmt: skip
+            self._record_poll(conn, record)
 
-    def _record_poll(
-        self,
-        conn: psycopg.Connection[dict[str, Any]],
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None,
-        warning: str | None,
-        gone: bool,
-        validators: bool,
-        body_hash: str | None = None,
-    ) -> None:
-        error, title, warning = safe_text(error), safe_text(title), safe_text(warning)
+    def _record_poll(self, conn: psycopg.Connection[dict[str, Any]], record: PollRecord) -> None:
+        result, outcome, validators = record.result, record.outcome, record.validators
+        error, title, warning = safe_text(record.error), safe_text(record.title), safe_text(record.warning)
         if validators:
             etag_sql, modified_sql = "etag = %(etag)s", "last_modified = %(modified)s"
             hash_sql = "body_hash = %(hash)s"
@@ -669,16 +622,16 @@ class PostgresStore:
             {
                 "etag": result.etag if validators else None,
                 "modified": result.last_modified if validators else None,
-                "hash": body_hash if validators else None,
+                "hash": record.body_hash if validators else None,
                 "polled": _ts(result.fetched_at),
                 "status": result.status,
                 "outcome": outcome,
                 "error": error,
-                "errors": error_count,
-                "next": _ts(next_poll),
+                "errors": record.error_count,
+                "next": _ts(record.next_poll),
                 "title": title,
                 "moved": safe_text(result.permanent_redirect),
-                "gone": gone,
+                "gone": record.gone,
                 "warning": warning,
                 "url": result.feed_url,
             },

@@ -36,7 +36,7 @@ import sqlite_utils
 from ..models import (
     Candidate,
     FeedState,
-    FetchResult,
+    PollRecord,
     Source,
     StoredEntry,
     UpdatePlan,
@@ -371,25 +371,9 @@ class SQLitePollWork:
         """As `Store.mark_unpublished`, in this poll's transaction."""
         self._store._mark_unpublished(days)
 
-    def record(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
+    def record(self, record: PollRecord) -> None:
         """The feed's new state and the poll's record (see `Store.record_poll`)."""
-        self._store._record_poll(
-            result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
-            title=title, warning=warning, gone=gone, validators=validators, body_hash=body_hash,
-        )  # fmt: skip
+        self._store._record_poll(record)
 
 
 @_errors_at_the_boundary
@@ -655,46 +639,14 @@ class SQLiteStore:
                 "UPDATE feeds SET leased_until = NULL WHERE url = ?", [(u,) for u in feed_urls]
             )
 
-    def record_poll(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None = None,
-        warning: str | None = None,
-        gone: bool = False,
-        validators: bool = False,
-        body_hash: str | None = None,
-    ) -> None:
-        """Remember what a poll learnt about the feed, and log the attempt, in one transaction.
-
-        `validators`: store the answer's ETag and Last-Modified, and `body_hash` (a digest of
-        its body), only after its entries were parsed and stored; otherwise the ones stored
-        before are kept, so a failed answer is asked for again in full next time."""
+    def record_poll(self, record: PollRecord) -> None:
+        """See `Store.record_poll`."""
         with self._write():
-            self._record_poll(
-                result, error=error, outcome=outcome, error_count=error_count, next_poll=next_poll,
-                title=title, warning=warning, gone=gone, validators=validators, body_hash=body_hash,
-            )  # fmt: skip
+            self._record_poll(record)
 
-    def _record_poll(
-        self,
-        result: FetchResult,
-        *,
-        error: str | None,
-        outcome: str,
-        error_count: int,
-        next_poll: datetime | None,
-        title: str | None,
-        warning: str | None,
-        gone: bool,
-        validators: bool,
-        body_hash: str | None = None,
-    ) -> None:
-        error, title, warning = safe_text(error), safe_text(title), safe_text(warning)
+    def _record_poll(self, record: PollRecord) -> None:
+        result, outcome, validators = record.result, record.outcome, record.validators
+        error, title, warning = safe_text(record.error), safe_text(record.title), safe_text(record.warning)
         if validators:
             etag_sql, modified_sql = "etag = ?", "last_modified = ?"
             hash_sql = "body_hash = ?"
@@ -712,16 +664,16 @@ class SQLiteStore:
             [
                 result.etag if validators else None,
                 result.last_modified if validators else None,
-                body_hash if validators else None,
+                record.body_hash if validators else None,
                 _ts(result.fetched_at),
                 result.status,
                 outcome,
                 error,
-                error_count,
-                _ts(next_poll),
+                record.error_count,
+                _ts(record.next_poll),
                 title,
                 safe_text(result.permanent_redirect),
-                int(gone),
+                int(record.gone),
                 warning,
                 result.feed_url,
             ],
