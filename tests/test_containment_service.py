@@ -156,6 +156,34 @@ def test_write_lock_held_15_s_front_page_answers_fast(tmp_path: Path) -> None:
     assert code == 0 and "Traceback" not in service.output
 
 
+def test_healthz_tells_the_truth_while_all_is_well(tmp_path: Path) -> None:
+    """Issue 11: 200 with JSON saying the store is reachable, the scheduler alive, the times of
+    the last successful poll and publish, and how many feeds fail (a failing feed is news, not
+    an unhealthy service). The 503 side: test_database_deleted_keeps_last_good_pages,
+    test_full_disk_then_every_feed_polled_again, test_schedule.py."""
+    broken = "  - url: {base}/missing.xml\n    name: Broken\n    language: en\n"
+    with FeedWorld(3) as world:
+        config = world.config(tmp_path / "feeds.yaml", extra=broken.format(base=world.base_url))
+        started = datetime.now(UTC).replace(microsecond=0)
+        with RunningService(config, tmp_path / "data", tmp_path / "run.log") as service:
+            assert service.serving()
+
+            def settled() -> bool:
+                doc = service.get("/healthz").json()
+                return bool(doc["last_poll"] and doc["last_publish"] and doc["feeds_failing"] == 1)
+
+            assert service.wait_for(settled, 30), service.output
+            health = service.get("/healthz")
+            code, _ = service.stop()
+    assert health.status_code == 200 and health.headers["cache-control"] == "no-store"
+    doc = health.json()
+    assert doc["status"] == "ok" and doc["reasons"] == []
+    assert (doc["store"], doc["scheduler"], doc["feeds_failing"]) == ("ok", "alive", 1)
+    for moment in ("last_poll", "last_publish"):
+        assert datetime.fromisoformat(doc[moment]) >= started, doc
+    assert code == 0
+
+
 def test_database_deleted_keeps_last_good_pages(tmp_path: Path) -> None:
     data = tmp_path / "data"
     db = data / "aggregator.db"
