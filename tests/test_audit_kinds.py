@@ -235,3 +235,14 @@ def test_different_articles_sharing_a_link_are_not_merged(tmp_path: Path, feed_s
     assert "7 new" in out and "0 merged" in out, out
     status = json.loads(cli("status", "--json", config=config, data=data))
     assert status["entries_total"] == 7
+
+
+def test_an_empty_item_is_skipped_with_a_warning_in_status(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Items with no title, no link and no text are skipped, and `status` says so (issue 12)."""
+    body = rss([{"title": "", "link": ""}, {"title": "A real entry", "link": "https://e.org/real"}])
+    config = configure(tmp_path / "feeds.yaml", {"F": (feed_server.add("/f.xml", body), "en")}, "en")
+    data = tmp_path / "data"
+    assert "1 new" in cli("fetch", config=config, data=data)
+    [feed] = json.loads(cli("status", "--json", config=config, data=data))["feeds"]
+    assert feed["outcome"] == "ok" and "1 entry skipped" in (feed["warning"] or ""), feed
+    assert "1 entry skipped" in cli("status", config=config, data=data)
