@@ -5,8 +5,10 @@ deleted; a bug) ends in `pipeline.poll_feed` as a PollReport, recorded with its 
 the store allows, counted as a consecutive error and rescheduled with back-off. Validators
 are kept only from an answer that was parsed and stored. Two processes polling one store
 store nothing twice. Real servers on 127.0.0.1, real SQLite files, real processes; faults
-are real too (a full tmpfs, a read-only remount, another process holding the write lock, the
-file unlinked), except one injected bug where a bug is the point.
+are real too (a full tmpfs, another process holding the write lock, the file unlinked), except
+one injected bug where a bug is the point. A read-only data directory is a fault of a command's
+start (Linux refuses to remount a file system read-only while the database is open for
+writing): test_cli_errors.py and test_audit_gaps.py.
 """
 
 from __future__ import annotations
