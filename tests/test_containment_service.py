@@ -6,6 +6,7 @@ that the site keeps serving its last good pages. Loopback only; every wait is bo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -154,6 +155,68 @@ def test_write_lock_held_15_s_front_page_answers_fast(tmp_path: Path) -> None:
     assert len(latencies) > 50
     assert latencies[len(latencies) * 99 // 100] < 0.5, latencies[-5:]
     assert code == 0 and "Traceback" not in service.output
+
+
+def test_healthz_tells_the_truth_while_all_is_well(tmp_path: Path) -> None:
+    """Issue 11: 200 with JSON saying the store is reachable, the scheduler alive, the times of
+    the last successful poll and publish, and how many feeds fail (a failing feed is news, not
+    an unhealthy service). The 503 side: test_database_deleted_keeps_last_good_pages,
+    test_full_disk_then_every_feed_polled_again, test_schedule.py."""
+    broken = "  - url: {base}/missing.xml\n    name: Broken\n    language: en\n"
+    with FeedWorld(3) as world:
+        config = world.config(tmp_path / "feeds.yaml", extra=broken.format(base=world.base_url))
+        started = datetime.now(UTC).replace(microsecond=0)
+        with RunningService(config, tmp_path / "data", tmp_path / "run.log") as service:
+            assert service.serving()
+
+            def settled() -> bool:
+                doc = service.get("/healthz").json()
+                return bool(doc["last_poll"] and doc["last_publish"] and doc["feeds_failing"] == 1)
+
+            assert service.wait_for(settled, 30), service.output
+            health = service.get("/healthz")
+            code, _ = service.stop()
+    assert health.status_code == 200 and health.headers["cache-control"] == "no-store"
+    doc = health.json()
+    assert doc["status"] == "ok" and doc["reasons"] == []
+    assert (doc["store"], doc["scheduler"], doc["feeds_failing"]) == ("ok", "alive", 1)
+    for moment in ("last_poll", "last_publish"):
+        assert datetime.fromisoformat(doc[moment]) >= started, doc
+    assert code == 0
+
+
+def test_an_output_that_cannot_be_written_shows_in_healthz_and_costs_that_file(tmp_path: Path) -> None:
+    """Issue 11: once, one output failing stopped every publish while /healthz said ok. Under
+    `run`: the other files keep being published, /healthz says 503 and names the file, and once
+    it can be written again it is, and /healthz is 200 again."""
+    data = tmp_path / "data"
+    public = data / "public"
+    blocked = public / "feeds" / "all.json"
+    with FeedWorld(5, changing=True) as world:
+        config = world.config(tmp_path / "feeds.yaml", interval="1s")
+        with RunningService(config, data, tmp_path / "run.log") as service:
+            assert service.serving()
+            assert service.wait_for(lambda: _entries_on_front_page(service), 30)
+            blocked.unlink()
+            (blocked / "in-the-way").mkdir(parents=True)  # a non-empty directory where the file goes
+
+            def says_which() -> bool:
+                r = service.get("/healthz")
+                reasons = " ".join(r.json()["reasons"])
+                return (
+                    r.status_code == 503 and "could not be written" in reasons and "feeds/all.json" in reasons
+                )
+
+            assert service.wait_for(says_which, 20), service.output
+            atom = (public / "feeds" / "all.atom").read_bytes()
+            assert service.wait_for(lambda: (public / "feeds" / "all.atom").read_bytes() != atom, 20)
+            assert _entries_on_front_page(service)  # the rest of the site is published and served
+            shutil.rmtree(blocked)
+            assert service.wait_for(lambda: service.get("/healthz").status_code == 200, 40), service.output
+            assert service.wait_for(lambda: blocked.is_file(), 10)
+            assert json.loads(blocked.read_bytes())["items"]
+            code, _ = service.stop()
+    assert code == 0  # the log's noise meanwhile: tests/test_audit_gaps.py
 
 
 def test_database_deleted_keeps_last_good_pages(tmp_path: Path) -> None:
