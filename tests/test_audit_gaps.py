@@ -49,20 +49,16 @@ def test_a_read_only_data_directory_fails_in_one_line_without_a_traceback(
     assert str(data / "aggregator.db") in last, last
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit finding: a WAL database on a read-only file system is reported as "
-    "'cannot open the database … (unable to open database file)' (`run`: 'StoreMissing'), the "
-    "words of a missing file, not README's '… cannot be written'",
-)
 @pytest.mark.parametrize("command", [("fetch",), ("run", "--port", "0")], ids=" ".join)
 def test_a_read_only_data_directory_is_named_as_such(
     read_only_data: tuple[Path, Path], command: tuple[str, ...]
 ) -> None:
+    """README "Exits": a data directory that cannot be written is named as such (audit of issue
+    11: a WAL database there was reported as missing)."""
     config, data = read_only_data
     result = run_cli(*command, config=config, data=data, timeout=60)
     last = result.stderr.strip().splitlines()[-1]
-    assert "cannot be written" in last or "read-only" in last, last
+    assert "cannot be written" in last and "read-only" in last, last
     assert "StoreMissing" not in last
 
 

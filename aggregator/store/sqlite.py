@@ -70,6 +70,23 @@ _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8
 _READONLY_DBMOVED = 1032  # the file was unlinked or renamed while open
 
 
+def _writable(path: Path) -> bool:
+    """Whether the database file and its directory can both be written (SQLite needs the
+    directory for its journal, -wal and -shm files)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _why_not_writable(path: Path) -> str:
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    except OSError:
+        pass
+    if not os.access(path.parent, os.W_OK):
+        return f"its directory {path.parent} is not writable"
+    return "the file is not writable"
+
+
 def store_error(e: BaseException, path: Path) -> StoreError:
     """A driver or OS error met while using the database at `path`, as a StoreError."""
     if isinstance(e, StoreError):
@@ -89,6 +106,11 @@ def store_error(e: BaseException, path: Path) -> StoreError:
         if primary == _READONLY:
             return StoreReadOnly(f"the database {path} cannot be written ({detail})")
         if primary == _CANTOPEN:
+            if path.exists() and not _writable(path):
+                # A WAL database opens only where SQLite can create its -wal and -shm files:
+                # on a read-only file system or directory it says "unable to open", which is
+                # not what the operator must fix (audit of issue 11).
+                return StoreReadOnly(f"the database {path} cannot be written: {_why_not_writable(path)}")
             return StoreMissing(f"cannot open the database {path} ({detail})")
         if primary in (_CORRUPT, _NOTADB):
             return StoreCorrupt(f"{path} is not a sound SQLite database ({detail})")
