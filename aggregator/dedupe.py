@@ -209,7 +209,7 @@ def decide(
                 # slug): take it, so the entry's link is the right one and a later edit, found
                 # by this link, updates it in place (cases/16). No source row is added: ids
                 # that change on every poll would add one per poll.
-                moved = replace(match, link=c.link, canonical_url=c.canonical_url)
+                moved = with_own_link(replace(match, canonical_url=c.canonical_url), c.feed_url, c.link)
                 (inserts if match.id in inserts else updates)[match.id] = moved
                 index(moved)
                 match = moved
@@ -321,12 +321,22 @@ def _new_entry(c: Candidate, feed_name: str, now: datetime, zone: ZoneInfo) -> S
     )
 
 
+def with_own_link(e: StoredEntry, feed_url: str, link: str | None) -> StoredEntry:
+    """`e` with the link its own feed `feed_url` now gives it, on the entry and on every source
+    record of that feed, so that no output (JSON Feed `_aggregator.sources`, the front pages'
+    JSON) keeps publishing the link the feed corrected (cases/16; the store writes source links
+    of updated entries). Other feeds' records keep their own links. No link: `e` unchanged."""
+    if not link:
+        return e
+    sources = tuple(replace(s, link=link) if s.feed_url == feed_url else s for s in e.sources)
+    return replace(e, link=link, sources=sources)
+
+
 def _updated(old: StoredEntry, c: Candidate, now: datetime) -> StoredEntry:
     """A correction: new text, same identity, first-seen time and day (no jumping pages)."""
     better_language = EVIDENCE_RANK[c.language_evidence] >= EVIDENCE_RANK[old.language_evidence]
     return replace(
-        old,
-        link=c.link or old.link,
+        with_own_link(old, c.feed_url, c.link),
         canonical_url=old.canonical_url or c.canonical_url,
         title=c.title,
         summary=c.summary,

@@ -377,12 +377,9 @@ def test_case_16_a_corrected_guid_and_link_then_an_edit_is_one_entry_updated_in_
     assert "sett-up" not in r.feed("atom").decode() + r.feed("rss").decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit finding: the entry's source record keeps the typo link; all.json "
-    "_aggregator.sources[].link and the front page JSON's sources[].link still publish it",
-)
 def test_case_16_no_output_keeps_the_typo_link(replay: Any) -> None:
+    """The corrected link replaces the typo on the entry's source record too, so JSON Feed's
+    `_aggregator.sources` and the front page JSON carry only the corrected one."""
     r = replay("16-guid-and-link-changed")
     assert "sett-up" not in r.feed("json").decode()
     assert "sett-up" not in r.frontpage("2024-03-05", "json")

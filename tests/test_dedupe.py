@@ -189,3 +189,25 @@ def test_translation_key_from_operator_pattern() -> None:
 def test_source_time_zone_is_kept() -> None:
     [e] = stored_after("A", [replace(entry(), published_zone="+01:00")])
     assert e.published_zone == "+01:00" and e.published.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("guid", "new_link"),
+    [
+        ("id-1", "https://www.marxist.com/peru-updated.htm"),  # same guid, the feed moved its page
+        ("id-2", "https://www.marxist.com/peru-mass-movement.htm"),  # guid and slug corrected (cases/16)
+    ],
+)
+def test_a_link_the_own_feed_corrects_replaces_it_on_its_source_records_only(
+    guid: str, new_link: str
+) -> None:
+    """Whatever way a feed gives its own entry another link, no record of that feed keeps the
+    old one (it would stay published in JSON Feed's sources); other feeds' records keep theirs."""
+    [first] = stored_after("A", [entry()])
+    plan = run("B", [entry(source_id="b-1", link="https://mirror.example/peru")], [first])
+    [(_, from_b)] = plan.new_sources
+    stored = replace(first, sources=(*first.sources, from_b))
+    later = entry(source_id=guid, link=new_link, title="Peru: mass movement prepares to march on Lima!")
+    [u] = run("A", [later], [stored]).updates
+    assert u.id == first.id and u.link == new_link
+    assert {s.feed_url: s.link for s in u.sources} == {"A": new_link, "B": "https://mirror.example/peru"}

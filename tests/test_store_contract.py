@@ -57,10 +57,8 @@ def store(opener: Opener) -> Store:
 
 
 def _record(store: Store, url: str, *, next_poll: datetime | None, etag: str | None = None) -> None:
-    store.record_poll(PollRecord(
-        FetchResult(url, url, 200, Outcome.OK, etag=etag, fetched_at=NOW), error=None, outcome="ok",
-        error_count=0, next_poll=next_poll, validators=True,)
-    )  # fmt: skip
+    result = FetchResult(url, url, 200, Outcome.OK, etag=etag, fetched_at=NOW)
+    store.record_poll(PollRecord(result, outcome="ok", error_count=0, next_poll=next_poll, validators=True))
 
 
 def _candidate(feed: str, key: str, title: str, url: str) -> Candidate:
@@ -249,6 +247,31 @@ def test_one_article_from_two_feeds_at_once_is_one_entry_with_both_sources(opene
     assert one.count_entries() == 1
     [entry] = one.latest(None, 5)
     assert sorted(s.feed_url for s in entry.sources) == ["A", "B"]
+
+
+def test_an_updated_entry_carries_its_own_feeds_new_link_on_its_source_records(store: Store) -> None:
+    """An update's source records of the entry's own feed are rewritten with the link dedupe
+    gave them (cases/16: no output keeps a corrected typo); another feed's record keeps its."""
+    store.sync_feeds([("A", "Feed A", "en"), ("B", "Feed B", "en")])
+    zone = ZoneInfo("UTC")
+
+    def poll(c: Candidate) -> None:
+        with store.poll(c.feed_url) as work:
+            work.apply(dedupe.decide([c], work.lookup([c]), f"Feed {c.feed_url}", NOW, zone))
+
+    poll(_candidate("A", "a-1", "Strike wave spreads across Britain", "https://e.org/story"))
+    poll(_candidate("B", "b-1", "Strike wave spreads across Britain", "https://e.org/story"))
+    moved = replace(
+        _candidate("A", "a-1", "Strike wave spreads across Britain", "https://e.org/story"),
+        link="https://e.org/story-corrected", content_hash="h2",
+    )  # fmt: skip
+    poll(moved)
+    [entry] = store.latest(None, 5)
+    assert entry.link == "https://e.org/story-corrected"
+    assert {s.feed_url: s.link for s in entry.sources} == {
+        "A": "https://e.org/story-corrected",
+        "B": "https://e.org/story",
+    }
 
 
 def test_seq_grows_with_every_insert_across_connections(opener: Opener) -> None:

@@ -6,7 +6,7 @@ besides the `Store` Protocol itself (`aggregator.store`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -201,3 +201,16 @@ def entry_row(
         "lede_text": safe.lede_text,
         "render_version": safe.render_version,
     }
+
+
+def own_source_links(updates: Iterable[StoredEntry]) -> list[tuple[str | None, str, str, str, str | None]]:
+    """(link, feed_url, source_key, entry_id, link) for each source record of an updated
+    entry's own feed: the parameters of both stores' source-link rewrite, which writes only
+    where the link differs."""
+    rows = []
+    for e in updates:
+        for s in e.sources:
+            if s.feed_url == e.feed_url:
+                link = safe_text(s.link)
+                rows.append((link, s.feed_url, s.source_key, e.id, link))
+    return rows

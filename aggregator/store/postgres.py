@@ -62,6 +62,7 @@ from .common import (
     entry_day,
     entry_row,
     feed_state,
+    own_source_links,
     safe_text,
     stored_entry,
 )
@@ -803,6 +804,13 @@ class PostgresStore:
                     row.pop(fixed)
                 sets = ", ".join(f"{k} = %s" for k in row)
                 cur.execute(f"UPDATE entries SET {sets} WHERE id = %s", [*row.values(), e.id])
+            if plan.updates:
+                # A rewritten entry's own feed may have given it another link (dedupe.with_own_link).
+                cur.executemany(
+                    "UPDATE entry_sources SET link = %s WHERE feed_url = %s AND source_key = %s "
+                    "AND entry_id = %s AND link IS DISTINCT FROM %s",
+                    own_source_links(plan.updates),
+                )
             self._insert_sources(cur, list(plan.new_sources))
             if plan.language_fixes:
                 cur.executemany(

@@ -55,6 +55,7 @@ from .common import (
     entry_day,
     entry_row,
     feed_state,
+    own_source_links,
     safe_text,
     stored_entry,
 )
@@ -833,6 +834,13 @@ class SQLiteStore:
                 row.pop(fixed)
             sets = ", ".join(f"{k} = ?" for k in row)
             self.db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*row.values(), e.id])
+        if plan.updates:
+            # A rewritten entry's own feed may have given it another link (dedupe.with_own_link).
+            self.db.conn.executemany(
+                "UPDATE entry_sources SET link = ? WHERE feed_url = ? AND source_key = ? AND entry_id = ? "
+                "AND link IS NOT ?",
+                own_source_links(plan.updates),
+            )
         if plan.new_sources:
             self._insert_many("entry_sources", [_source_row(eid, s) for eid, s in plan.new_sources])
         for eid, lang, tag, evidence in plan.language_fixes:
