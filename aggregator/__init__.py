@@ -1,11 +1,34 @@
 """aggregator: poll multilingual feeds, store every entry once, republish daily front pages.
 
-The public surface is small; everything else is free to change.
+The public surface is small; everything else is free to change. Its names are loaded on
+first use (PEP 562 module `__getattr__`): `import aggregator.X` must not pay for the parser
+(feedparser, ftfy) or pydantic when X needs neither, so that light commands such as
+`aggregator frontpage` start fast (issue 15).
 """
 
-from .config import Config, ConfigError, load_config
-from .models import FetchResult, ParsedEntry, ParsedFeed, PollReport, StoredEntry
-from .parse import NotAFeed, parse_feed
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Config, ConfigError, load_config
+    from .models import FetchResult, ParsedEntry, ParsedFeed, PollReport, StoredEntry
+    from .parse import NotAFeed, parse_feed
+
+# Public name -> the submodule that defines it.
+_PUBLIC = {
+    "Config": "config",
+    "ConfigError": "config",
+    "load_config": "config",
+    "FetchResult": "models",
+    "ParsedEntry": "models",
+    "ParsedFeed": "models",
+    "PollReport": "models",
+    "StoredEntry": "models",
+    "NotAFeed": "parse",
+    "parse_feed": "parse",
+}
 
 __all__ = [
     "Config",
@@ -20,3 +43,17 @@ __all__ = [
     "parse_feed",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its submodule on first use and kept (PEP 562)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

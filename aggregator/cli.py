@@ -1,8 +1,13 @@
-"""The `aggregator` command. Thin: parses arguments, calls the modules, prints results."""
+"""The `aggregator` command. Thin: parses arguments, calls the modules, prints results.
+
+Each command imports what it needs inside its function, so a command pays only for its own
+work: `frontpage`, `status`, `check` and `--help` never load the poller (pipeline, fetch,
+httpx, feedparser) nor feedgen, and rich only where a table or a bar is drawn (issue 15;
+tests/test_imports.py keeps it so).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -11,27 +16,47 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from . import logs, render
-from .config import Config, ConfigError, FeedConfig, load_config
-from .models import Outcome, PollReport
-from .pipeline import WEEK, poll_interval, poll_many, sync_feeds
-from .publish import frontpage as build_frontpage
-from .publish import nothing_to_publish, owed_changes
-from .publish import publish as publish_all
-from .store import BUSY_TIMEOUT, Store, StoreError, default_store_url, open_store
+from . import logs
+from .store import BUSY_TIMEOUT, StoreError, default_store_url, open_store
 
-console = Console(stderr=True)
-out = Console(soft_wrap=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import Config, FeedConfig
+    from .models import PollReport
+    from .store import Store
+
+
+@cache
+def _console() -> Console:
+    """Standard error, through rich (progress bars, banners)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@cache
+def _out() -> Console:
+    """Standard output, through rich; external text is always printed with markup=False."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True, highlight=False)
+
+
+def __getattr__(name: str) -> Any:
+    """`console` and `out`, the two consoles above, made on first use (PEP 562)."""
+    if name == "console":
+        return _console()
+    if name == "out":
+        return _out()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -41,6 +66,8 @@ class Context:
     store_url: str | None = None
 
     def config(self) -> Config:
+        from .config import ConfigError, load_config
+
         try:
             return load_config(self.config_path)
         except ConfigError as e:
@@ -149,7 +176,7 @@ def check(ctx: Context) -> None:
     """
     config = ctx.config()
     langs = ", ".join(config.site.languages)
-    out.print(f"{ctx.config_path}: ok — {len(config.feeds)} feeds, languages {langs}", markup=False)
+    _out().print(f"{ctx.config_path}: ok — {len(config.feeds)} feeds, languages {langs}", markup=False)
 
 
 @main.command()
@@ -167,6 +194,14 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
       aggregator fetch
       aggregator fetch --feed "IDOM English"
     """
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .pipeline import poll_many, sync_feeds
+    from .publish import nothing_to_publish, owed_changes
+    from .publish import publish as publish_all
+
     config = ctx.config()
     feeds = [f for f in config.feeds if f.enabled]
     if feed_names:
@@ -182,10 +217,10 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
         started = datetime.now(UTC)
         with Progress(
             TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=not console.is_terminal,
+            console=_console(), transient=True, disable=not _console().is_terminal,
         ) as progress:  # fmt: skip
             task = progress.add_task("poll", total=len(feeds))
-            plain = _PlainProgress(len(feeds)) if not console.is_terminal else None
+            plain = _PlainProgress(len(feeds)) if not _console().is_terminal else None
 
             def done(report: PollReport) -> None:
                 progress.advance(task)
@@ -222,9 +257,9 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
                 store.mark_unpublished(owed)
         _print_fetch_summary(reports, elapsed)
         if up_to_date:
-            out.print(f"nothing changed: {ctx.public_dir} is up to date", markup=False)
+            _out().print(f"nothing changed: {ctx.public_dir} is up to date", markup=False)
         for path, error in failed_files:
-            out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
+            _out().print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
     finally:
         store.close()
 
@@ -250,6 +285,8 @@ class _PlainProgress:
 
 
 def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
+    from .models import Outcome
+
     skipped = [r for r in reports if r.skipped]
     polled = [r for r in reports if not r.skipped]
     good = (Outcome.OK, Outcome.NOT_MODIFIED)
@@ -257,7 +294,7 @@ def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
     failed = [r for r in polled if r.outcome not in good]
     new = sum(r.inserted for r in reports)
     # markup=False: names and errors are external text ("HTTP 500 Oops [/x]"), never markup.
-    out.print(
+    _out().print(
         f"polled {len(polled)} feeds in {elapsed:.1f} s: {len(ok)} ok, {len(failed)} failed; "
         f"{new} new, {sum(r.updated for r in reports)} updated, "
         f"{sum(r.merged for r in reports)} merged from other feeds"
@@ -266,17 +303,20 @@ def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
     )
     for r in ok:
         if r.warning:
-            out.print(f"  warning  {r.feed_name}: {r.warning}", markup=False)
+            _out().print(f"  warning  {r.feed_name}: {r.warning}", markup=False)
     for r in failed:
-        out.print(f"  FAILED   {r.feed_name}: {r.error}", markup=False)
+        _out().print(f"  FAILED   {r.feed_name}: {r.error}", markup=False)
     for r in skipped:
-        out.print(f"  SKIPPED  {r.feed_name}: {r.error}", markup=False)
+        _out().print(f"  SKIPPED  {r.feed_name}: {r.error}", markup=False)
 
 
 @main.command()
 @pass_ctx
 def publish(ctx: Context) -> None:
     """Rebuild every output under DATA/public from the stored entries."""
+    from .pipeline import sync_feeds
+    from .publish import publish as publish_all
+
     config = ctx.config()
     store = ctx.store()
     try:
@@ -289,11 +329,11 @@ def publish(ctx: Context) -> None:
             raise
     finally:
         store.close()
-    out.print(
+    _out().print(
         f"wrote {len(report.written)} files, {report.unchanged} unchanged, in {ctx.public_dir}", markup=False
     )
     for path, error in report.failed:
-        out.print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
+        _out().print(f"  NOT PUBLISHED  {path}: {error} (its last good version stays)", markup=False)
     if report.failed:
         sys.exit(1)
 
@@ -314,6 +354,9 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
       aggregator frontpage --date 2023-01-17 --lang all --format text
       aggregator frontpage --lang es --format json
     """
+    from . import render
+    from .publish import frontpage as build_frontpage
+
     config = ctx.config()
     if language != "all" and language not in config.site.languages:
         raise click.BadParameter(
@@ -339,6 +382,8 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
 @pass_ctx
 def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
     """A table of every feed: language, last poll, HTTP status, entries stored, last error."""
+    from .pipeline import sync_feeds
+
     config = ctx.config()
     store = ctx.store()
     try:
@@ -391,6 +436,10 @@ def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
         }
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     width = _table_width()
     # Fewer, shorter columns as the terminal narrows: the feed's name and the words of its
     # last error are what an operator looks for, so they are never the ones dropped.
@@ -459,6 +508,9 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
     feed = config.feed(name)
     if feed is None:
         raise click.BadParameter(f"no feed named {name!r} in {ctx.config_path}", param_hint="--feed")
+    from rich.table import Table
+    from rich.text import Text
+
     from .error_kinds import error_kind
 
     rows = store.fetch_log(feed.key)
@@ -479,14 +531,16 @@ def _feed_history(ctx: Context, config: Config, store: Store, name: str, as_json
 def _table_width() -> int:
     """Columns to lay tables out in: the terminal's; through a pipe or into a file, $COLUMNS
     when set (a caller asking for a width), else 200 (rich would assume 80)."""
-    if out.is_terminal:
-        return out.width
+    if _out().is_terminal:
+        return _out().width
     columns = os.environ.get("COLUMNS", "")
     return max(int(columns), 40) if columns.isdigit() else 200
 
 
 def _table_console() -> Console:
     """A console that wraps at `_table_width()`."""
+    from rich.console import Console
+
     return Console(highlight=False, width=_table_width(), soft_wrap=False)
 
 
@@ -512,6 +566,8 @@ def _relative(value: datetime | None, now: datetime) -> str:
 
 def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:
     """The feed's poll interval before back-off, as words and seconds ("auto: 3h 30m")."""
+    from .pipeline import WEEK, poll_interval
+
     interval = poll_interval(feed, config, lambda: store.entries_published_since(feed.key, now - WEEK))
     seconds = int(interval.total_seconds())
     words = _duration(seconds)
@@ -581,7 +637,7 @@ def run(ctx: Context, host: str, port: int, poll_now: bool) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             Service(
                 config, ctx.data_dir, store_url=ctx.store_url, config_path=ctx.config_path, poll_now=poll_now
-            ).run(host, port, on_start=lambda: console.print(banner))
+            ).run(host, port, on_start=lambda: _console().print(banner))
         # Stopped and saved: a late signal must not turn the exit status into "killed" while the
         # interpreter tears down (it restores the default handlers for that).
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -590,8 +646,6 @@ def run(ctx: Context, host: str, port: int, poll_now: bool) -> None:
         click.echo(f"aggregator run: {e}", err=True)  # plain: the path must not be read as markup
         sys.exit(1)
 
-
-from typing import TYPE_CHECKING  # noqa: E402  (appended section; the top is not ours to edit)
 
 # -- editing feeds.yaml: add, import-opml, export-opml (aggregator.feeds_file, discover, opml) --
 
@@ -609,6 +663,7 @@ def _fetch_settings(ctx: Context) -> FetchSettings:
 
 
 def _append(ctx: Context, feeds: list[NewFeed], dry_run: bool, number_names: bool = False) -> AppendPlan:
+    from .config import ConfigError
     from .feeds_file import FeedsFileError, append_feeds
 
     try:
@@ -650,6 +705,8 @@ def add(
       aggregator add https://example.org/feed.xml --language es --name "Example (ES)" --interval 1h
       aggregator add https://example.org/ --dry-run
     """
+    import asyncio
+
     from .config import normalise_language_tag
     from .discover import DiscoveryError, default_fetcher, discover
     from .feeds_file import NewFeed, feed_problem
@@ -685,12 +742,12 @@ def add(
     where = f" (found on {found.page_url})" if found.page_url else ""
     verb = "would add" if dry_run else "added"
     entries = f"{found.entries} {'entry' if found.entries == 1 else 'entries'}"
-    out.print(f"{verb} to {ctx.config_path}: {found.format}, {entries}{where}")
+    _out().print(f"{verb} to {ctx.config_path}: {found.format}, {entries}{where}")
     click.echo(plan.inserted, nl=False)
     if found.also_advertised:
-        out.print("the page also advertises: " + ", ".join(found.also_advertised))
+        _out().print("the page also advertises: " + ", ".join(found.also_advertised))
     if dry_run:
-        out.print(f"dry run: {ctx.config_path} not changed")
+        _out().print(f"dry run: {ctx.config_path} not changed")
 
 
 @main.command("import-opml")
@@ -724,15 +781,15 @@ def import_opml(ctx: Context, file: Path, dry_run: bool) -> None:
     feeds = [NewFeed(url=f.url, name=f.title, language=f.language) for f in found]
     plan = _append(ctx, feeds, dry_run, number_names=True)
     for feed, why in plan.skipped:
-        out.print(f"SKIPPED {feed.url}: {why}")
+        _out().print(f"SKIPPED {feed.url}: {why}")
     verb = "would add" if dry_run else "added"
-    out.print(
+    _out().print(
         f"{verb} {len(plan.added)} of {len(found)} feeds from {file} to {ctx.config_path}"
         + (f"; {len(plan.skipped)} skipped" if plan.skipped else "")
     )
     if dry_run:
         click.echo(plan.inserted, nl=False)
-        out.print(f"dry run: {ctx.config_path} not changed")
+        _out().print(f"dry run: {ctx.config_path} not changed")
 
 
 @main.command("export-opml")
@@ -767,7 +824,7 @@ def export_opml(ctx: Context, output: Path | None) -> None:
         sys.stdout.buffer.write(data)
         return
     write_atomically(output, data.decode("utf-8"))
-    console.print(f"wrote {len(config.feeds)} feeds to {output}")
+    _console().print(f"wrote {len(config.feeds)} feeds to {output}")
 
 
 # -- scaled out: several pollers on one PostgreSQL (aggregator.worker, issue 16) --
@@ -813,6 +870,8 @@ def worker(
       aggregator worker --concurrency 8 &
       aggregator serve
     """
+    import asyncio
+
     from .config import parse_duration
     from .worker import STALLED_AFTER, WorkerSettings, run_worker
     from .worker import migrate as migrate_schemas
@@ -837,7 +896,7 @@ def worker(
     )
     if migrate:
         migrate_schemas(settings)
-        console.print("the store's schema and procrastinate's tables are up to date")
+        _console().print("the store's schema and procrastinate's tables are up to date")
         return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings, concurrency))

@@ -21,9 +21,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from .urls import strip_secrets
 
@@ -256,6 +253,8 @@ class Config(_Model):
 
 def _line_of(node: Any, loc: Sequence[str | int]) -> int | None:
     """Walk ruamel's node tree along a pydantic error location; 1-based line of the deepest hit."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     line: int | None = None
     for part in loc:
         if isinstance(node, CommentedMap) and part in node:
@@ -398,7 +397,12 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 def _parse_config_rt(text: str, path: Path) -> Config:
-    """The slow path: ruamel's round-trip tree gives every problem its line."""
+    """The slow path: ruamel's round-trip tree gives every problem its line. ruamel is
+    imported here, not with the module: a valid file never needs it (issue 15)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import MarkedYAMLError
+
     rt = YAML(typ="rt")
     try:
         tree = rt.load(text)
@@ -461,6 +465,8 @@ def _duplicates(config: Config, tree: Any) -> list[tuple[int | None, str, str]]:
 
 def _plain(node: Any) -> Any:
     """ruamel's round-trip types -> plain dicts/lists, so pydantic sees ordinary data."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     if isinstance(node, CommentedMap):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, CommentedSeq):

@@ -3,22 +3,53 @@
 Every function here is deterministic in its arguments, so unchanged inputs give
 byte-identical outputs (their ETags do not change). `common` holds what pages and feeds
 share; `pages` renders front pages; `feeds` renders syndication feeds.
+
+The names below are loaded from their submodule on first use (PEP 562 module `__getattr__`):
+a front page as text or HTML needs babel but not feedgen and lxml, which only `feeds`
+imports (issue 15: `aggregator frontpage` pays for what it renders, nothing more).
 """
 
-from .common import (
-    EPOCH,
-    RTL_LANGUAGES,
-    FrontPage,
-    Section,
-    atom_id,
-    direction,
-    heading,
-    language_name,
-    lede,
-    locale_for,
-)
-from .feeds import atom_feed, json_feed, rss_feed
-from .pages import frontpage_html, frontpage_json, frontpage_text
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .common import (
+        EPOCH,
+        RTL_LANGUAGES,
+        FrontPage,
+        Section,
+        atom_id,
+        direction,
+        heading,
+        language_name,
+        lede,
+        locale_for,
+    )
+    from .feeds import atom_feed, json_feed, rss_feed
+    from .pages import frontpage_html, frontpage_json, frontpage_text
+
+# Public name -> the submodule that defines it.
+_PUBLIC = {
+    **dict.fromkeys(
+        (
+            "EPOCH",
+            "RTL_LANGUAGES",
+            "FrontPage",
+            "Section",
+            "atom_id",
+            "direction",
+            "heading",
+            "language_name",
+            "lede",
+            "locale_for",
+        ),
+        "common",
+    ),
+    **dict.fromkeys(("atom_feed", "json_feed", "rss_feed"), "feeds"),
+    **dict.fromkeys(("frontpage_html", "frontpage_json", "frontpage_text"), "pages"),
+}
 
 __all__ = [
     "EPOCH",
@@ -38,3 +69,17 @@ __all__ = [
     "locale_for",
     "rss_feed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its submodule on first use and kept (PEP 562)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -26,7 +26,7 @@ import os
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ..models import Candidate, FeedState, PollRecord, StoredEntry, UpdatePlan
@@ -42,7 +42,23 @@ from .common import (
     StoreSchemaError,
     entry_day,
 )
-from .sqlite import SCHEMA_VERSION, SQLitePollWork, SQLiteStore
+
+if TYPE_CHECKING:
+    from .sqlite import SCHEMA_VERSION, SQLitePollWork, SQLiteStore
+
+
+def __getattr__(name: str) -> Any:
+    """`SQLiteStore`, `SQLitePollWork` and `SCHEMA_VERSION`, imported on first use (PEP 562):
+    sqlite.py imports sqlite-utils (and through it numpy, when installed), which a command
+    that opens no SQLite store (`--help`, `check`, a PostgreSQL store) need not pay for."""
+    if name in ("SCHEMA_VERSION", "SQLitePollWork", "SQLiteStore"):
+        from . import sqlite
+
+        value = getattr(sqlite, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -293,4 +309,6 @@ def open_store(
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreMissing(f"unknown store {scheme}://…: use sqlite:///PATH or postgresql://…")
+    from .sqlite import SQLiteStore
+
     return SQLiteStore(text, create=create, busy_timeout=busy_timeout)
