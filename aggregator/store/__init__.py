@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     """`SQLiteStore`, `SQLitePollWork` and `SCHEMA_VERSION`, imported on first use (PEP 562):
-    sqlite.py imports sqlite-utils (and through it numpy, when installed), which a command
-    that opens no SQLite store (`--help`, `check`, a PostgreSQL store) need not pay for."""
+    a command that opens no SQLite store (`--help`, `check`, a PostgreSQL store) does not pay
+    for the module (issue 15: each command imports only what it uses)."""
     if name in ("SCHEMA_VERSION", "SQLitePollWork", "SQLiteStore"):
         from . import sqlite
 

@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from ..models import (
     Candidate,
     FeedState,
@@ -399,6 +397,24 @@ class SQLitePollWork:
         self._store._record_poll(record)
 
 
+class _Connection:
+    """The store's connection as its queries use it: `execute` and `conn`. sqlite-utils'
+    `Database` had this place and only forwarded `execute`; importing it cost more than any
+    query of a read-only command (it imports numpy and pandas when they are installed: about
+    100 ms of `aggregator frontpage`'s start, issue 15)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 @_errors_at_the_boundary
 class SQLiteStore:
     """The SQLite store at `path` (created with its directory unless `create=False`).
@@ -420,10 +436,9 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions; `_write` begins and ends them.
             conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
-            # sqlite-utils wraps the connection for queries and introspection; transactions
-            # stay ours (`_write`: BEGIN IMMEDIATE), since sqlite-utils' own `atomic()` begins
-            # a deferred one and its table helpers would commit statement by statement.
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            # Transactions are ours (`_write`: BEGIN IMMEDIATE); `_Connection` only names
+            # the connection as the queries address it (`db.execute`, `db.conn`).
+            self.db = _Connection(conn)
             self._identity = _identity(self.path)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: only the last commit can go
