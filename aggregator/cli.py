@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import logs
-from .store import BUSY_TIMEOUT, StoreError, default_store_url, open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,6 +78,8 @@ class Context:
         """The store in DATA; only `fetch` creates it (elsewhere a missing one is an error,
         never a silently empty site). AGGREGATOR_BUSY_TIMEOUT: seconds to wait for another
         process's write lock (default 10)."""
+        from .store import BUSY_TIMEOUT, default_store_url, open_store
+
         try:
             timeout = float(os.environ.get("AGGREGATOR_BUSY_TIMEOUT", BUSY_TIMEOUT))
         except ValueError:
@@ -103,7 +104,9 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (StoreError, OSError) as e:
+        except Exception as e:
+            if not (isinstance(e, OSError) or _is_store_error(e)):
+                raise
             if ctx.params.get("verbose"):
                 traceback.print_exc()
             click.echo(f"error: {_one_line(e)}", err=True)
@@ -113,8 +116,15 @@ class _Main(click.Group):
             sys.exit(130)
 
 
+def _is_store_error(e: BaseException) -> bool:
+    """Whether `e` is a StoreError, decided without importing the store (`--help` loads none):
+    one can only have been raised once its module was loaded."""
+    common = sys.modules.get(f"{__package__}.store.common")
+    return common is not None and isinstance(e, common.StoreError)
+
+
 def _one_line(e: BaseException) -> str:
-    if isinstance(e, OSError) and not isinstance(e, StoreError) and e.strerror:
+    if isinstance(e, OSError) and not _is_store_error(e) and e.strerror:
         where = f"{e.filename}: " if e.filename else ""
         return f"{where}{e.strerror}"
     return " ".join(str(e).split()) or type(e).__name__
@@ -811,7 +821,6 @@ def export_opml(ctx: Context, output: Path | None) -> None:
       aggregator export-opml -o subscriptions.opml
       aggregator export-opml | less
     """
-    from .feeds_file import write_atomically
     from .opml import sources_opml
 
     config = ctx.config()
@@ -823,6 +832,8 @@ def export_opml(ctx: Context, output: Path | None) -> None:
     if output is None:
         sys.stdout.buffer.write(data)
         return
+    from .feeds_file import write_atomically  # (ruamel.yaml: only when writing a file)
+
     write_atomically(output, data.decode("utf-8"))
     _console().print(f"wrote {len(config.feeds)} feeds to {output}")
 
