@@ -2,6 +2,7 @@
 """`aggregator frontpage` against a plain sqlite3 page query (issue 15: goal <= 3x).
 
     .venv/bin/python bench/frontpage_bench.py [--entries 100000] [--days 365] [--repeat 5]
+        [--compare DIR]...
 
 A store of `--entries` entries over `--days` days and five languages (bench/publish_bench.py's
 generator: real titles and summaries) is filled once. Then, best of `--repeat`, in one run:
@@ -14,7 +15,12 @@ generator: real titles and summaries) is filled once. Then, best of `--repeat`, 
   baseline's query and printing on an open sqlite3 connection (what is left once imports and
   start-up are paid).
 
-Also `python -c "import aggregator.cli"`: the part of the command that is the import alone.
+Also: the interpreter's start alone (`python -c pass`), `aggregator --help` (the CLI's own
+start), and where the command's imports go: one run under `python -X importtime`, each
+module's own time added up by library (which inflates every figure by its own bookkeeping:
+read them as shares). `--compare DIR` (repeatable) times the same command on the code in DIR, another
+tree of this repository (`git archive COMMIT | tar -x -C DIR`), in the same run: before and
+after on the same store, at the same load.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import argparse
 import io
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,13 +75,74 @@ def best(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def command(cmd: list[str]) -> Callable[[], object]:
-    def go() -> None:
-        done = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=120)
-        if done.returncode != 0:
-            raise SystemExit(f"{cmd} failed: {done.stderr.decode()[-2000:]}")
+@dataclass
+class Took:
+    """Best (least) wall and CPU seconds of a command over the repeats."""
 
-    return go
+    wall: float = float("inf")
+    cpu: float = float("inf")
+
+
+def time_commands(commands: dict[str, tuple[list[str], Path]], repeat: int) -> dict[str, Took]:
+    """Each command (name -> argv, working directory) `repeat` times, taking turns, so a change
+    of the machine's load touches all alike; CPU is the child's user + system time, which the
+    other engineers' load on this shared machine disturbs far less than the wall time."""
+    took = {name: Took() for name in commands}
+    for _ in range(repeat):
+        for name, (cmd, cwd) in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, cwd=cwd, timeout=120)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode != 0:
+                raise SystemExit(f"{cmd} failed: {done.stderr.decode()[-2000:]}")
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            took[name] = Took(min(took[name].wall, wall), min(took[name].cpu, cpu))
+    return took
+
+
+# Libraries pydantic imports for itself, counted as pydantic's.
+PYDANTIC_PARTS = {"pydantic_core", "annotated_types", "typing_extensions", "typing_inspection"}
+
+
+def import_shares(cmd: list[str]) -> list[tuple[str, float]]:
+    """(part, ms) of one run of `cmd` under `-X importtime`, largest first: every module's own
+    import time (its children excluded) added up by library (`aggregator.x` by module, the
+    standard library as one): a partition of the command's imports."""
+    done = subprocess.run(
+        [cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    parts: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| +(\S+)$", line)
+        if not m:
+            continue
+        name = m.group(2)
+        top = name.split(".")[0]
+        if top == "aggregator":
+            part = ".".join(name.split(".")[:2])
+        elif top in PYDANTIC_PARTS:
+            part = "pydantic"
+        elif top.lstrip("_") in sys.stdlib_module_names or top in sys.stdlib_module_names:
+            part = "stdlib"
+        else:
+            part = top
+        parts[part] = parts.get(part, 0.0) + int(m.group(1)) / 1000
+    return sorted(parts.items(), key=lambda kv: -kv[1])
+
+
+def code_of(tree: Path) -> Path:
+    """The aggregator package `python -m aggregator` runs from `tree` (checked, so a
+    comparison never silently times this tree's code)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import aggregator; print(aggregator.__file__)"],
+        capture_output=True, text=True, cwd=tree, check=True,
+    )  # fmt: skip
+    found = Path(done.stdout.strip()).parent
+    if found.resolve() != (tree / "aggregator").resolve():
+        raise SystemExit(f"--compare {tree}: python -m aggregator would run {found}, not {tree}/aggregator")
+    return found
 
 
 def main() -> None:
@@ -83,7 +152,13 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--compare", type=Path, action="append", default=[], metavar="DIR",
+        help="Also time the command on the code in DIR (another tree of the repository).",
+    )  # fmt: skip
     args = parser.parse_args()
+    for tree in args.compare:
+        code_of(tree)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="aggfront-") as name:
         tmp = Path(name)
@@ -102,10 +177,21 @@ def main() -> None:
         plain = [sys.executable, "-c", PLAIN, str(db), languages]
         page = subprocess.run(ours, capture_output=True, text=True, cwd=ROOT, check=True).stdout
         plain_page = subprocess.run(plain, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-        cmd_ours = best(command(ours), args.repeat)
-        cmd_plain = best(command(plain), args.repeat)
-        cmd_import = best(command([sys.executable, "-c", "import aggregator.cli"]), args.repeat)
-        cmd_bare = best(command([sys.executable, "-c", "pass"]), args.repeat)
+        others = []
+        for tree in args.compare:
+            theirs = subprocess.run(ours, capture_output=True, text=True, cwd=tree, check=True).stdout
+            others.append((tree, theirs == page))
+        took = time_commands(
+            {
+                "ours": (ours, ROOT),
+                "plain": (plain, ROOT),
+                "help": ([sys.executable, "-m", "aggregator", "--help"], ROOT),
+                "bare": ([sys.executable, "-c", "pass"], ROOT),
+                **{str(tree): (ours, tree) for tree in args.compare},
+            },
+            args.repeat,
+        )
+        shares = import_shares(ours)
 
         def ours_in_process() -> None:
             text = render.frontpage_text(publish.frontpage(store, config, "all"), config.site)
@@ -132,10 +218,22 @@ def main() -> None:
         store.close()
     print(f"store: {args.entries:,} entries over {args.days} days; the latest day's page: "
           f"{page.count(chr(10))} lines (plain: {plain_page.count(chr(10))})")  # fmt: skip
-    print(f"command:    aggregator frontpage {cmd_ours * 1000:7.1f} ms   plain sqlite3 script "
-          f"{cmd_plain * 1000:7.1f} ms   ratio {cmd_ours / cmd_plain:.2f}x (goal <= 3)")  # fmt: skip
-    print(f"            of which: interpreter start {cmd_bare * 1000:.1f} ms, `import aggregator.cli` "
-          f"{(cmd_import - cmd_bare) * 1000:.1f} ms")  # fmt: skip
+    ours_t, plain_t, help_t, bare_t = took["ours"], took["plain"], took["help"], took["bare"]
+    print(f"command:    aggregator frontpage {ours_t.wall * 1000:7.1f} ms   plain sqlite3 script "
+          f"{plain_t.wall * 1000:7.1f} ms   ratio {ours_t.wall / plain_t.wall:.2f}x (goal <= 3)")  # fmt: skip
+    print(f"  CPU:      aggregator frontpage {ours_t.cpu * 1000:7.1f} ms   plain sqlite3 script "
+          f"{plain_t.cpu * 1000:7.1f} ms   ratio {ours_t.cpu / plain_t.cpu:.2f}x")  # fmt: skip
+    print(f"            interpreter start {bare_t.wall * 1000:.1f} ms (CPU {bare_t.cpu * 1000:.1f}); "
+          f"`aggregator --help` {help_t.wall * 1000:.1f} ms (CPU {help_t.cpu * 1000:.1f})")  # fmt: skip
+    print(f"            imports under -X importtime (inflated: read as shares), "
+          f"{sum(ms for _, ms in shares):.0f} ms: "
+          + ", ".join(f"{name} {ms:.0f}" for name, ms in shares if ms >= 2))  # fmt: skip
+    for tree, same in others:
+        t = took[str(tree)]
+        print(f"compare:    {tree}: aggregator frontpage {t.wall * 1000:7.1f} ms (CPU {t.cpu * 1000:.1f}), "
+              f"ratio {t.wall / plain_t.wall:.2f}x (CPU {t.cpu / plain_t.cpu:.2f}x); this tree takes "
+              f"{ours_t.wall / t.wall:.2f}x its time (CPU {ours_t.cpu / t.cpu:.2f}x); "
+              f"same page: {'yes' if same else 'NO'}")  # fmt: skip
     print(f"in process: frontpage + render    {proc_ours * 1000:7.2f} ms   plain query + print    "
           f"{proc_plain * 1000:7.2f} ms   ratio {proc_ours / proc_plain:.2f}x")  # fmt: skip
 
