@@ -64,11 +64,14 @@ class Context:
     data_dir: Path
     store_url: str | None = None
 
-    def config(self) -> Config:
-        from .config import ConfigError, load_config
+    def config(self, *, feeds: bool = True) -> Config:
+        """feeds.yaml, validated; exits 1 naming every problem. `feeds=False`: without the
+        feed list (`config.load_settings`: its cost does not grow with the feeds), for
+        commands that need only the site's settings."""
+        from .config import ConfigError, load_config, load_settings
 
         try:
-            return load_config(self.config_path)
+            return load_config(self.config_path) if feeds else load_settings(self.config_path)
         except ConfigError as e:
             # Plain echo, not rich: one problem per unwrapped line, easy to grep and to click.
             click.echo(f"invalid configuration:\n{e}", err=True)
@@ -367,7 +370,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
     from . import render
     from .publish import frontpage as build_frontpage
 
-    config = ctx.config()
+    config = ctx.config(feeds=False)  # a page needs the site's settings, not the feed list...
     if language != "all" and language not in config.site.languages:
         raise click.BadParameter(
             f"{language!r} is not in site.languages ({', '.join(config.site.languages)}) or 'all'",
@@ -376,6 +379,9 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
     store = ctx.store()
     try:
         page = build_frontpage(store, config, language, day.date() if day else None)
+        if page.day is None:  # ...except the page without entries, which lists failing feeds
+            config = ctx.config()
+            page = build_frontpage(store, config, language, day.date() if day else None)
     finally:
         store.close()
     if fmt == "text":

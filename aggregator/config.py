@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -357,6 +357,95 @@ _FastLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 def _fast_load(text: str) -> Any:
     """feeds.yaml -> plain data with libyaml; raises on anything the round-trip loader must explain."""
     return yaml.load(text, Loader=_FastLoader)  # a safe loader: builds only plain data
+
+
+class _Replay(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """Builds plain data from a list of parser events, resolving and constructing scalars
+    exactly as `_FastLoader` does (its resolvers and constructors)."""
+
+    yaml_implicit_resolvers = _FastLoader.yaml_implicit_resolvers
+    yaml_constructors = _FastLoader.yaml_constructors
+
+    def __init__(self, events: list[yaml.Event]) -> None:
+        self._events = events[::-1]  # popped from the end
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+    def check_event(self, *choices: type[yaml.Event]) -> bool:
+        return bool(self._events) and (not choices or isinstance(self._events[-1], choices))
+
+    def peek_event(self) -> yaml.Event:
+        return self._events[-1]
+
+    def get_event(self) -> yaml.Event:
+        return self._events.pop()
+
+
+_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _without_feed_list(events: Iterable[yaml.Event]) -> list[yaml.Event] | None:
+    """The events of a document that is one mapping, with its top-level `feeds` entry (key and
+    whole value) left out. None when the document is anything else, or has anchors or
+    aliases (one could point into the list): such a file is read whole."""
+    kept: list[yaml.Event] = []
+    depth = 0  # collections open
+    at_key = False  # in the top-level mapping, the next node is a key
+    skipping = False  # inside the value of `feeds`
+    skipped_depth = 0
+    lists = documents = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            return None
+        if skipping:
+            skipped_depth += 1 if isinstance(event, _START) else -1 if isinstance(event, _END) else 0
+            skipping = skipped_depth > 0
+            continue
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+        elif isinstance(event, yaml.ScalarEvent) and depth == 1:
+            if at_key and event.value == "feeds":
+                lists += 1
+                skipping, skipped_depth = True, 0
+                continue
+            at_key = not at_key
+        elif isinstance(event, _START):
+            if (depth == 0 and not isinstance(event, yaml.MappingStartEvent)) or (depth == 1 and at_key):
+                return None  # not a mapping at the top, or a key that is not a scalar
+            depth += 1
+            at_key = at_key or depth == 1
+        elif isinstance(event, _END):
+            depth -= 1
+            if depth == 1:
+                at_key = True  # a collection value ended
+        kept.append(event)
+    return kept if documents == 1 and lists <= 1 else None
+
+
+def load_settings(path: str | Path) -> Config:
+    """feeds.yaml without its feed list: the site, defaults and fetch settings, validated as
+    `load_config` validates them, and `feeds` empty. For commands that show pages and need no
+    feed list (`frontpage`; issue 15: "commands that need no feed list do not parse it"):
+    libyaml's parser passes over the list without building or validating its entries, so the
+    cost hardly grows with the number of feeds (10,000 feeds: about a fifth of `load_config`'s).
+
+    Raises ConfigError as `load_config` does. A file this cannot read alone (not one mapping,
+    anchors or aliases, settings that do not validate) is read whole by `load_config`, whose
+    result (feeds included) is returned, or whose error is raised. A mistake inside the feed
+    list itself is not seen here: `aggregator check` and every polling command see it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        events = _without_feed_list(yaml.parse(text, Loader=_FastLoader))
+        if events is not None:  # else read whole, below
+            data = _Replay(events).get_single_data()
+            if isinstance(data, dict) or data is None:  # None: an empty file
+                return Config.model_validate({**(data or {}), "path": p})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, _DuplicateKey, ValueError, TypeError):
+        pass  # ValidationError is a ValueError; load_config says what and where
+    return load_config(p)
 
 
 def load_config(path: str | Path) -> Config:

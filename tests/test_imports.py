@@ -28,7 +28,7 @@ import aggregator.store
 from aggregator import publish, render
 from aggregator.config import load_config
 from tests.conftest import ROOT, read_store, run_cli
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, refused_url
 from tests.test_end_to_end import serve_seed, write_config
 
 pytestmark = pytest.mark.slow
@@ -235,3 +235,34 @@ def test_frontpage_prints_what_the_renderers_make(seeded: tuple[Path, Path], fmt
             else:
                 expected = render.frontpage_html(page, config.site)
             assert done.stdout == expected, (language, day)
+
+
+def test_frontpage_reads_no_feed_list_but_for_a_page_without_entries(
+    seeded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A mistake in one feed's entry of feeds.yaml stops `check` (and polling), not the page of
+    a day with entries, which needs only the site's settings (`config.load_settings`)."""
+    config_path, data = seeded
+    broken = tmp_path / "feeds.yaml"
+    broken.write_text(config_path.read_text() + "  - url: not a url\n    colour: red\n", encoding="utf-8")
+    assert run_cli("check", config=broken, data=data).returncode == 1
+    done = run_cli("frontpage", config=broken, data=data)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == run_cli("frontpage", config=config_path, data=data).stdout
+
+
+def test_the_page_without_entries_lists_the_failing_feeds(tmp_path: Path) -> None:
+    """Nothing stored: the page lists the configured feeds that fail, so it reads the feed
+    list after all (and prints what the renderers make of the whole configuration)."""
+    config_path = tmp_path / "feeds.yaml"
+    config_path.write_text(
+        "site:\n  languages: [en]\nfeeds:\n  - url: " + refused_url() + "\n    name: Down\n", encoding="utf-8"
+    )
+    data = tmp_path / "data"
+    assert run_cli("fetch", "--no-publish", config=config_path, data=data).returncode == 0
+    done = run_cli("frontpage", config=config_path, data=data)
+    assert done.returncode == 0, done.stderr
+    config = load_config(config_path)
+    with read_store(data) as store:
+        expected = render.frontpage_text(publish.frontpage(store, config, "all"), config.site)
+    assert "Down" in expected and done.stdout == expected
