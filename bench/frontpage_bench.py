@@ -2,7 +2,7 @@
 """`aggregator frontpage` against a plain sqlite3 page query (issue 15: goal <= 3x).
 
     .venv/bin/python bench/frontpage_bench.py [--entries 100000] [--days 365] [--repeat 5]
-        [--compare DIR]...
+        [--feeds 1] [--compare DIR]...
 
 A store of `--entries` entries over `--days` days and five languages (bench/publish_bench.py's
 generator: real titles and summaries) is filled once. Then, best of `--repeat`, in one run:
@@ -18,9 +18,10 @@ generator: real titles and summaries) is filled once. Then, best of `--repeat`, 
 Also: the interpreter's start alone (`python -c pass`), `aggregator --help` (the CLI's own
 start), and where the command's imports go: one run under `python -X importtime`, each
 module's own time added up by library (which inflates every figure by its own bookkeeping:
-read them as shares). `--compare DIR` (repeatable) times the same command on the code in DIR, another
-tree of this repository (`git archive COMMIT | tar -x -C DIR`), in the same run: before and
-after on the same store, at the same load.
+read them as shares). `--feeds N` lists N feeds in feeds.yaml (the page does not depend on
+them). `--compare DIR` (repeatable) times the same command on the code in DIR, another tree
+of this repository (`git archive COMMIT | tar -x -C DIR`), in the same run: before and after
+on the same store, at the same load.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--feeds", type=int, default=1,
+                        help="Feeds listed in feeds.yaml (issue 15's world has 10,000).")  # fmt: skip
     parser.add_argument(
         "--compare", type=Path, action="append", default=[], metavar="DIR",
         help="Also time the command on the code in DIR (another tree of the repository).",
@@ -163,6 +166,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aggfront-") as name:
         tmp = Path(name)
         config = publish_bench.config(tmp)
+        with (tmp / "feeds.yaml").open("a", encoding="utf-8") as more:
+            for i in range(1, args.feeds):  # the first is publish_bench's
+                lang = config.site.languages[i % len(config.site.languages)]
+                more.write(f"  - url: https://feeds{i}.example.org/{lang}.xml\n    name: Feed {i}\n"
+                           f"    language: {lang}\n")  # fmt: skip
         data = tmp / "data"
         data.mkdir()
         db = data / "aggregator.db"
@@ -216,7 +224,8 @@ def main() -> None:
         proc_plain = best(plain_in_process, args.repeat)
         conn.close()
         store.close()
-    print(f"store: {args.entries:,} entries over {args.days} days; the latest day's page: "
+    print(f"store: {args.entries:,} entries over {args.days} days, {args.feeds:,} feeds in feeds.yaml; "
+          "the latest day's page: "
           f"{page.count(chr(10))} lines (plain: {plain_page.count(chr(10))})")  # fmt: skip
     ours_t, plain_t, help_t, bare_t = took["ours"], took["plain"], took["help"], took["bare"]
     print(f"command:    aggregator frontpage {ours_t.wall * 1000:7.1f} ms   plain sqlite3 script "
