@@ -406,6 +406,8 @@ def _without_feed_list(events: Iterable[yaml.Event]) -> list[yaml.Event] | None:
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
         elif isinstance(event, yaml.ScalarEvent) and depth == 1:
+            if at_key and event.value == "<<":
+                return None  # a merge key: it could bring a feed list of its own
             if at_key and event.value == "feeds":
                 lists += 1
                 skipping, skipped_depth = True, 0

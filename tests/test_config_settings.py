@@ -176,6 +176,17 @@ def test_anchors_and_aliases_are_read_whole(tmp_path: Path) -> None:
     assert load_settings(path) == whole
 
 
+def test_a_merge_key_at_the_top_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    # The merge brings a list the explicit `feeds: []` overrides: leaving out only the explicit
+    # one would let the merged list through.
+    text = "<<: {feeds: [{url: 'https://example.org/m.xml'}]}\nfeeds: []\nsite:\n  languages: [en]\n"
+    path.write_text(text, encoding="utf-8")
+    whole = load_config(path)
+    assert whole.feeds == []
+    assert load_settings(path) == whole
+
+
 def test_empty_and_missing_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("", encoding="utf-8")
