@@ -1,9 +1,10 @@
 """The `aggregator` command. Thin: parses arguments, calls the modules, prints results.
 
 Each command imports what it needs inside its function, so a command pays only for its own
-work: `frontpage`, `status`, `check` and `--help` never load the poller (pipeline, fetch,
-httpx, feedparser) nor feedgen, and rich only where a table or a bar is drawn (issue 15;
-tests/test_imports.py keeps it so).
+work: `frontpage`, `check`, `export-opml` and `--help` never load the poller (pipeline, fetch,
+httpx, feedparser), and rich is loaded only where a table or a bar is drawn (issue 15;
+tests/test_imports.py keeps it so, and says what is left: `status` takes two rules from
+pipeline, and publish.py brings feedgen to `frontpage`).
 """
 
 from __future__ import annotations
