@@ -212,7 +212,8 @@ def fetch(ctx: Context, feed_names: tuple[str, ...], no_publish: bool) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .pipeline import poll_many, sync_feeds
+    from .pipeline import poll_many
+    from .policy import sync_feeds
     from .publish import nothing_to_publish, owed_changes
     from .publish import publish as publish_all
 
@@ -328,7 +329,7 @@ def _print_fetch_summary(reports: list[PollReport], elapsed: float) -> None:
 @pass_ctx
 def publish(ctx: Context) -> None:
     """Rebuild every output under DATA/public from the stored entries."""
-    from .pipeline import sync_feeds
+    from .policy import sync_feeds
     from .publish import publish as publish_all
 
     config = ctx.config()
@@ -399,7 +400,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
 @pass_ctx
 def status(ctx: Context, as_json: bool, feed_name: str | None) -> None:
     """A table of every feed: language, last poll, HTTP status, entries stored, last error."""
-    from .pipeline import sync_feeds
+    from .policy import sync_feeds
 
     config = ctx.config()
     store = ctx.store()
@@ -583,7 +584,7 @@ def _relative(value: datetime | None, now: datetime) -> str:
 
 def _interval_words(config: Config, feed: FeedConfig, store: Store, now: datetime) -> tuple[str, int]:
     """The feed's poll interval before back-off, as words and seconds ("auto: 3h 30m")."""
-    from .pipeline import WEEK, poll_interval
+    from .policy import WEEK, poll_interval
 
     interval = poll_interval(feed, config, lambda: store.entries_published_since(feed.key, now - WEEK))
     seconds = int(interval.total_seconds())

@@ -104,7 +104,7 @@ def _interval(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-# A fixed duration, or "auto": adapt to how often the feed publishes (see pipeline.auto_interval).
+# A fixed duration, or "auto": adapt to how often the feed publishes (see policy.auto_interval).
 Interval = Annotated[timedelta | Literal["auto"], BeforeValidator(_interval)]
 LanguageTag = Annotated[str, BeforeValidator(_language)]
 FeedLanguage = Annotated[str, BeforeValidator(_feed_language)]

@@ -40,7 +40,8 @@ from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Outcome, PollReport
 from .pages_plan import ARCHIVE_INDEX
-from .pipeline import next_poll, parse_pool, poll_feed, poll_interval, sync_feeds
+from .pipeline import parse_pool, poll_feed
+from .policy import next_poll, poll_interval, sync_feeds
 from .publish import Digests, PublishReport, days_to_rebuild, is_feed_path, publish
 from .serve import App, CachePolicy, create_app, make_server, serve_forever
 from .store import Store, StoreError, default_store_url, open_store, sqlite_path
@@ -457,7 +458,7 @@ class Service:
 
         The next poll is the one the pipeline stored (interval, back-off, Retry-After). When the
         poll or the store failed, so nothing was stored, it is an in-memory back-off instead:
-        the feed's interval doubled per consecutive failure (`pipeline.next_poll`)."""
+        the feed's interval doubled per consecutive failure (`policy.next_poll`)."""
         report: PollReport | None = None
         gone = False
         try:

@@ -55,7 +55,8 @@ from procrastinate.types import JSONValue
 from .config import Config, FeedConfig, load_config
 from .fetch import Fetcher
 from .models import FeedState
-from .pipeline import poll_feed, sync_feeds
+from .pipeline import poll_feed
+from .policy import sync_feeds
 from .publish import Digests, days_to_rebuild, publish
 from .store import StoreError
 from .store.coordination import QueueSchema, SchedulerHold, start_worker

@@ -88,7 +88,8 @@ async def pipeline(urls: list[str], concurrency: int, clients: int | None, profi
     from aggregator.config import Config, FeedConfig, FetchSettings, Site
     from aggregator.fetch import Fetcher
     from aggregator.models import Outcome
-    from aggregator.pipeline import poll_many, sync_feeds
+    from aggregator.pipeline import poll_many
+    from aggregator.policy import sync_feeds
     from aggregator.store import SQLiteStore
 
     config = Config(

@@ -281,7 +281,8 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
     from aggregator.config import Config, FeedConfig, FetchSettings, Site
     from aggregator.fetch import Fetcher
     from aggregator.models import Outcome
-    from aggregator.pipeline import poll_many, sync_feeds
+    from aggregator.pipeline import poll_many
+    from aggregator.policy import sync_feeds
     from aggregator.store import SQLiteStore
 
     feeds = world.feeds(args.n)

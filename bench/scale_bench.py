@@ -130,7 +130,7 @@ def workers_mode(n: int, url: str, config: Path, tmp: Path, feeds: int, timeout:
     data.mkdir()
     store = PostgresStore(url)
     from aggregator.config import load_config
-    from aggregator.pipeline import sync_feeds
+    from aggregator.policy import sync_feeds
 
     sync_feeds(load_config(config), store)
     with psycopg.connect(url) as conn:  # nothing due until the workers are up

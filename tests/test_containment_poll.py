@@ -33,7 +33,8 @@ from aggregator import dedupe
 from aggregator.config import Config, load_config
 from aggregator.fetch import Fetcher
 from aggregator.models import Outcome, PollReport
-from aggregator.pipeline import poll_feed, poll_many, sync_feeds
+from aggregator.pipeline import poll_feed, poll_many
+from aggregator.policy import sync_feeds
 from aggregator.store import SCHEMA_VERSION, SQLiteStore, Store
 from tests.conftest import ROOT, run_cli
 from tests.feedserver import FeedServer

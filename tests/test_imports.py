@@ -164,11 +164,6 @@ def test_status_and_export_load_no_publishing(seeded: tuple[Path, Path], args: t
     assert not loaded(modules, FEED_RENDERING | NEVER_ON_A_READ | {"aggregator.publish"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status takes sync_feeds and poll_interval from aggregator.pipeline, which imports fetch "
-    "(httpx) and parse (feedparser) at module level; passes once those two live in a light module",
-)
 def test_status_loads_no_poller(seeded: tuple[Path, Path]) -> None:
     done, modules = imports_of(*seeded, "status")
     assert done.returncode == 0, done.stderr

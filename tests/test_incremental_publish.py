@@ -21,7 +21,8 @@ from aggregator.config import Config, FeedConfig, load_config
 from aggregator.dedupe import days_touched
 from aggregator.fetch import Fetcher
 from aggregator.models import Source, StoredEntry, UpdatePlan
-from aggregator.pipeline import poll_feed, sync_feeds
+from aggregator.pipeline import poll_feed
+from aggregator.policy import sync_feeds
 from aggregator.publish import NEW_DAY_SPAN, days_to_rebuild
 from aggregator.schedule import Health, Publisher, file_identity
 from aggregator.store import SQLiteStore

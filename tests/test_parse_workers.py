@@ -16,7 +16,8 @@ import pytest
 from aggregator.config import Config, FeedConfig, FetchSettings, Site
 from aggregator.models import Candidate, Outcome, ParsedFeed
 from aggregator.parse import NotAFeed
-from aggregator.pipeline import poll_many, sync_feeds
+from aggregator.pipeline import poll_many
+from aggregator.policy import sync_feeds
 from aggregator.store import SQLiteStore
 from aggregator.workers import ParseJob, ParsePool, WorkerFailed, process
 from tests.feedserver import FeedServer

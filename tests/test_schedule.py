@@ -20,15 +20,8 @@ import pytest
 from aggregator.config import Config, Defaults, FeedConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import FetchResult, Outcome, PollRecord
-from aggregator.pipeline import (
-    JITTER,
-    MAX_BACKOFF,
-    auto_interval,
-    next_poll,
-    poll_feed,
-    poll_interval,
-    sync_feeds,
-)
+from aggregator.pipeline import poll_feed
+from aggregator.policy import JITTER, MAX_BACKOFF, auto_interval, next_poll, poll_interval, sync_feeds
 from aggregator.schedule import (
     SKIPPED_RETRY,
     STARTUP_JITTER,

@@ -17,7 +17,8 @@ import pytest
 import aggregator.workers
 from aggregator.config import Config, FeedConfig, Site
 from aggregator.models import Outcome
-from aggregator.pipeline import body_hash, poll_many, sync_feeds
+from aggregator.pipeline import body_hash, poll_many
+from aggregator.policy import sync_feeds
 from aggregator.store import SQLiteStore
 
 
