@@ -803,7 +803,13 @@ class Service:
             raise StartupError(f"opening {self.store_path} took more than {timeout:.0f} s")
         if self._startup_error is not None:
             e = self._startup_error
-            raise StartupError(f"cannot open {self.store_path}: {type(e).__name__}: {e}") from e
+            # A StoreError's message names the path and the reason in the operator's words.
+            words = (
+                str(e)
+                if isinstance(e, StoreError)
+                else f"cannot open {self.store_path}: {type(e).__name__}: {e}"
+            )
+            raise StartupError(words) from e
         self.publisher.start()
 
     def request_stop(self) -> None:
@@ -826,16 +832,16 @@ class Service:
         the background; returns once both are stopped (at most ~10 s after the signal).
         On PostgreSQL it first takes the store's scheduler lock: SchedulerBusy (a StoreError)
         while workers or another `run` poll the same store (issue 16). `on_start` is called
-        once the store is ours (the CLI's "serving ..." line: never before a refusal)."""
+        once the store is ours and open (the CLI's "serving ..." line: never before a refusal)."""
         hold = None
         if sqlite_path(self.store_url) is None:
             from .store.coordination import hold_scheduler  # psycopg only when it is used
 
             hold = hold_scheduler(self.store_url, "run")
-        if on_start is not None:
-            on_start()
         try:
-            self.start_background()
+            self.start_background()  # opens the store: its refusal comes before the banner
+            if on_start is not None:
+                on_start()
             app = create_app(
                 self.public_dir, self.health.report, on_missing=self.publisher.check_soon,
                 metrics=self.metrics.render, config=self.config,

@@ -60,6 +60,7 @@ def test_a_read_only_data_directory_is_named_as_such(
     last = result.stderr.strip().splitlines()[-1]
     assert "cannot be written" in last and "read-only" in last, last
     assert "StoreMissing" not in last
+    assert "serving" not in result.stdout  # `run`: no banner before the refusal
 
 
 @pytest.mark.xfail(
