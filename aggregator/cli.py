@@ -380,6 +380,14 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
         )
     store = ctx.store()
     try:
+        try:
+            # Days are stored in site.timezone; after an edit of it, move them first (a read
+            # when nothing changed), as fetch and publish do (README "Dates").
+            store.sync_zone(config.site.zone)
+        except Exception as e:  # a StoreError (read-only, locked): the zone of the last fetch
+            if not _is_store_error(e):
+                raise
+            click.echo(f"warning: days not moved to {config.site.timezone}: {_one_line(e)}", err=True)
         page = build_frontpage(store, config, language, day.date() if day else None)
         if page.day is None:  # ...except the page without entries, which lists failing feeds
             config = ctx.config()

@@ -176,6 +176,20 @@ def test_a_site_timezone_change_moves_stored_entries_and_date_only_ones_stay(
         assert not re.search(r"\d\d:\d\d|T00", article), article  # no invented time of day
 
 
+def test_frontpage_alone_applies_a_site_timezone_change(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`frontpage` right after an edit of site.timezone (no fetch or publish between) shows the
+    stored entries on their days in the new zone, as fetch and publish would."""
+    url = feed_server.add("/f.xml", rss([{"title": "Late in the evening in London", "link": "https://e.org/late",
+                                          "pubDate": "Tue, 17 Jan 2023 23:30:00 GMT"}]))  # fmt: skip
+    data = tmp_path / "data"
+    config = configure(tmp_path / "feeds.yaml", {"F": (url, "en")}, "en")
+    cli("fetch", config=config, data=data)
+    assert {e["title"] for e in page("2023-01-17", config, data)} == {"Late in the evening in London"}
+    configure(tmp_path / "feeds.yaml", {"F": (url, "en")}, "en", zone="Asia/Tokyo")
+    assert {e["title"] for e in page("2023-01-18", config, data)} == {"Late in the evening in London"}
+    assert page("2023-01-17", config, data) == []
+
+
 def test_an_entry_dated_a_little_ahead_is_on_the_front_page(tmp_path: Path, feed_server: FeedServer) -> None:
     """Never "No entries yet" while the feeds list an entry dated up to a day ahead."""
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=20)
