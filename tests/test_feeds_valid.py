@@ -43,6 +43,7 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 SITE = Site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
 T = datetime(2023, 1, 17, 9, tzinfo=UTC)
 _RNG = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
@@ -228,6 +229,57 @@ def test_no_stored_entry_makes_any_renderer_raise(entries: list[StoredEntry], la
     check_atom(
         feeds.atom_document(archive, feeds.entry_items(entries, SITE, language)), plausible_dates=False
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(stored, min_size=1, max_size=4), st.sampled_from(["atom", "rss"]))
+def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
+    entries: list[StoredEntry], fmt: str
+) -> None:
+    """A publish makes each item's Atom entry / RSS item once (`feeds.Elements`) and copies it
+    into every document carrying the item: its language's day archive, the combined one, the
+    entry feeds. Whatever the items and the order of documents, each document has the bytes it
+    has when made alone, only feeds of several languages say each entry's language, and each
+    item was made once."""
+    items = feeds.entry_items(entries, SITE, "all")
+    write = feeds.atom_document if fmt == "atom" else feeds.rss_document
+    day = entries[0].day
+    documents = [
+        (feeds.archive_feed_meta(SITE, "all", day, None, None, complete=True), items),
+        (feeds.archive_feed_meta(SITE, "en", day, day, None, complete=False), items[::-1]),
+        (feeds.entry_feed_meta(SITE, "all", "http://127.0.0.1:8080/archive/x.atom"), items[:2]),
+        (feeds.entry_feed_meta(SITE, "en"), items[1:]),
+    ]
+    shared = feeds.Elements()
+    for meta, chosen in documents:
+        data = write(meta, chosen, shared)
+        assert data == write(meta, chosen)
+        if fmt == "atom":
+            langs = [e.get(XML_LANG) for e in etree.fromstring(data).iter(f"{ATOM}entry")]
+            assert langs == [it.language if meta.language is None else None for it in chosen]
+    assert len(shared) == len(set(items))
+
+
+def test_an_item_feedgen_cannot_make_costs_that_item_in_every_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = feeds.entry_items(realistic(), SITE, "all")
+    real = feeds._entry_element
+
+    def failing(item: feeds.FeedItem, fmt: str) -> Any:
+        if item.id.endswith(":b"):
+            raise ValueError("injected")
+        return real(item, fmt)
+
+    monkeypatch.setattr(feeds, "_entry_element", failing)
+    shared = feeds.Elements()
+    for language in ("all", "en"):
+        meta = feeds.entry_feed_meta(SITE, language)
+        root = check_atom(feeds.atom_document(meta, items, shared))
+        kept = [it.id for it in items if not it.id.endswith(":b")]
+        assert [e.findtext(f"{ATOM}id") for e in root.iter(f"{ATOM}entry")] == kept
+        rss = check_rss(feeds.rss_document(meta, items, shared))
+        assert [i.findtext("guid") for i in rss.iter("item")] == kept
 
 
 def as_stored(e: StoredEntry) -> StoredEntry:

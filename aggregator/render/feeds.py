@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
@@ -35,7 +36,9 @@ from html import escape
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.dc import DcEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree  # type: ignore[import-untyped]
 
@@ -87,7 +90,9 @@ class FeedItem:
     author: str | None = None
     categories: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
-    language: str | None = None  # BCP 47 tag valid for xml:lang, or None
+    # BCP 47 tag valid for xml:lang, or None: written only in feeds of several languages
+    # (`FeedMeta.language` None), so one item serves its language's feeds and the combined ones
+    language: str | None = None
     sources: tuple[Source, ...] = ()
     date_only: bool = False
     # the lede is the whole text of the content, so a summary would only repeat it (RFC 4287
@@ -99,7 +104,9 @@ class FeedItem:
 @dataclass(frozen=True, slots=True)
 class FeedMeta:
     """Feed-level data. URLs are absolute. `prev_archive`/`next_archive`/`current` are RFC 5005
-    links (section 4); `archive` marks an archive document (`fh:archive`, never changes)."""
+    links (section 4); `archive` marks an archive document (`fh:archive`, never changes).
+    `language` None: the feed carries several languages, and each item says its own (Atom
+    `xml:lang`, JSON Feed `language`)."""
 
     id: str
     title: str
@@ -199,13 +206,13 @@ def _published(entry: StoredEntry) -> datetime:
     return utc(entry.published)
 
 
-def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem | None:
+def entry_item(entry: StoredEntry, site: Site) -> FeedItem | None:
     """A stored entry as a feed item, or None when nothing is left to show of it.
 
-    `mixed`: the feed carries several languages, so the item carries its own xml:lang.
-    The content and lede come from the entry's `Publishable` (made at ingest; made here only
-    for an entry that has none or a stale one), which is XML-safe even for an entry that did
-    not come through the store."""
+    The same item serves every feed that carries the entry (its language's and the combined
+    one: a feed of several languages writes the item's `language`). The content and lede come
+    from the entry's `Publishable` (made at ingest; made here only for an entry that has none
+    or a stale one), which is XML-safe even for an entry that did not come through the store."""
     safe = publishable(entry)
     title = xml_safe(entry.title or "").strip()
     summary = cut(safe.lede_text, site.lede_length)
@@ -240,7 +247,7 @@ def entry_item(entry: StoredEntry, site: Site, mixed: bool = False) -> FeedItem 
         author=author,
         categories=tuple(dict.fromkeys(t for c in entry.categories for t in [xml_safe(c).strip()] if t)),
         enclosures=enclosures,
-        language=language_tag(entry.language_tag or entry.language) if mixed else None,
+        language=language_tag(entry.language_tag or entry.language),
         sources=tuple(
             Source(
                 public_feed_url(s.feed_url),  # a private feed address is never published
@@ -272,7 +279,7 @@ def entry_items(entries: Sequence[StoredEntry], site: Site, language: str) -> li
     items = []
     for e in entries:
         try:
-            item = entry_item(e, site, mixed=language == "all")
+            item = entry_item(e, site)
         except Exception:  # one entry costs only itself
             log.exception("entry %s left out of the %s feeds", getattr(e, "id", "?"), language)
             continue
@@ -452,8 +459,32 @@ class _FeedFix(BaseExtension):  # type: ignore[misc]
         return feed
 
 
+class _Entries(BaseExtension):  # type: ignore[misc]
+    """The document's entries, appended where feedgen appends its own (after the feed-level
+    elements and extensions, registered last): copies of the elements feedgen made once per
+    publish for each item (`Elements`), with `xml:lang` in a feed of several languages."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, str | None]] = []  # (element, xml:lang or None)
+
+    def extend_atom(self, feed: Any) -> Any:
+        for element, lang in self.entries:
+            entry = copy(element)  # lxml: a deep copy, in C
+            if lang:
+                entry.set(XML_LANG, lang)  # the entry element has no other attribute
+            feed.append(entry)
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed[0]
+        for element, _lang in self.entries:
+            channel.append(copy(element))
+        return feed
+
+
 class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
-    """Per entry, what feedgen 1.0.0 writes wrong or not at all (see the module docstring)."""
+    """Per entry, what feedgen 1.0.0 writes wrong or not at all (see the module docstring);
+    `xml:lang`, which depends on the feed, is the document's (`_Entries`)."""
 
     def __init__(self) -> None:
         self.item: FeedItem | None = None
@@ -468,8 +499,6 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
             elif child.tag == "link" and child.get("rel") is None:  # the article: say so
                 child.set("rel", "alternate")
                 child.set("type", "text/html")
-        if item.language:
-            entry.set(XML_LANG, item.language)
         for enc in item.enclosures:
             link = _sub(
                 entry, "link", rel="enclosure", href=enc.url, type=enc.type or "application/octet-stream"
@@ -501,13 +530,56 @@ def _iso(d: datetime) -> str:
     return utc(d).isoformat()
 
 
-def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGenerator:
+class Elements:
+    """Each item's Atom `<entry>` and RSS `<item>`, made by feedgen once and copied into every
+    document that carries the item.
+
+    An entry is in its language's day archive and the combined one, and a recent one in the
+    entry feeds too: making its feedgen entry and element anew for each was most of an Atom
+    document's cost (docs/benchmarks.md, issue 13), where copying an lxml element is C. Items
+    are keyed by value (`FeedItem` is frozen), so an item equal to one seen before gets the
+    same element, whichever document asked first. Holds every element until dropped: publish
+    keeps one per day (its archives) and one for the entry feeds and digests."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, FeedItem], Any] = {}
+
+    def element(self, item: FeedItem, fmt: str) -> Any:
+        """The lxml element of `item` in `fmt` ("atom" or "rss"), without `xml:lang`: shared,
+        so copy it before putting it in a tree. Raises what feedgen or lxml raise for it."""
+        key = (fmt, item)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = _entry_element(item, fmt)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+
+def _entry_element(item: FeedItem, fmt: str) -> Any:
+    """feedgen's element for one item: a `FeedEntry` with our extensions, as
+    `FeedGenerator.add_entry` would make it, filled by `_fill_entry`."""
+    fe = FeedEntry()
+    if fmt == "atom":
+        fe.register_extension("aggregator", _AtomEntryFix, atom=True, rss=False)
+        fe.aggregator.item = item
+    else:
+        fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)  # dc:creator
+    _fill_entry(fe, item, fmt)
+    return fe.atom_entry() if fmt == "atom" else fe.rss_entry()
+
+
+def _generator(meta: FeedMeta, elements: Sequence[tuple[Any, str | None]], fmt: str) -> FeedGenerator:
+    """A feedgen feed for `meta` whose entries are `elements`, (element, xml:lang) pairs."""
     fg = FeedGenerator()
-    fg.register_extension("aggregator", _FeedFix, _AtomEntryFix, atom=fmt == "atom", rss=fmt == "rss")
+    fg.register_extension("aggregator", _FeedFix, atom=fmt == "atom", rss=fmt == "rss")
     if fmt == "rss":
         fg.load_extension("dc", atom=False, rss=True)  # dc:creator for name-only authors
+    fg.register_extension("entries", _Entries, atom=fmt == "atom", rss=fmt == "rss")  # last
     fg.aggregator.archive = meta.archive
     fg.aggregator.hub = meta.hub if fmt == "rss" else None
+    fg.entries.entries = list(elements)
     fg.id(xml_safe(meta.id))
     fg.title(xml_safe(meta.title) or GENERATOR)
     fg.subtitle(xml_safe(meta.subtitle) or GENERATOR)  # RSS needs a description
@@ -533,20 +605,13 @@ def _generator(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> FeedGener
     elif meta.logo:  # RSS 2.0 <image> requires its title and link (those of the channel)
         fg.image(url=xml_safe(meta.logo), title=xml_safe(meta.title) or GENERATOR, link=meta.home)
     fg.generator(GENERATOR)
-    newest = max((it.updated for it in items), default=EMPTY_FEED_UPDATED)
-    fg.updated(newest)  # from the entries, not the clock: unchanged input, unchanged bytes
-    fg.lastBuildDate(newest)
-    for it in items:
-        _add_item(fg, it, fmt)
     return fg
 
 
-def _add_item(fg: FeedGenerator, it: FeedItem, fmt: str) -> None:
-    fe = fg.add_entry(order="append")
+def _fill_entry(fe: FeedEntry, it: FeedItem, fmt: str) -> None:
     fe.id(it.id)
     fe.guid(it.id, permalink=False)
     if fmt == "atom":
-        fe.aggregator.item = it
         fe.title(it.atom_title or "-")  # feedgen requires one; _AtomEntryFix writes the real one
         if it.link:
             fe.link(href=it.link, rel="alternate")  # exactly one alternate: the article
@@ -588,36 +653,51 @@ def person(author: str) -> tuple[str, str | None]:
     return (m.group(2).strip(), m.group(1)) if m else (author, None)
 
 
-def _serialise(meta: FeedMeta, items: Sequence[FeedItem], fmt: str) -> bytes:
-    """feedgen's bytes; should one item still make feedgen or lxml raise, that item is left out
-    (and logged) and the feed written without it."""
-    write: Callable[[FeedGenerator], bytes] = (
-        (lambda fg: bytes(fg.atom_str(pretty=True)))
-        if fmt == "atom"
-        else (lambda fg: bytes(fg.rss_str(pretty=True)))
-    )
+def _serialise(meta: FeedMeta, items: Sequence[FeedItem], fmt: str, elements: Elements | None) -> bytes:
+    """feedgen's bytes. An item whose element feedgen or lxml cannot make is left out (and
+    logged); should the document still fail, it is tried item by item and written with the
+    items that go through."""
+    made = Elements() if elements is None else elements
+    mixed = meta.language is None
+    entries = []
+    for it in items:
+        try:
+            entries.append((it, made.element(it, fmt)))
+        except Exception:
+            log.exception("item %s left out of %s", it.id, meta.self_url)
+
+    def write(chosen: Sequence[tuple[FeedItem, Any]]) -> bytes:
+        fg = _generator(meta, [(el, it.language if mixed else None) for it, el in chosen], fmt)
+        # from the entries, not the clock: unchanged input, unchanged bytes
+        newest = max((it.updated for it, _el in chosen), default=EMPTY_FEED_UPDATED)
+        fg.updated(newest)
+        fg.lastBuildDate(newest)
+        return bytes(fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True))
+
     try:
-        return write(_generator(meta, items, fmt))
+        return write(entries)
     except Exception:
         log.exception("%s feed %s failed whole; retrying item by item", fmt, meta.self_url)
     good = []
-    for it in items:
+    for entry in entries:
         try:
-            write(_generator(meta, [it], fmt))
-            good.append(it)
+            write([entry])
+            good.append(entry)
         except Exception:
-            log.exception("item %s left out of %s", it.id, meta.self_url)
-    return write(_generator(meta, good, fmt))
+            log.exception("item %s left out of %s", entry[0].id, meta.self_url)
+    return write(good)
 
 
-def atom_document(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
-    """Atom 1.0 (RFC 4287) bytes for any feed kind."""
-    return _serialise(meta, items, "atom")
+def atom_document(meta: FeedMeta, items: Sequence[FeedItem], elements: Elements | None = None) -> bytes:
+    """Atom 1.0 (RFC 4287) bytes for any feed kind. `elements`: the entries made for other
+    documents of this publish, to copy rather than make again (`Elements`)."""
+    return _serialise(meta, items, "atom", elements)
 
 
-def rss_document(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
-    """RSS 2.0 bytes: RFC 822 dates, `dc:creator` for name-only authors, `<source url>`."""
-    return _serialise(meta, items, "rss")
+def rss_document(meta: FeedMeta, items: Sequence[FeedItem], elements: Elements | None = None) -> bytes:
+    """RSS 2.0 bytes: RFC 822 dates, `dc:creator` for name-only authors, `<source url>`.
+    `elements` as for `atom_document`."""
+    return _serialise(meta, items, "rss", elements)
 
 
 def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
@@ -651,6 +731,7 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
     }
     if links or meta.archive:
         doc["_aggregator"] = {**links, **({"archive": True} if meta.archive else {})}
+    mixed = meta.language is None
     out = []
     for it in items:
         item: dict[str, Any] = {"id": it.id}
@@ -667,7 +748,7 @@ def json_document(meta: FeedMeta, items: Sequence[FeedItem]) -> str:
             item["authors"] = [{"name": person(it.author)[0]}]
         if it.categories:
             item["tags"] = list(it.categories)
-        if it.language:
+        if it.language and mixed:
             item["language"] = it.language
         if it.enclosures:
             item["attachments"] = [
