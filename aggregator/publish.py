@@ -267,10 +267,10 @@ def feed_outputs(
     return {
         f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest(), made),
         f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest(), made),
-        f"feeds/{language}.json": lambda: feeds.json_document(meta, latest()).encode(),
+        f"feeds/{language}.json": lambda: feeds.json_document(meta, latest(), made).encode(),
         f"daily/{language}.atom": lambda: feeds.atom_document(daily, digest_items(), made),
         f"daily/{language}.rss": lambda: feeds.rss_document(daily, digest_items(), made),
-        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items()).encode(),
+        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items(), made).encode(),
     }
 
 
@@ -332,7 +332,7 @@ def archive_outputs(
     """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
     prev/next archive are the neighbouring days with entries; a day before today is complete).
     `items`: the day's items in `language`, when the caller has them already; `elements`: the
-    Atom entries made for the day's other archives (`feeds.Elements`)."""
+    Atom entries and JSON Feed items made for the day's other archives (`feeds.Elements`)."""
     site = config.site
     day = days[i]
     meta = feeds.archive_feed_meta(
@@ -348,7 +348,7 @@ def archive_outputs(
     path = feeds.archive_path(day, language)
     return {
         f"{path}.atom": lambda: feeds.atom_document(meta, get(), elements),
-        f"{path}.feed.json": lambda: feeds.json_document(meta, get()).encode(),
+        f"{path}.feed.json": lambda: feeds.json_document(meta, get(), elements).encode(),
     }
 
 

@@ -232,17 +232,17 @@ def test_no_stored_entry_makes_any_renderer_raise(entries: list[StoredEntry], la
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(stored, min_size=1, max_size=4), st.sampled_from(["atom", "rss"]))
+@given(st.lists(stored, min_size=1, max_size=4), st.sampled_from(["atom", "rss", "json"]))
 def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
     entries: list[StoredEntry], fmt: str
 ) -> None:
-    """A publish makes each item's Atom entry / RSS item once (`feeds.Elements`) and copies it
-    into every document carrying the item: its language's day archive, the combined one, the
-    entry feeds. Whatever the items and the order of documents, each document has the bytes it
-    has when made alone, only feeds of several languages say each entry's language, and each
-    item was made once."""
+    """A publish makes each item's Atom entry / RSS item / JSON Feed item once
+    (`feeds.Elements`) and copies it into every document carrying the item: its language's day
+    archive, the combined one, the entry feeds. Whatever the items and the order of documents,
+    each document has the bytes it has when made alone, only feeds of several languages say
+    each entry's language, each item was made once, and JSON Feed documents are exactly what
+    `json.dumps` writes for them."""
     items = feeds.entry_items(entries, SITE, "all")
-    write = feeds.atom_document if fmt == "atom" else feeds.rss_document
     day = entries[0].day
     documents = [
         (feeds.archive_feed_meta(SITE, "all", day, None, None, complete=True), items),
@@ -252,12 +252,22 @@ def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
     ]
     shared = feeds.Elements()
     for meta, chosen in documents:
+        expected_langs = [it.language if meta.language is None else None for it in chosen]
+        if fmt == "json":
+            text = feeds.json_document(meta, chosen, shared)
+            assert text == feeds.json_document(meta, chosen)
+            doc = json.loads(text)
+            assert text == json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+            assert [i.get("language") for i in doc["items"]] == expected_langs
+            continue
+        write = feeds.atom_document if fmt == "atom" else feeds.rss_document
         data = write(meta, chosen, shared)
         assert data == write(meta, chosen)
         if fmt == "atom":
             langs = [e.get(XML_LANG) for e in etree.fromstring(data).iter(f"{ATOM}entry")]
-            assert langs == [it.language if meta.language is None else None for it in chosen]
-    assert len(shared) == len(set(items))
+            assert langs == expected_langs
+    if fmt != "json":
+        assert len(shared) == len(set(items))
 
 
 def test_an_item_feedgen_cannot_make_costs_that_item_in_every_document(
