@@ -123,6 +123,13 @@ def _safe_link(url: str) -> str | None:
 
 
 def _check_safe_link(url: str) -> str | None:
+    if url.startswith(("http://", "https://")) and url.isascii() and "[" not in url and "]" not in url:
+        return url  # urlsplit would give this scheme, and only brackets could make it raise
+    return _split_safe_link(url)
+
+
+def _split_safe_link(url: str) -> str | None:
+    """`url` if urlsplit finds an http(s) scheme in it, else None."""
     try:
         scheme = urlsplit(url).scheme
     except ValueError:

@@ -63,6 +63,9 @@ TITLE_FROM_TEXT = 80  # characters of a derived Atom title
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*\Z")
 _MEDIA_TYPE = re.compile(r"[!-~]+/[!-~]+\Z")
 _SPACE = re.compile(r"\s")
+# An (ASCII) http(s) URL that urlsplit takes apart without complaint into that scheme and a
+# host: no white space, no brackets (an IPv6 host is checked the long way).
+_PLAIN_HTTP = re.compile(r"https?://[^/?#\[\]\s]+(?:[/?#][^\[\]\s]*)?\Z")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _RSS_PERSON = re.compile(r"\s*([^@\s()]+@[^@\s()]+)\s*\((.*\S.*)\)\s*\Z")
 _MIN_DATE = datetime(1000, 1, 2, tzinfo=UTC)  # four-digit years: RFC 822 needs them
@@ -160,6 +163,14 @@ def _checked_link(url: str) -> str | None:
 
 def _check_link(url: str) -> str | None:
     url = xml_safe(url).strip()
+    if url.isascii() and _PLAIN_HTTP.match(url):  # what `_split_link` accepts: most links
+        return url
+    return _split_link(url)
+
+
+def _split_link(url: str) -> str | None:
+    """`url` (XML-safe, stripped) if urlsplit finds an http(s) scheme and a host in it and it
+    has no white space, else None."""
     try:
         parts = urlsplit(url)
     except ValueError:  # "http://[" and friends
@@ -493,12 +504,11 @@ class _AtomEntryFix(BaseEntryExtension):  # type: ignore[misc]
         item = self.item
         if item is None:
             return entry
-        for child in entry:
-            if child.tag == "title":
-                child.text = item.atom_title  # may be "" (a note), which feedgen refuses
-            elif child.tag == "link" and child.get("rel") is None:  # the article: say so
-                child.set("rel", "alternate")
-                child.set("type", "text/html")
+        entry.find("title").text = item.atom_title  # may be "" (a note), which feedgen refuses
+        link = entry.find("link")  # feedgen's only link: the article's (enclosures come below)
+        if link is not None:
+            link.set("rel", "alternate")  # feedgen dropped it (its bug #135): say so
+            link.set("type", "text/html")
         for enc in item.enclosures:
             link = _sub(
                 entry, "link", rel="enclosure", href=enc.url, type=enc.type or "application/octet-stream"
