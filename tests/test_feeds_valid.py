@@ -270,6 +270,35 @@ def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
         assert len(shared) == len(set(items))
 
 
+def _whole_tree_atom(meta: feeds.FeedMeta, items: list[feeds.FeedItem]) -> bytes:
+    """An Atom document the way lxml writes a whole tree: feedgen's feed with each item's
+    entry element in it (what publishing wrote before entries were spliced in as bytes)."""
+    mixed = meta.language is None
+    elements = [(feeds._entry_element(it, "atom"), it.language if mixed else None) for it in items]
+    fg = feeds._generator(meta, elements, "atom")
+    newest = max((it.updated for it in items), default=feeds.EMPTY_FEED_UPDATED)
+    fg.updated(newest)
+    return bytes(fg.atom_str(pretty=True))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(stored, max_size=4), st.sampled_from(["all", "en"]), st.booleans())
+def test_atom_entries_spliced_as_bytes_are_what_lxml_writes_for_the_whole_tree(
+    entries: list[StoredEntry], language: str, archive: bool
+) -> None:
+    """Each Atom entry is serialised once and its bytes put into every document carrying it:
+    for any items (text of any script, markup, line breaks, languages), in an archive (its
+    `fh` namespace) or not, the document is byte for byte what lxml writes for the tree."""
+    items = feeds.entry_items(entries, SITE, "all")
+    day = date(2023, 1, 17)
+    meta = (
+        feeds.archive_feed_meta(SITE, language, day, day, None, complete=True)
+        if archive
+        else feeds.entry_feed_meta(SITE, language)
+    )
+    assert feeds.atom_document(meta, items) == _whole_tree_atom(meta, items)
+
+
 def test_an_item_feedgen_cannot_make_costs_that_item_in_every_document(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

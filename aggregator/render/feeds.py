@@ -473,7 +473,9 @@ class _FeedFix(BaseExtension):  # type: ignore[misc]
 class _Entries(BaseExtension):  # type: ignore[misc]
     """The document's entries, appended where feedgen appends its own (after the feed-level
     elements and extensions, registered last): copies of the elements feedgen made once per
-    publish for each item (`Elements`), with `xml:lang` in a feed of several languages."""
+    publish for each item (`Elements`), with `xml:lang` in an Atom feed of several languages.
+    Publishing gives it RSS items; Atom entries are spliced in as bytes (`_spliced`), which
+    tests hold to be what this gives."""
 
     def __init__(self) -> None:
         self.entries: list[tuple[Any, str | None]] = []  # (element, xml:lang or None)
@@ -542,18 +544,30 @@ def _iso(d: datetime) -> str:
 
 class Elements:
     """Each item's Atom `<entry>` and RSS `<item>`, made by feedgen once, and its JSON Feed
-    item, encoded once, copied into every document that carries the item.
+    item, encoded once, put into every document that carries the item.
 
     An entry is in its language's day archive and the combined one, and a recent one in the
     entry feeds too: making its feedgen entry and element anew for each was most of an Atom
-    document's cost (docs/benchmarks.md, issue 13), where copying an lxml element is C. Items
-    are keyed by value (`FeedItem` is frozen), so an item equal to one seen before gets the
-    same element, whichever document asked first. Holds every element until dropped: publish
-    keeps one per day (its archives) and one for the entry feeds and digests."""
+    document's cost (docs/benchmarks.md, issue 13). An Atom entry is kept as the bytes lxml
+    writes for it in a feed (`atom_entry`), an RSS item as its element (copied into each
+    channel), a JSON Feed item as its encoding. Items are keyed by value (`FeedItem` is
+    frozen), so an item equal to one seen before gets the same, whichever document asked
+    first. Holds everything until dropped: publish keeps one per day (its archives) and one
+    for the entry feeds and digests."""
 
     def __init__(self) -> None:
         self._made: dict[tuple[str, FeedItem], Any] = {}
+        self._atom: dict[FeedItem, bytes] = {}
         self._json: dict[FeedItem, tuple[str, str]] = {}
+
+    def atom_entry(self, item: FeedItem) -> bytes:
+        """`item`'s `<entry>` as lxml serialises it in an Atom feed of feedgen's (UTF-8, pretty:
+        indented two spaces, ending in a line feed), without `xml:lang`. Raises what feedgen or
+        lxml raise for it."""
+        made = self._atom.get(item)
+        if made is None:
+            made = self._atom[item] = _entry_bytes(_entry_element(item, "atom"))
+        return made
 
     def element(self, item: FeedItem, fmt: str) -> Any:
         """The lxml element of `item` in `fmt` ("atom" or "rss"), without `xml:lang`: shared,
@@ -573,7 +587,40 @@ class Elements:
 
     def __len__(self) -> int:
         """Atom entries and RSS items made."""
-        return len(self._made)
+        return len(self._made) + len(self._atom)
+
+
+_FEED_END = b"</feed>\n"
+_ENTRY_START = b"  <entry>"
+
+
+def _entry_bytes(element: Any) -> bytes:
+    """An Atom entry element's bytes within a feed: lxml serialises it alone in a root made as
+    feedgen makes its `<feed>` (pretty-printing indents each entry alike, whatever its
+    siblings, and the entry holds no namespace of its own to declare)."""
+    root = etree.Element("feed", xmlns=ATOM_NS)
+    root.append(element)
+    data: bytes = etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=False)
+    start = data.index(b"\n" + _ENTRY_START) + 1
+    if not data.endswith(_FEED_END):
+        raise ValueError("unexpected serialisation of an Atom entry")
+    return data[start : -len(_FEED_END)]
+
+
+def _spliced(document: bytes, entries: Sequence[tuple[bytes, str | None]]) -> bytes:
+    """A feed document feedgen wrote without entries, with `entries` ((bytes of `_entry_bytes`,
+    xml:lang or None)) put where lxml would have written them: before `</feed>`, in order.
+    Byte for byte what lxml writes for the whole tree (tests/test_feeds_valid.py)."""
+    if not document.endswith(_FEED_END):
+        raise ValueError("unexpected serialisation of an Atom feed")
+    parts = [document[: -len(_FEED_END)]]
+    for data, lang in entries:
+        if lang:  # the entry element has no other attribute; a language tag needs no escaping
+            parts.append(b'  <entry xml:lang="' + lang.encode() + b'">' + data[len(_ENTRY_START) :])
+        else:
+            parts.append(data)
+    parts.append(_FEED_END)
+    return b"".join(parts)
 
 
 def _entry_element(item: FeedItem, fmt: str) -> Any:
@@ -673,25 +720,30 @@ def person(author: str) -> tuple[str, str | None]:
 
 
 def _serialise(meta: FeedMeta, items: Sequence[FeedItem], fmt: str, elements: Elements | None) -> bytes:
-    """feedgen's bytes. An item whose element feedgen or lxml cannot make is left out (and
+    """feedgen's bytes: the feed written by feedgen, each entry made by feedgen (once per
+    publish with `elements`). An item whose entry feedgen or lxml cannot make is left out (and
     logged); should the document still fail, it is tried item by item and written with the
     items that go through."""
     made = Elements() if elements is None else elements
     mixed = meta.language is None
-    entries = []
+    entries: list[tuple[FeedItem, Any]] = []
     for it in items:
         try:
-            entries.append((it, made.element(it, fmt)))
+            entries.append((it, made.atom_entry(it) if fmt == "atom" else made.element(it, fmt)))
         except Exception:
             log.exception("item %s left out of %s", it.id, meta.self_url)
 
     def write(chosen: Sequence[tuple[FeedItem, Any]]) -> bytes:
-        fg = _generator(meta, [(el, it.language if mixed else None) for it, el in chosen], fmt)
+        langs = [(entry, it.language if mixed and _LANGUAGE_TAG.match(it.language or "") else None)
+                 for it, entry in chosen]  # fmt: skip
+        fg = _generator(meta, [] if fmt == "atom" else langs, fmt)
         # from the entries, not the clock: unchanged input, unchanged bytes
-        newest = max((it.updated for it, _el in chosen), default=EMPTY_FEED_UPDATED)
+        newest = max((it.updated for it, _entry in chosen), default=EMPTY_FEED_UPDATED)
         fg.updated(newest)
         fg.lastBuildDate(newest)
-        return bytes(fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True))
+        if fmt == "atom":
+            return _spliced(bytes(fg.atom_str(pretty=True)), langs)
+        return bytes(fg.rss_str(pretty=True))
 
     try:
         return write(entries)
