@@ -44,6 +44,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
+from ..pages_plan import day_dir
 from ..text import LINK_REL, shorten, xml_safe
 from .common import atom_id, cut, heading, language_name, public_url, publishable, tag_authority
 
@@ -328,7 +329,7 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
 
 def archive_path(day: date, language: str) -> str:
     """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}."""
-    return f"archive/{day:%Y/%m/%d}/{language}"
+    return f"{day_dir(day)}/{language}"
 
 
 def archive_feed_meta(
