@@ -15,9 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -374,76 +372,23 @@ def publish(
     site = config.site
     now = now or datetime.now(UTC)
     today = now.astimezone(site.zone).date()
-    files = _Files(public_dir)
-    try:
-        _publish_all(store, config, now, today, changed_days, digests, files)
-        files.settle()
-    finally:
-        files.close()
-    failed = files.failed
-    _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
-    return PublishReport(tuple(files.written), files.unchanged, tuple(failed))
+    written: list[str] = []
+    failed: list[tuple[str, str]] = []
+    unchanged = 0
 
-
-WRITE_AHEAD = 16  # files rendered and not yet written: memory stays a few documents
-
-
-class _Files:
-    """The files of one publish: each rendered here and written on a thread of its own while
-    the next are rendered (creating a file is kernel work, 0.1 to 0.6 ms on this machine's
-    disk, a quarter of a full rebuild: docs/benchmarks.md), at most WRITE_AHEAD waiting.
-    Outcomes are taken in order, so `written` and `failed` list files as they were rendered."""
-
-    def __init__(self, public_dir: Path) -> None:
-        self.public_dir = public_dir
-        self.written: list[str] = []
-        self.failed: list[tuple[str, str]] = []
-        self.unchanged = 0
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-write")
-        self.pending: deque[tuple[str, Future[bool]]] = deque()
-
-    def emit(self, outputs: dict[str, Render]) -> None:
+    def emit(outputs: dict[str, Render]) -> None:
+        nonlocal unchanged
         for rel, make in outputs.items():
             try:
                 data = make()
-            except Exception as exc:  # a failing output costs that file, never the run
-                self.settle()
-                log.exception("publishing %s failed; its last good version stays", rel)
-                self.failed.append((rel, f"{type(exc).__name__}: {exc}"))
-                continue
-            self.pending.append((rel, self.pool.submit(write_atomic, self.public_dir / rel, data)))
-            self.settle(WRITE_AHEAD)
-
-    def settle(self, waiting: int = 0) -> None:
-        """Take the outcomes of files written, until at most `waiting` are left."""
-        while len(self.pending) > waiting:
-            rel, done = self.pending.popleft()
-            try:
-                if done.result():
-                    self.written.append(rel)
+                if write_atomic(public_dir / rel, data):
+                    written.append(rel)
                 else:
-                    self.unchanged += 1
-            except Exception as exc:
-                log.error("publishing %s failed; its last good version stays", rel, exc_info=exc)
-                self.failed.append((rel, f"{type(exc).__name__}: {exc}"))
+                    unchanged += 1
+            except Exception as exc:  # a failing output costs that file, never the run
+                log.exception("publishing %s failed; its last good version stays", rel)
+                failed.append((rel, f"{type(exc).__name__}: {exc}"))
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-
-
-def _publish_all(
-    store: Store,
-    config: Config,
-    now: datetime,
-    today: date,
-    changed_days: Collection[date] | None,
-    digests: Digests | None,
-    files: _Files,
-) -> None:
-    """Every output of `publish`, handed to `files`."""
-    site = config.site
-    emit = files.emit
-    failed = files.failed
     languages = output_languages(config)
     try:
         counts: list[tuple[date, str | None, int]] | None = store.day_counts()
@@ -509,6 +454,8 @@ def _publish_all(
                     day_elements,
                 )
             )
+    _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
+    return PublishReport(tuple(written), unchanged, tuple(failed))
 
 
 def _day_items(day_entries: DayEntries, site: Site, day: date) -> Callable[[], list[feeds.FeedItem]]:

@@ -4,7 +4,6 @@ walk back to every entry, and incremental rebuilds equal to full ones."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -167,46 +166,6 @@ def test_a_failing_output_costs_that_file_only(
     assert after["feeds/ru.rss"] == before["feeds/ru.rss"]  # its last good version stays
     assert b"Late news" in after["feeds/ru.atom"] and b"Late news" in after["feeds/all.rss"]
     assert "feeds/ru.atom" in report.written and "feeds/all.atom" in report.written
-
-
-def test_files_are_written_in_the_order_rendered_at_most_write_ahead_behind(
-    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Files are written on a thread of their own while the next are rendered: a slow disk
-    keeps rendering at most WRITE_AHEAD files ahead (memory stays bounded), every file is
-    written, in the order rendered, and the report lists them so."""
-    cfg = config(tmp_path)
-    public = tmp_path / "public"
-    rendered: list[str] = []
-    writes: list[tuple[str, int]] = []  # (file, files rendered when its write began)
-    real_emit, real_write = publishing._Files.emit, publishing.write_atomic
-
-    def emit(self: Any, outputs: dict[str, Any]) -> None:
-        def counted(rel: str, make: Any) -> Any:
-            def run() -> bytes:
-                data = make()
-                rendered.append(rel)
-                return bytes(data)
-
-            return run
-
-        real_emit(self, {rel: counted(rel, make) for rel, make in outputs.items()})
-
-    def slow_write(path: Path, data: bytes) -> bool:
-        writes.append((path.relative_to(public).as_posix(), len(rendered)))
-        time.sleep(0.002)
-        return real_write(path, data)
-
-    monkeypatch.setattr(publishing._Files, "emit", emit)
-    monkeypatch.setattr(publishing, "write_atomic", slow_write)
-    report = publishing.publish(store, cfg, public, now=NOW)
-    assert not report.failed and len(report.written) > 50
-    writes = [(rel, n) for rel, n in writes if rel != publishing.STAMP_FILE]  # written last, inline
-    assert [rel for rel, _n in writes] == rendered == list(report.written)
-    ahead = [n - i for i, (_rel, n) in enumerate(writes)]
-    assert max(ahead) <= publishing.WRITE_AHEAD + 1
-    assert max(ahead) > 1  # rendering did go on while files were written
-    assert sorted(tree(public).keys() - {publishing.STAMP_FILE}) == sorted(report.written)
 
 
 def test_incremental_publish_equals_a_full_rebuild(tmp_path: Path, store: Store) -> None:
