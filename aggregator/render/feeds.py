@@ -18,8 +18,13 @@ as a second *alternate* link and readers open the picture instead of the article
 We therefore never hand feedgen an entry-level enclosure for Atom: `_AtomEntryFix`, a feedgen
 entry extension (its public hook for adding elements), writes `<link rel="enclosure" type
 length>`, a full `<source>` (id, title, link, updated: what the W3C validator asks for),
-`xml:lang` on entries of mixed feeds, the title of a title-less note (case 17), and restores
-`rel="alternate" type="text/html"` on the article link feedgen stripped.
+the title of a title-less note (case 17), and restores `rel="alternate" type="text/html"` on
+the article link feedgen stripped; a feed of several languages gives each entry its
+`xml:lang`.
+
+An entry is in several documents (its language's day archive and the combined one, maybe the
+entry feeds): `Elements` makes each item's feedgen entry once per publish and puts its bytes
+(Atom), its element (RSS) or its encoding (JSON Feed) into every document that carries it.
 """
 
 from __future__ import annotations
