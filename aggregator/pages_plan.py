@@ -107,7 +107,14 @@ class Calendar:
 # -- where pages live ------------------------------------------------------------------------
 def day_path(day: date, language: str, ext: str) -> str:
     """'archive/2023/01/17/en.html': one day's page in one language (or "all")."""
-    return f"archive/{day:%Y/%m/%d}/{language}.{ext}"
+    return f"{day_dir(day)}/{language}.{ext}"
+
+
+@lru_cache(maxsize=8192)
+def day_dir(day: date) -> str:
+    """'archive/2023/01/17': where a day's pages and archives are. Formatted once a day (every
+    page links a dozen days' pages, and strftime is slow)."""
+    return f"archive/{day:%Y/%m/%d}"
 
 
 def index_path(language: str, ext: str) -> str:
@@ -134,11 +141,13 @@ def relative(from_file: str, to: str) -> str:
     >>> relative("en/index.html", "")
     '../'
     """
-    return _relative(posixpath.dirname(from_file), to)
+    return relative_from(posixpath.dirname(from_file), to)
 
 
 @lru_cache(maxsize=4096)
-def _relative(start_dir: str, to: str) -> str:
+def relative_from(start_dir: str, to: str) -> str:
+    """`relative` from a file in the directory `start_dir` ('' for the root), for a page that
+    makes many links: its directory is found once."""
     # Pure string work on tree paths (posixpath.relpath would consult the process's cwd).
     here = [p for p in start_dir.split("/") if p]
     is_dir = to == "" or to.endswith("/")

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -233,11 +233,13 @@ def feed_outputs(
     day_entries: DayEntries | None = None,
     digests: Digests | None = None,
     calendar: Calendar | None = None,
+    elements: feeds.Elements | None = None,
 ) -> dict[str, Render]:
     """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
     the daily digests `daily/{language}.*`. `day_entries` shares each day's entries with the day
     archives and the other languages, so a day is read once; `digests` (with the `calendar`,
-    whose counts it checks) gives the items of unchanged days from an earlier publish."""
+    whose counts it checks) gives the items of unchanged days from an earlier publish;
+    `elements` shares the Atom and RSS entries made with the other languages' feeds."""
     site = config.site
     lang = None if language == "all" else language
     read = day_entries or DayEntries(store)
@@ -261,13 +263,14 @@ def feed_outputs(
 
     digest_items = _once(digest)
     daily = feeds.daily_feed_meta(site, language)
+    made = feeds.Elements() if elements is None else elements
     return {
-        f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest()),
-        f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest()),
-        f"feeds/{language}.json": lambda: feeds.json_document(meta, latest()).encode(),
-        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digest_items()),
-        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digest_items()),
-        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items()).encode(),
+        f"feeds/{language}.atom": lambda: feeds.atom_document(meta, latest(), made),
+        f"feeds/{language}.rss": lambda: feeds.rss_document(meta, latest(), made),
+        f"feeds/{language}.json": lambda: feeds.json_document(meta, latest(), made).encode(),
+        f"daily/{language}.atom": lambda: feeds.atom_document(daily, digest_items(), made),
+        f"daily/{language}.rss": lambda: feeds.rss_document(daily, digest_items(), made),
+        f"daily/{language}.json": lambda: feeds.json_document(daily, digest_items(), made).encode(),
     }
 
 
@@ -324,10 +327,12 @@ def archive_outputs(
     i: int,
     today: date,
     items: Callable[[], list[feeds.FeedItem]] | None = None,
+    elements: feeds.Elements | None = None,
 ) -> dict[str, Render]:
     """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
     prev/next archive are the neighbouring days with entries; a day before today is complete).
-    `items`: the day's items in `language`, when the caller has them already."""
+    `items`: the day's items in `language`, when the caller has them already; `elements`: the
+    Atom entries and JSON Feed items made for the day's other archives (`feeds.Elements`)."""
     site = config.site
     day = days[i]
     meta = feeds.archive_feed_meta(
@@ -342,8 +347,8 @@ def archive_outputs(
     get = items or _once(lambda: feeds.entry_items(store.day(day, lang), site, language))
     path = feeds.archive_path(day, language)
     return {
-        f"{path}.atom": lambda: feeds.atom_document(meta, get()),
-        f"{path}.feed.json": lambda: feeds.json_document(meta, get()).encode(),
+        f"{path}.atom": lambda: feeds.atom_document(meta, get(), elements),
+        f"{path}.feed.json": lambda: feeds.json_document(meta, get(), elements).encode(),
     }
 
 
@@ -406,17 +411,20 @@ def publish(
     if digests is not None:
         window = {(d, language) for language in languages for d in days_of[language][-DIGEST_DAYS:]}
         digests.begin(site, changed_days if calendar is not None else None, window)
+    elements = feeds.Elements()  # the entry feeds' and digests' Atom and RSS entries
     for language in languages:
         if calendar is not None:
             emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
-        emit(feed_outputs(store, config, language, days_of[language], day_entries, digests, calendar))
+        emit(
+            feed_outputs(store, config, language, days_of[language], day_entries, digests, calendar, elements)
+        )
     if calendar is not None:
         emit(site_wide_outputs(store, config, calendar))
 
     # Day pages and day archives, day by day: every day, or the changed days and their
     # neighbours (prev/next links). One read of a day's entries serves its pages in every
-    # language and its archives; one rendering of its items serves the combined archive and
-    # each language's.
+    # language and its archives; one rendering of its items, and one Atom entry per item, serve
+    # the combined archive and each language's.
     page_days: dict[str, set[date]] = {}
     if calendar is not None:
         for language in calendar.page_languages():
@@ -429,13 +437,21 @@ def publish(
                 if day in page_days[language]:
                     emit(page_outputs(store, config, calendar, language, day, today, now, day_entries))
         combined = _once(_day_items(day_entries, site, day))
+        day_elements = feeds.Elements()  # dropped with the day: memory stays a day's entries
         for language in languages:
             if day not in wanted[language]:
                 continue
             items = combined if language == "all" else _once(_in_language(combined, language))
             emit(
                 archive_outputs(
-                    store, config, language, days_of[language], position[language][day], today, items
+                    store,
+                    config,
+                    language,
+                    days_of[language],
+                    position[language][day],
+                    today,
+                    items,
+                    day_elements,
                 )
             )
     _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
@@ -449,9 +465,9 @@ def _day_items(day_entries: DayEntries, site: Site, day: date) -> Callable[[], l
 def _in_language(
     combined: Callable[[], list[feeds.FeedItem]], language: str
 ) -> Callable[[], list[feeds.FeedItem]]:
-    """The items of one language out of the combined ones (without the per-item xml:lang a
-    single-language feed does not need)."""
-    return lambda: [replace(it, language=None) for it in combined() if it.group == language]
+    """The items of one language out of the combined ones (the same items: a feed of one
+    language writes no per-item language)."""
+    return lambda: [it for it in combined() if it.group == language]
 
 
 class DayEntries:
@@ -623,15 +639,21 @@ def nothing_to_publish(store: Store, config: Config, changed_days: frozenset[dat
 
 
 def write_atomic(path: Path, data: bytes) -> bool:
-    """Write via a temporary file and rename, so readers never see half a file.
-    Returns False (and touches nothing) when the file already holds these bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file and rename, so readers never see half a file; the directory
+    is made when missing. Returns False (and touches nothing) when the file already holds
+    these bytes."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        # Made only when missing: a publish writes 30 files into each day's directory, and
+        # asking to make one that exists took 70 us a file on a busy disk (docs/benchmarks.md).
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
             os.fchmod(fd, 0o644)

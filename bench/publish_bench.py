@@ -28,6 +28,8 @@ site languages. Then, in one run:
 `--long-summaries` repeats each summary to at least 1,500 characters, as real feeds' 1–3 KB
 summaries are (issue 15's generated world); the default keeps the short ones of earlier runs.
 Figures are ratios to the feedgen-only time of the same run (a shared machine slows both).
+CPU time is the process's (user and system: creating the files is kernel work, a quarter of
+a full rebuild on this machine's disk); wall time is what a reader waits.
 """
 
 from __future__ import annotations

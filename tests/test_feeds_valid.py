@@ -43,6 +43,7 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 SITE = Site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
 T = datetime(2023, 1, 17, 9, tzinfo=UTC)
 _RNG = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
@@ -228,6 +229,96 @@ def test_no_stored_entry_makes_any_renderer_raise(entries: list[StoredEntry], la
     check_atom(
         feeds.atom_document(archive, feeds.entry_items(entries, SITE, language)), plausible_dates=False
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(stored, min_size=1, max_size=4), st.sampled_from(["atom", "rss", "json"]))
+def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
+    entries: list[StoredEntry], fmt: str
+) -> None:
+    """A publish makes each item's Atom entry / RSS item / JSON Feed item once
+    (`feeds.Elements`) and copies it into every document carrying the item: its language's day
+    archive, the combined one, the entry feeds. Whatever the items and the order of documents,
+    each document has the bytes it has when made alone, only feeds of several languages say
+    each entry's language, each item was made once, and JSON Feed documents are exactly what
+    `json.dumps` writes for them."""
+    items = feeds.entry_items(entries, SITE, "all")
+    day = entries[0].day
+    documents = [
+        (feeds.archive_feed_meta(SITE, "all", day, None, None, complete=True), items),
+        (feeds.archive_feed_meta(SITE, "en", day, day, None, complete=False), items[::-1]),
+        (feeds.entry_feed_meta(SITE, "all", "http://127.0.0.1:8080/archive/x.atom"), items[:2]),
+        (feeds.entry_feed_meta(SITE, "en"), items[1:]),
+    ]
+    shared = feeds.Elements()
+    for meta, chosen in documents:
+        expected_langs = [it.language if meta.language is None else None for it in chosen]
+        if fmt == "json":
+            text = feeds.json_document(meta, chosen, shared)
+            assert text == feeds.json_document(meta, chosen)
+            doc = json.loads(text)
+            assert text == json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+            assert [i.get("language") for i in doc["items"]] == expected_langs
+            continue
+        write = feeds.atom_document if fmt == "atom" else feeds.rss_document
+        data = write(meta, chosen, shared)
+        assert data == write(meta, chosen)
+        if fmt == "atom":
+            langs = [e.get(XML_LANG) for e in etree.fromstring(data).iter(f"{ATOM}entry")]
+            assert langs == expected_langs
+    if fmt != "json":
+        assert len(shared) == len(set(items))
+
+
+def _whole_tree_atom(meta: feeds.FeedMeta, items: list[feeds.FeedItem]) -> bytes:
+    """An Atom document the way lxml writes a whole tree: feedgen's feed with each item's
+    entry element in it (what publishing wrote before entries were spliced in as bytes)."""
+    mixed = meta.language is None
+    elements = [(feeds._entry_element(it, "atom"), it.language if mixed else None) for it in items]
+    fg = feeds._generator(meta, elements, "atom")
+    newest = max((it.updated for it in items), default=feeds.EMPTY_FEED_UPDATED)
+    fg.updated(newest)
+    return bytes(fg.atom_str(pretty=True))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(stored, max_size=4), st.sampled_from(["all", "en"]), st.booleans())
+def test_atom_entries_spliced_as_bytes_are_what_lxml_writes_for_the_whole_tree(
+    entries: list[StoredEntry], language: str, archive: bool
+) -> None:
+    """Each Atom entry is serialised once and its bytes put into every document carrying it:
+    for any items (text of any script, markup, line breaks, languages), in an archive (its
+    `fh` namespace) or not, the document is byte for byte what lxml writes for the tree."""
+    items = feeds.entry_items(entries, SITE, "all")
+    day = date(2023, 1, 17)
+    meta = (
+        feeds.archive_feed_meta(SITE, language, day, day, None, complete=True)
+        if archive
+        else feeds.entry_feed_meta(SITE, language)
+    )
+    assert feeds.atom_document(meta, items) == _whole_tree_atom(meta, items)
+
+
+def test_an_item_feedgen_cannot_make_costs_that_item_in_every_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = feeds.entry_items(realistic(), SITE, "all")
+    real = feeds._entry_element
+
+    def failing(item: feeds.FeedItem, fmt: str) -> Any:
+        if item.id.endswith(":b"):
+            raise ValueError("injected")
+        return real(item, fmt)
+
+    monkeypatch.setattr(feeds, "_entry_element", failing)
+    shared = feeds.Elements()
+    for language in ("all", "en"):
+        meta = feeds.entry_feed_meta(SITE, language)
+        root = check_atom(feeds.atom_document(meta, items, shared))
+        kept = [it.id for it in items if not it.id.endswith(":b")]
+        assert [e.findtext(f"{ATOM}id") for e in root.iter(f"{ATOM}entry")] == kept
+        rss = check_rss(feeds.rss_document(meta, items, shared))
+        assert [i.findtext("guid") for i in rss.iter("item")] == kept
 
 
 def as_stored(e: StoredEntry) -> StoredEntry:

@@ -151,10 +151,10 @@ def test_a_failing_output_costs_that_file_only(
     store.apply(UpdatePlan(inserts=(late,)))
     real = feeds.rss_document
 
-    def failing(meta: feeds.FeedMeta, items: Any) -> bytes:
+    def failing(meta: feeds.FeedMeta, items: Any, *elements: Any) -> bytes:
         if meta.self_url.endswith("/feeds/ru"):
             raise RuntimeError("injected")
-        return real(meta, items)
+        return real(meta, items, *elements)
 
     monkeypatch.setattr(feeds, "rss_document", failing)
     (public / "feeds" / "all.json").unlink()

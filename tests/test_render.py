@@ -6,11 +6,14 @@ from datetime import UTC, date, datetime
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator import render
 from aggregator.config import Site
 from aggregator.models import Source, StoredEntry
-from aggregator.render import FrontPage, Section
+from aggregator.render import FrontPage, Section, common, feeds
+from aggregator.text import xml_safe
 
 SITE = Site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
 T = datetime(2023, 1, 17, 9, tzinfo=UTC)
@@ -127,3 +130,21 @@ def test_feed_credits_sources() -> None:
     rss = render.rss_feed([e], SITE, "en").decode()
     assert '<source url="F">First</source>' in rss
     assert '"name":"Second"' in render.json_feed([e], SITE, "en")
+
+
+# Links of every shape: the checks' quick path for plain http(s) URLs must answer as urlsplit does.
+_URL_PARTS = st.sampled_from(
+    ["http://", "https://", "HTTP://", "Https://", "ftp://", "javascript:", "http:", "//", " http://",
+     "example.org", "ex-ample.org:8080", "user@host", "[::1]", "[", "]", "/", "?", "#", "a", "é",
+     "\u00a0", " ", "\t", "\n", "\x7f", "%20", "&amp;", ":", "@", "\u2028", "ｅ", "＠", "／", "℀"]
+)  # fmt: skip
+_URLS = st.lists(_URL_PARTS, max_size=6).map("".join) | st.text(max_size=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_URLS, st.tuples(st.sampled_from(["http://", "https://"]), _URLS).map("".join)))
+def test_plain_links_are_judged_as_urlsplit_judges_them(url: str) -> None:
+    """`feeds.http_link` and `common.safe_link` take a plain http(s) URL without urlsplit (most
+    links; a publish checks tens of thousands): the answer is the one urlsplit's check gives."""
+    assert feeds._check_link(url) == feeds._split_link(xml_safe(url).strip())
+    assert common._check_safe_link(url) == common._split_safe_link(url)

@@ -53,13 +53,23 @@ def locale_for(language: str, site: Site) -> str:
 
 
 def heading(day: date, language: str, site: Site) -> str:
+    """The day as a heading in the page's language ("Tuesday, 17 January 2023"): CLDR's full
+    date in `locale_for`, the ISO date where babel knows no such locale."""
     lang = site.languages[0] if language == "all" else language
+    return _full_date(day, locale_for(lang, site))
+
+
+@lru_cache(maxsize=8192)
+def _full_date(day: date, locale: str) -> str:
+    # A publish heads each day's two pages, its archives and its digest items in each language:
+    # formatted once (babel takes 50 us a date).
     try:
-        return str(format_date(day, "full", locale=locale_for(lang, site)))
+        return str(format_date(day, "full", locale=locale))
     except (UnknownLocaleError, ValueError):
         return day.isoformat()
 
 
+@lru_cache(maxsize=1024)  # each day archive's title names its language
 def language_name(code: str | None, in_language: str = "en") -> str:
     if code is None:
         return "Other"
@@ -123,6 +133,13 @@ def _safe_link(url: str) -> str | None:
 
 
 def _check_safe_link(url: str) -> str | None:
+    if url.startswith(("http://", "https://")) and url.isascii() and "[" not in url and "]" not in url:
+        return url  # urlsplit would give this scheme, and only brackets could make it raise
+    return _split_safe_link(url)
+
+
+def _split_safe_link(url: str) -> str | None:
+    """`url` if urlsplit finds an http(s) scheme in it, else None."""
     try:
         scheme = urlsplit(url).scheme
     except ValueError:

@@ -18,6 +18,7 @@ work at `/`, under any prefix and from disk.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -35,6 +36,7 @@ from ..pages_plan import (
     index_dir,
     index_path,
     relative,
+    relative_from,
 )
 from ..text import shorten
 from ..urls import strip_secrets
@@ -128,8 +130,9 @@ def _linker(place: Place | None, root: str, ext: str) -> Callable[[str], str]:
     """target path in the tree -> href: relative to `place`, else `root` + target."""
     if place is None:
         return lambda target: root + target
-    here = place.path.rsplit(".", 1)[0] + "." + ext
-    return lambda target: relative(here, target)
+    # `relative(here, target)`, with the page's directory found once, not per link
+    start = posixpath.dirname(place.path)
+    return lambda target: relative_from(start, target)
 
 
 def capped(page: FrontPage, site: Site) -> list[tuple[Section, tuple[StoredEntry, ...], int]]:
