@@ -370,7 +370,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
       aggregator frontpage --lang es --format json
     """
     from . import render
-    from .publish import frontpage as build_frontpage
+    from .frontpages import frontpage as build_frontpage
 
     config = ctx.config(feeds=False)  # a page needs the site's settings, not the feed list...
     if language != "all" and language not in config.site.languages:

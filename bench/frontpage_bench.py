@@ -11,7 +11,7 @@ generator: real titles and summaries) is filled once. Then, best of `--repeat`, 
   interpreter: imports, feeds.yaml, store, query, the page rendered as text), against the
   baseline command: a fresh interpreter running a plain sqlite3 script that finds the latest
   day, selects its entries in section order and prints each title and its summary's text;
-- **in process**: `publish.frontpage` + `render.frontpage_text` on an open store, against the
+- **in process**: `frontpages.frontpage` + `render.frontpage_text` on an open store, against the
   baseline's query and printing on an open sqlite3 connection (what is left once imports and
   start-up are paid).
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import publish_bench  # noqa: E402
 
-from aggregator import publish, render  # noqa: E402
+from aggregator import frontpages, render  # noqa: E402
 from aggregator.models import UpdatePlan  # noqa: E402
 from aggregator.store import SQLiteStore  # noqa: E402
 
@@ -202,7 +202,7 @@ def main() -> None:
         shares = import_shares(ours)
 
         def ours_in_process() -> None:
-            text = render.frontpage_text(publish.frontpage(store, config, "all"), config.site)
+            text = render.frontpage_text(frontpages.frontpage(store, config, "all"), config.site)
             io.StringIO().write(text)
 
         conn = sqlite3.connect(db)

@@ -6,7 +6,7 @@ in a fresh interpreter under `python -X importtime`, whose report names every mo
 
 Also here: the lazily loaded public names (PEP 562) of `aggregator`, `aggregator.render` and
 `aggregator.store` are the objects their submodules define, and `frontpage` prints exactly
-what the renderers make of `publish.frontpage` in every format, language and day.
+what the renderers make of `frontpages.frontpage` in every format, language and day.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 import aggregator
 import aggregator.render
 import aggregator.store
-from aggregator import publish, render
+from aggregator import frontpages, render
 from aggregator.config import load_config
 from tests.conftest import ROOT, read_store, run_cli
 from tests.feedserver import FeedServer, refused_url
@@ -146,11 +146,6 @@ def test_frontpage_loads_no_poller_no_tables_no_yaml_editor(
     assert not loaded(modules, POLLER | NEVER_ON_A_READ | {"rich"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish.py imports render.feeds (feedgen, lxml) at module level, and publish.frontpage "
-    "lives there; passes once publish.py imports feeds where it renders them (issue 15)",
-)
 def test_frontpage_loads_no_feed_rendering(seeded: tuple[Path, Path]) -> None:
     done, modules = imports_of(*seeded, "frontpage")
     assert done.returncode == 0, done.stderr
@@ -222,7 +217,7 @@ def test_frontpage_prints_what_the_renderers_make(seeded: tuple[Path, Path], fmt
             done = run_cli(*args, config=config_path, data=data)
             assert done.returncode == 0, done.stderr
             with read_store(data) as store:
-                page = publish.frontpage(store, config, language, day)
+                page = frontpages.frontpage(store, config, language, day)
             if fmt == "text":
                 expected = render.frontpage_text(page, config.site)
             elif fmt == "json":
@@ -259,5 +254,5 @@ def test_the_page_without_entries_lists_the_failing_feeds(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     config = load_config(config_path)
     with read_store(data) as store:
-        expected = render.frontpage_text(publish.frontpage(store, config, "all"), config.site)
+        expected = render.frontpage_text(frontpages.frontpage(store, config, "all"), config.site)
     assert "Down" in expected and done.stdout == expected

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import Config, Site, load_config
+from aggregator.frontpages import frontpage
 from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import ALL, Calendar, day_path, index_path, pages_to_rebuild, relative
-from aggregator.publish import frontpage
 from aggregator.render import FrontPage, Section
 from aggregator.render import heading as render_heading
 from aggregator.render.i18n import MESSAGES, say

@@ -1,7 +1,7 @@
 """Publishing does each piece of work once (issue 13's full rebuild): a day's front pages in
 every language and its archives are built from one read of the day's entries, and the calendar
 and the day archives' lists come from one grouped query. The pages stay those that a read per
-(day, language) gives (`publish.frontpage`), for any mix of languages (site, other, unknown),
+(day, language) gives (`frontpages.frontpage`), for any mix of languages (site, other, unknown),
 translation keys, hreflang alternates and days ahead of the clock. The answers remembered
 across a publish (lede cuts, link checks, source addresses) are the answers computed."""
 

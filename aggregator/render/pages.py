@@ -582,7 +582,7 @@ def _outputs(page: FrontPage, site: Site, place: Place) -> dict[str, bytes]:
 def day_outputs(page: FrontPage, site: Site, calendar: Calendar) -> dict[str, bytes]:
     """path -> bytes of one day's page in one language (or "all"):
     `archive/YYYY/MM/DD/{lang}.{html,txt,json}`. `page` is that day's full FrontPage (as
-    `publish.frontpage(store, config, language, day)` builds it); the combined page is capped
+    `frontpages.frontpage(store, config, language, day)` builds it); the combined page is capped
     here. A page without a day (nothing stored) has no archive copy: returns {}."""
     if page.day is None:
         return {}
