@@ -304,8 +304,13 @@ def publish(
                 else:
                     unchanged += 1
             except Exception as exc:  # a failing output costs that file, never the run
-                log.exception("publishing %s failed; its last good version stays", rel)
-                failed.append((rel, f"{type(exc).__name__}: {exc}"))
+                words = failure_words(exc)
+                if isinstance(exc, OSError):  # the disk's answer, not a bug: no traceback but with -v
+                    log.warning("publishing %s failed; its last good version stays: %s", rel, words)
+                    log.debug("publishing %s failed", rel, exc_info=True)
+                else:
+                    log.exception("publishing %s failed; its last good version stays", rel)
+                failed.append((rel, words))
 
     languages = output_languages(config)
     try:
@@ -554,6 +559,15 @@ def nothing_to_publish(store: Store, config: Config, changed_days: frozenset[dat
         return False
     counts = store.language_counts()
     return all(counts.get(code, 0) > 0 for code in config.site.languages) and sum(counts.values()) > 0
+
+
+def failure_words(exc: BaseException) -> str:
+    """Why an output failed, the same for the same cause: an OSError by its class and the
+    system's words, without the file names it carries (a temporary file's name is random, and
+    the Publisher logs once per distinct reason: audit of issue 11); else class and message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def write_atomic(path: Path, data: bytes) -> bool:

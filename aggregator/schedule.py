@@ -340,12 +340,14 @@ class Publisher:
             self._rebuild_all()  # whatever publish comes next (a retry, or one for changes)
             self._fail(f"{type(e).__name__}: {e}", exc=not isinstance(e, StoreError | OSError))
             return None
-        self._failed = False
-        self._retry = RETRY_FIRST
+        if not report.failed:  # else still failing: _fail below logs only a new reason
+            self._failed = False
+            self._retry = RETRY_FIRST
         self._day = day
         self.publishes += 1
         with self.health.lock:
-            self.health.publish_error = None
+            if not report.failed:
+                self.health.publish_error = None
             self.health.last_publish = datetime.now(UTC)
         log.info(
             "published (%s) files=%d unchanged=%d days=%s",

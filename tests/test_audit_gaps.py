@@ -95,12 +95,6 @@ def test_a_lone_surrogate_in_json_feed_content_costs_the_character_not_the_item(
     assert all("\ud800" not in text and "\udfff" not in text for _, text in stored)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit finding: an output file that cannot be written logs a full traceback on every "
-    "publish (publish.emit) and schedule.Publisher._fail's 'once per reason' never holds: the "
-    "reason holds the random temporary file name, so an ERROR line comes with every retry",
-)
 def test_an_output_that_cannot_be_written_is_logged_once_without_a_traceback(tmp_path: Path) -> None:
     """README, Guarantees: "the error shows in /healthz and the log (once per reason)"; issue 11:
     log noise bounded. The file's failure is expected (an OSError), so no traceback without -v."""
