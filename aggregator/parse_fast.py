@@ -40,7 +40,12 @@ UTF8_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
 _ENTRY_SPAN = re.compile(rb"<(?:[a-z0-9_.-]+:)?(?:entry|item)[\s>].*?</(?:[a-z0-9_.-]+:)?(?:entry|item)\s*>", re.S)
 # Elements feedparser reads as an entry's `updated` (feedparser.namespaces: _start_updated and
 # its aliases modified, lastbuilddate, dc:date, dcterms:modified).
-_UPDATED_ELEMENT = re.compile(rb"<(?:[a-z0-9_.-]+:)?(?:updated|modified|lastbuilddate|date)[\s>/]")
+_UPDATED_ELEMENT = re.compile(
+    rb"<(?:[a-z0-9_.-]+:)?(updated|modified|lastbuilddate|date)(?:\s[^>]*)?>([^<]*)</(?:[a-z0-9_.-]+:)?\1\s*>"
+)
+_PUBLISHED_ELEMENT = re.compile(
+    rb"<(?:[a-z0-9_.-]+:)?(pubdate|published|issued|created)(?:\s[^>]*)?>([^<]*)</(?:[a-z0-9_.-]+:)?\1\s*>"
+)
 _TYPED = re.compile(rb"\btype\s*=")
 _FORMAT_MARKERS = {
     "rss20": re.compile(rb"<rss[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
@@ -50,6 +55,26 @@ _FORMAT_MARKERS = {
 _XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _LIMITS = _rs.ParserLimits()
+# The elements an entry may hold for this path: those both parsers are proven (on the corpus)
+# to read alike, and none that feedparser maps onto a field we read while feedparser-rs does
+# not (`fullitem`, `xhtml:body`, `itunes:summary`, `dc:subject`, `media:title` ...). Entry
+# names as written, lower-cased, prefix included.
+RSS_ELEMENTS = frozenset(
+    {
+        "item", "title", "link", "description", "guid", "pubdate", "category", "author",
+        "comments", "enclosure", "dc:creator", "dc:date", "content:encoded", "atom:link",
+    }
+)  # fmt: skip
+ATOM_ELEMENTS = frozenset(
+    {
+        "entry", "title", "link", "id", "published", "updated", "summary", "content", "author",
+        "name", "email", "uri", "category",
+    }
+)  # fmt: skip
+_ATOM_LINK = re.compile(rb"<link[\s/>][^>]*\bhref\s*=")
+_ANY_LINK = re.compile(rb"<link[\s/>]")
+_START_TAG = re.compile(rb"<([a-z][^\s/>]*)")
+_CDATA = re.compile(rb"<!\[cdata\[.*?\]\]>", re.S)
 _LANGUAGE_ELEMENT = re.compile(rb"<(?:[a-z0-9_.-]+:)?language[\s>]")
 _AUTHOR_ELEMENT = re.compile(rb"<(?:[a-z0-9_.-]+:)?(?:author|creator)[\s>]")
 # feedparser's repair of an RSS <link>'s query (mixin.pop: "?a=1&b;=2" read as references).
@@ -70,7 +95,12 @@ def _element_text(value: Any) -> Any:
 
 
 def _absolute(url: Any) -> bool:
-    return not isinstance(url, str) or "://" in url
+    """Not a string, or an absolute URL with a lower-case scheme (feedparser lower-cases
+    `HTTP://`, and resolves what is relative)."""
+    if not isinstance(url, str):
+        return True
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme == scheme.lower()
 
 
 class NotProven(Exception):
@@ -87,19 +117,32 @@ def read(data: bytes, lowered: bytes) -> dict[str, Any]:
         raise NotProven("xml:base")
     declaration = _XML_DECLARATION.match(data)
     body = UTF8_DECLARATION + (data[declaration.end() :] if declaration else data)
-    d = _rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        d = _rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # a Rust panic arrives as pyo3's PanicException (BaseException)
+        raise NotProven(f"feedparser-rs failed: {type(e).__name__}: {e}") from None
     if d.bozo:
         raise NotProven(f"not well-formed to feedparser-rs: {d.bozo_exception}")
     version = str(d.version or "")
     marker = _FORMAT_MARKERS.get(version)
     if marker is None or not marker.search(lowered):
         raise NotProven(f"format {version or 'unknown'} without its marker")
-    spans = [m.group() for m in _ENTRY_SPAN.finditer(lowered)]
+    markup = _CDATA.sub(b"", lowered)  # element names are looked for outside CDATA sections
+    for prefix in {name.partition(b":")[0] for name in _START_TAG.findall(markup) if b":" in name}:
+        if b"xmlns:" + prefix not in markup:
+            raise NotProven(f"the prefix {prefix.decode('ascii', 'replace')} used undeclared")
+    spans = [m.group() for m in _ENTRY_SPAN.finditer(markup)]
     if len(spans) != len(d.entries) or len(spans) >= _LIMITS.max_entries:
         raise NotProven(f"{len(d.entries)} entries read, {len(spans)} in the document")
     atom = version == "atom10"
     entries = [_entry(e, span, atom) for e, span in zip(d.entries, spans, strict=True)]
     f = d.feed
+    if not _absolute(f.link):
+        raise NotProven("a relative feed link")
+    if b"xml:lang" in lowered and f.language is None:
+        raise NotProven("xml:lang that feedparser-rs does not give as the feed's language")
     feed = {
         "title": _element_text(f.title),
         "title_detail": _construct(f.title_detail),
@@ -139,8 +182,8 @@ def _link(link: Any, atom: bool, text_link: Any) -> dict[str, Any]:
         href = _rss_link(href)
     else:
         href = _attribute(href, atom)
-    if not _absolute(href):
-        raise NotProven("a relative link")
+    if href is None or not _absolute(href):
+        raise NotProven("a link without an absolute href")
     out = {
         "href": href,
         "rel": _lower(_attribute(link.rel, atom)),
@@ -170,6 +213,12 @@ def _entry(e: Any, span: bytes, atom: bool) -> dict[str, Any]:
         or len(e.enclosures or ()) >= _LIMITS.max_enclosures
     ):
         raise NotProven("an entry at a resource limit of feedparser-rs")
+    names = {m.decode("ascii", "replace") for m in _START_TAG.findall(span)}
+    others = names - (ATOM_ELEMENTS if atom else RSS_ELEMENTS)
+    if others:
+        raise NotProven(f"an entry element this path does not read: <{min(others)}>")
+    if atom and not len(_ATOM_LINK.findall(span)) == len(_ANY_LINK.findall(span)) == len(links):
+        raise NotProven("an Atom link without an href")
     title_kind = summary_kind = None
     if atom:
         # RFC 4287 section 3.1.1: an untyped text construct is text; feedparser-rs calls an
@@ -180,12 +229,14 @@ def _entry(e: Any, span: bytes, atom: bool) -> dict[str, Any]:
         # feedparser guesses for RSS (mixin.pop: text/plain unless it looks like HTML).
         title_kind = "text/html" if _LOOKS_LIKE_HTML(e.title) else "text/plain"
     updated, published = _element_text(e.updated), _element_text(e.published)
-    if updated is not None and updated == published and not _UPDATED_ELEMENT.search(span):
-        updated = None  # copied from the publication date: feedparser has no `updated`
+    # feedparser-rs fills a missing or unreadable date from the other one; feedparser keeps
+    # each element's text as written: both are checked against the entry's own elements
+    published = _date_text(published, updated, _PUBLISHED_ELEMENT, span)
+    updated = _date_text(updated, e.published, _UPDATED_ELEMENT, span)
     link = _attribute(e.link, atom) if atom else (_rss_link(e.link) if e.link else None)
     if not _absolute(link):
         raise NotProven("a relative link")
-    if e.id is not None and ":" not in e.id:
+    if e.id is not None and (":" not in e.id or not _absolute(e.id) and "://" in e.id):
         raise NotProven("an id that is no URI (feedparser resolves it)")
     if _LANGUAGE_ELEMENT.search(span):
         raise NotProven("an entry declaring its language (feedparser-rs does not read it)")
@@ -209,9 +260,37 @@ def _entry(e: Any, span: bytes, atom: bool) -> dict[str, Any]:
         "updated": updated,
         "updated_parsed": _parse_date(updated) if updated else None,
         "author": _element_text(e.author) if authors else None,
-        "tags": [{"term": _attribute(t.term, atom) if atom else _element_text(t.term)} for t in e.tags or ()],
+        "tags": _tags(e.tags or (), atom),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _date_text(value: str | None, other: str | None, element: re.Pattern[bytes], span: bytes) -> str | None:
+    """The date text of the entry's one `element` as feedparser-rs gave it; None when the
+    entry has none and feedparser-rs copied `other`. Raises NotProven otherwise."""
+    found = element.findall(span)
+    if not found:
+        if value is None or value == other:
+            return None
+        raise NotProven("a date without its element")
+    if len(found) > 1 or value is None:
+        raise NotProven("an entry with several (or unread) dates of one kind")
+    if found[0][1].strip() != value.strip().lower().encode():
+        raise NotProven("a date feedparser-rs could not read")
+    return value
+
+
+def _tags(tags: Any, atom: bool) -> list[dict[str, Any]]:
+    """Categories as feedparser keeps them (mixin._add_tag): each (term, scheme, label) once."""
+    seen: dict[tuple[Any, Any, Any], None] = {}
+    for t in tags:
+        if atom:
+            key = (_attribute(t.term, atom), _attribute(t.scheme, atom), _attribute(t.label, atom))
+        else:
+            key = (_element_text(t.term), t.scheme, t.label)
+        if any(key):
+            seen.setdefault(key, None)
+    return [{"term": term, "scheme": scheme, "label": label} for term, scheme, label in seen]
 
 
 def _untyped_kind(span: bytes, name: bytes) -> str | None:

@@ -1,0 +1,267 @@
+"""feedparser-rs is used only where it is proven to give what feedparser gives (issue 15).
+
+`parse_feed` takes the fast path (`parse_fast.read`) per document and falls back to
+feedparser when the document is outside the proven conditions. These tests run both ways over
+every document of the shared corpus (real feeds and feedparser's own test feeds), over a
+generated world and over generated documents, and assert the parsed feeds equal (every entry's
+id, link, title, summary, content, dates, author, enclosures, categories, language, and the
+feed's title, link, language, format and warning), and the candidates after normalisation
+equal too; and that the fast path is taken where it should be (it is the point).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import normalise
+from aggregator.models import ParsedFeed
+from aggregator.parse import NotAFeed, parse_feed
+from aggregator.parse_fast import NotProven, read
+
+CORPUS = Path("/work/shared/corpus")
+BASE = "http://example.org/dir/feed.xml"
+HEADERS = {"content-type": "application/xml"}
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+class _Taken(logging.Handler):
+    """Counts the documents `parse` gave to feedparser-rs (its debug log says which)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.fast = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fast += record.getMessage().endswith(": parsed by feedparser-rs")
+
+
+@pytest.fixture
+def taken() -> Iterator[_Taken]:
+    handler = _Taken()
+    logger = logging.getLogger("aggregator.parse")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def both_ways(body: bytes) -> tuple[ParsedFeed | str, ParsedFeed | str]:
+    """(feedparser only, fast path where proven); "not a feed" in place of a ParsedFeed."""
+    out: list[ParsedFeed | str] = []
+    for fast in (False, True):
+        try:
+            out.append(parse_feed(body, HEADERS, BASE, fast=fast))
+        except NotAFeed as e:
+            out.append(f"not a feed: {e}")
+    return out[0], out[1]
+
+
+def candidates(feed: ParsedFeed) -> list[normalise.Candidate]:
+    return normalise.prepare(feed, BASE, "auto", ("en", "es", "it", "fr", "ru"), ZoneInfo("Europe/London"), NOW)
+
+
+def _corpus(part: str) -> list[Path]:
+    root = CORPUS / part
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".md", ".py"))
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason=f"the shared corpus is not at {CORPUS}")
+@pytest.mark.parametrize(("part", "documents", "least_fast"), [("real", 72, 10), ("feedparser-tests", 2100, 300)])
+def test_every_corpus_document_parses_the_same_either_way(
+    taken: _Taken, part: str, documents: int, least_fast: int
+) -> None:
+    files = _corpus(part)
+    assert len(files) >= documents
+    different = []
+    entries = 0
+    for path in files:
+        slow, fast = both_ways(path.read_bytes())
+        if slow != fast:
+            different.append(str(path.relative_to(CORPUS)))
+        elif isinstance(fast, ParsedFeed):
+            entries += len(fast.entries)
+            if part == "real":
+                assert candidates(slow) == candidates(fast)
+    assert different == []
+    assert entries > 500
+    assert taken.fast >= least_fast  # the fast path is taken, not only proven harmless
+
+
+def test_the_generated_world_parses_the_same_and_mostly_fast(tmp_path: Path, taken: _Taken) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    import world
+
+    feeds = world.write(tmp_path, 30)
+    for f in feeds:
+        slow, fast = both_ways((tmp_path / f.path).read_bytes())
+        assert isinstance(slow, ParsedFeed) and isinstance(fast, ParsedFeed)
+        assert slow == fast, f.path
+        assert candidates(slow) == candidates(fast), f.path
+    # every feed without relative URLs (four in five) takes the fast path
+    assert taken.fast == sum(not f.relative for f in feeds)
+
+
+# -- generated documents: every field varies ------------------------------------------------
+
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Co", "Cn")).filter(
+        lambda c: c in "\t\n" or ord(c) >= 0x20
+    ),
+    max_size=40,
+)
+_WORDS = st.sampled_from(
+    ["Ünïcödé", "a & b", "List<String>", "x &amp; y", "<b>bold</b>", "FranÃ§oise", "caf\x80", "Москва", "  ", ""]
+)
+_URL = st.builds(
+    lambda host, path, query: f"https://{host}.example/{path}{query}",
+    st.sampled_from(["news", "www.site", "a-b"]),
+    st.sampled_from(["", "story/1", "a b", "ü", "x;y"]),
+    st.sampled_from(["", "?a=1&b=2", "?utm_source=rss&x=%20", "#frag"]),
+)
+_DATE = st.sampled_from(
+    [
+        "Fri, 30 Dec 2016 07:00:00 +0100",
+        "Fri, 30 Dec 2016 07:00:00 GMT",
+        "Fri, 30 Dec 2016 07:00:00 CEST",
+        "Fri, 30 Dec 2016 07:00:00",
+        "2016-12-30T07:00:00Z",
+        "2016-12-30T07:00:00+02:00",
+        "2016-12-30",
+        "yesterday",
+        "",
+    ]
+)
+_ENTRY = st.fixed_dictionaries(
+    {
+        "title": st.one_of(_TEXT, _WORDS),
+        "link": st.one_of(st.none(), _URL),
+        "id": st.one_of(st.none(), _URL, st.just("tag:example.org,2024:1"), st.just("12345")),
+        "summary": st.one_of(_TEXT, _WORDS, st.just("<p>Hello <a href='https://x.example/'>x</a></p>")),
+        "published": _DATE,
+        "updated": st.one_of(st.none(), _DATE),
+        "author": st.one_of(st.none(), _WORDS),
+        "categories": st.lists(st.one_of(_WORDS, _TEXT), max_size=3),
+        "enclosure": st.one_of(st.none(), _URL),
+        "cdata": st.booleans(),
+    }
+)
+
+
+def _rss(entries: list[dict[str, object]], language: str) -> bytes:
+    items = []
+    for e in entries:
+        parts = [f"<title>{escape(str(e['title']))}</title>"]
+        if e["link"]:
+            parts.append(f"<link>{escape(str(e['link']))}</link>")
+        if e["id"]:
+            parts.append(f"<guid isPermaLink='false'>{escape(str(e['id']))}</guid>")
+        summary = str(e["summary"])
+        if e["cdata"] and "]]>" not in summary:
+            parts.append(f"<description><![CDATA[{summary}]]></description>")
+        else:
+            parts.append(f"<description>{escape(summary)}</description>")
+        if e["published"]:
+            parts.append(f"<pubDate>{e['published']}</pubDate>")
+        if e["updated"]:
+            parts.append(f"<dc:date>{e['updated']}</dc:date>")
+        if e["author"]:
+            parts.append(f"<dc:creator>{escape(str(e['author']))}</dc:creator>")
+        parts += [f"<category>{escape(str(c))}</category>" for c in e["categories"]]  # type: ignore[attr-defined]
+        if e["enclosure"]:
+            parts.append(f'<enclosure url="{escape(str(e["enclosure"]))}" type="audio/MPEG" length="12"/>')
+        items.append("<item>" + "".join(parts) + "</item>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>T &amp; U</title>'
+        f"<link>https://site.example/</link><language>{language}</language>" + "".join(items) + "</channel></rss>"
+    ).encode()
+
+
+def _atom(entries: list[dict[str, object]], language: str) -> bytes:
+    items = []
+    for e in entries:
+        parts = [f"<title>{escape(str(e['title']))}</title>"]
+        if e["link"]:
+            parts.append(f'<link rel="alternate" type="text/HTML" href="{escape(str(e["link"]))}"/>')
+        if e["id"]:
+            parts.append(f"<id>{escape(str(e['id']))}</id>")
+        kind = ' type="html"' if e["cdata"] else ""
+        parts.append(f"<summary{kind}>{escape(str(e['summary']))}</summary>")
+        if e["published"]:
+            parts.append(f"<published>{e['published']}</published>")
+        if e["updated"]:
+            parts.append(f"<updated>{e['updated']}</updated>")
+        if e["author"]:
+            parts.append(f"<author><name>{escape(str(e['author']))}</name></author>")
+        parts += [f'<category term="{escape(str(c))}"/>' for c in e["categories"]]  # type: ignore[attr-defined]
+        if e["enclosure"]:
+            parts.append(f'<link rel="enclosure" type="audio/mpeg" href="{escape(str(e["enclosure"]))}"/>')
+        items.append("<entry>" + "".join(parts) + "</entry>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        f'xml:lang="{language}"><title>T</title><link href="https://site.example/"/>'
+        "<id>https://site.example/</id>" + "".join(items) + "</feed>"
+    ).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entries=st.lists(_ENTRY, min_size=1, max_size=4),
+    atom=st.booleans(),
+    language=st.sampled_from(["en", "fr", "ru-RU"]),
+)
+def test_generated_documents_parse_the_same_either_way(
+    entries: list[dict[str, object]], atom: bool, language: str
+) -> None:
+    body = (_atom if atom else _rss)(entries, language)
+    slow, fast = both_ways(body)
+    assert slow == fast
+
+
+def test_documents_outside_the_conditions_go_to_feedparser(taken: _Taken) -> None:
+    relative = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        b"<item><title>a</title><link>/a.htm</link></item></channel></rss>"
+    )
+    unknown_element = relative.replace(b"<link>/a.htm</link>", b"<itunes:summary>s</itunes:summary>").replace(
+        b"<rss ", b'<rss xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+    )
+    plain = relative.replace(b"/a.htm", b"https://example.org/a.htm")
+    for body in (relative, unknown_element):
+        with pytest.raises(NotProven):
+            read(body, body.lower())
+        parse_feed(body, HEADERS, BASE)
+    assert taken.fast == 0
+    feed = parse_feed(plain, HEADERS, BASE)
+    assert taken.fast == 1 and feed.entries[0].link == "https://example.org/a.htm"
+    # the relative link is resolved (by feedparser), as before
+    assert parse_feed(relative, HEADERS, "https://example.org/feeds/x.xml").entries[0].link == (
+        "https://example.org/a.htm"
+    )
+
+
+def test_a_bad_item_on_the_fast_path_costs_that_item(taken: _Taken) -> None:
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>good</title><link>https://example.org/1</link></item>"
+        b"<item></item>"
+        b"</channel></rss>"
+    )
+    feed = parse_feed(body, HEADERS, BASE)
+    assert taken.fast == 1
+    assert [e.title for e in feed.entries] == ["good"]
+    assert feed.warning and "1 entry skipped" in feed.warning
