@@ -23,8 +23,10 @@ the shared corpus and of generated worlds where this path is taken.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
+import xml.parsers.expat
 from typing import Any
 
 from feedparser.datetimes import _parse_date
@@ -37,7 +39,9 @@ _LOOKS_LIKE_HTML = _FeedParserMixin.looks_like_html
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 UTF8_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
 # An entry: Atom <entry> or RSS <item>, with any prefix. Matched in the lower-cased document.
-_ENTRY_SPAN = re.compile(rb"<(?:[a-z0-9_.-]+:)?(?:entry|item)[\s>].*?</(?:[a-z0-9_.-]+:)?(?:entry|item)\s*>", re.S)
+_ENTRY_SPAN = re.compile(
+    rb"<(?:[a-z0-9_.-]+:)?(?:entry|item)[\s>].*?</(?:[a-z0-9_.-]+:)?(?:entry|item)\s*>", re.S
+)
 # Elements feedparser reads as an entry's `updated` (feedparser.namespaces: _start_updated and
 # its aliases modified, lastbuilddate, dc:date, dcterms:modified).
 _UPDATED_ELEMENT = re.compile(
@@ -53,24 +57,25 @@ _FORMAT_MARKERS = {
     "rss10": re.compile(rb"xmlns(?::[a-z0-9_.-]+)?\s*=\s*[\"']http://purl\.org/rss/1\.0/[\"']"),
 }
 _XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
+_ATTRIBUTE_SPACE = str.maketrans("\t\n\r", "   ")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _LIMITS = _rs.ParserLimits()
-# The elements an entry may hold for this path: those both parsers are proven (on the corpus)
-# to read alike, and none that feedparser maps onto a field we read while feedparser-rs does
-# not (`fullitem`, `xhtml:body`, `itunes:summary`, `dc:subject`, `media:title` ...). Entry
-# names as written, lower-cased, prefix included.
-RSS_ELEMENTS = frozenset(
-    {
-        "item", "title", "link", "description", "guid", "pubdate", "category", "author",
-        "comments", "enclosure", "dc:creator", "dc:date", "content:encoded", "atom:link",
-    }
-)  # fmt: skip
-ATOM_ELEMENTS = frozenset(
-    {
-        "entry", "title", "link", "id", "published", "updated", "summary", "content", "author",
-        "name", "email", "uri", "category",
-    }
-)  # fmt: skip
+# The elements an entry may hold for this path: those both parsers are proven (on the corpus
+# and generated documents) to read alike, and none that feedparser maps onto a field we read
+# while feedparser-rs does not (`fullitem`, `xhtml:body`, `itunes:summary`, `dc:subject`,
+# `media:content`'s title and description, ...). Names as written, lower-cased, prefix
+# included. IGNORED_ELEMENTS: what neither reads into a field we use (shown to change nothing).
+IGNORED_ELEMENTS = frozenset(
+    {"media:thumbnail", "slash:comments", "wfw:commentrss", "feedburner:origlink", "georss:point"}
+)
+RSS_ELEMENTS = IGNORED_ELEMENTS | {
+    "item", "title", "link", "description", "guid", "pubdate", "category", "author",
+    "comments", "enclosure", "dc:creator", "dc:date", "content:encoded",
+}  # fmt: skip
+ATOM_ELEMENTS = IGNORED_ELEMENTS | {
+    "entry", "title", "link", "id", "published", "updated", "summary", "content", "author",
+    "name", "uri", "category",
+}  # fmt: skip
 _ATOM_LINK = re.compile(rb"<link[\s/>][^>]*\bhref\s*=")
 _ANY_LINK = re.compile(rb"<link[\s/>]")
 _START_TAG = re.compile(rb"<([a-z][^\s/>]*)")
@@ -87,10 +92,8 @@ def _element_text(value: Any) -> Any:
     windows-1252 characters they stand for."""
     if not isinstance(value, str):
         return value
-    try:
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
     return value.translate(_cp1252)
 
 
@@ -125,6 +128,13 @@ def read(data: bytes, lowered: bytes) -> dict[str, Any]:
         raise NotProven(f"feedparser-rs failed: {type(e).__name__}: {e}") from None
     if d.bozo:
         raise NotProven(f"not well-formed to feedparser-rs: {d.bozo_exception}")
+    try:
+        # feedparser reads a document with expat (namespaces on) first, and only what
+        # expat rejects with its lenient parser: the same judgement, made here in C
+        expat = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+        expat.Parse(body, True)
+    except xml.parsers.expat.ExpatError as e:
+        raise NotProven(f"not well-formed to expat: {e}") from None
     version = str(d.version or "")
     marker = _FORMAT_MARKERS.get(version)
     if marker is None or not marker.search(lowered):
@@ -143,9 +153,10 @@ def read(data: bytes, lowered: bytes) -> dict[str, Any]:
         raise NotProven("a relative feed link")
     if b"xml:lang" in lowered and f.language is None:
         raise NotProven("xml:lang that feedparser-rs does not give as the feed's language")
+    head = markup[: _ENTRY_SPAN.search(markup).start()] if spans else markup  # type: ignore[union-attr]
     feed = {
         "title": _element_text(f.title),
-        "title_detail": _construct(f.title_detail),
+        "title_detail": _construct(f.title_detail, _title_kind(f.title, head, atom)),
         "link": f.link,
         "language": f.language,
     }
@@ -158,13 +169,16 @@ def _construct(tc: Any, kind: str | None = None) -> dict[str, Any] | None:
     return {"type": kind or tc.type, "value": _element_text(tc.value), "language": tc.language}
 
 
-def _attribute(value: Any, atom: bool) -> Any:
-    """A value feedparser-rs took from an attribute, where it leaves references as written."""
-    if not isinstance(value, str) or "&" not in value:
+def _attribute(value: Any) -> Any:
+    """A value feedparser-rs took from an attribute, where it leaves it as written: made what
+    XML makes of it (XML 1.0 sections 2.11 and 3.3.3: line ends, then each tab and line
+    break a space, then references decoded; the document is well-formed, so every reference
+    is a predefined or a numeric one)."""
+    if not isinstance(value, str):
         return value
-    if not atom:
-        raise NotProven("an entity reference in an attribute")
-    return _XML_REFERENCE.sub(_reference, value)
+    if "\r" in value or "\n" in value or "\t" in value:
+        value = value.replace("\r\n", " ").translate(_ATTRIBUTE_SPACE)
+    return _XML_REFERENCE.sub(_reference, value) if "&" in value else value
 
 
 def _reference(m: re.Match[str]) -> str:
@@ -177,19 +191,17 @@ def _reference(m: re.Match[str]) -> str:
 def _link(link: Any, atom: bool, text_link: Any) -> dict[str, Any]:
     href = link.href
     # In RSS the <link> element's text is read as XML text (references decoded), an
-    # atom:link's or enclosure's href as a raw attribute.
-    if not atom and href is not None and href == text_link:
-        href = _rss_link(href)
-    else:
-        href = _attribute(href, atom)
+    # enclosure's url as a raw attribute (an item's atom:link is outside RSS_ELEMENTS).
+    from_text = not atom and href is not None and href == text_link and link.rel == "alternate"
+    href = _rss_link(href) if from_text else _attribute(href)
     if href is None or not _absolute(href):
         raise NotProven("a link without an absolute href")
     out = {
         "href": href,
-        "rel": _lower(_attribute(link.rel, atom)),
-        "type": _lower(_attribute(link.type, atom)),
-        "hreflang": _attribute(link.hreflang, atom),
-        "length": _attribute(link.length, atom),
+        "rel": _lower(_attribute(link.rel)),
+        "type": _lower(_attribute(link.type)),
+        "hreflang": _attribute(link.hreflang),
+        "length": _attribute(link.length),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -219,24 +231,19 @@ def _entry(e: Any, span: bytes, atom: bool) -> dict[str, Any]:
         raise NotProven(f"an entry element this path does not read: <{min(others)}>")
     if atom and not len(_ATOM_LINK.findall(span)) == len(_ANY_LINK.findall(span)) == len(links):
         raise NotProven("an Atom link without an href")
-    title_kind = summary_kind = None
-    if atom:
-        # RFC 4287 section 3.1.1: an untyped text construct is text; feedparser-rs calls an
-        # untyped title or summary HTML.
-        title_kind = _untyped_kind(span, b"title")
-        summary_kind = _untyped_kind(span, b"summary")
-    elif e.title is not None:
-        # feedparser guesses for RSS (mixin.pop: text/plain unless it looks like HTML).
-        title_kind = "text/html" if _LOOKS_LIKE_HTML(e.title) else "text/plain"
+    title_kind = _title_kind(e.title, span, atom)
+    # RFC 4287 section 3.1.1: an untyped text construct is text; feedparser-rs calls an
+    # untyped Atom summary HTML
+    summary_kind = _untyped_kind(span, b"summary") if atom else None
     updated, published = _element_text(e.updated), _element_text(e.published)
     # feedparser-rs fills a missing or unreadable date from the other one; feedparser keeps
     # each element's text as written: both are checked against the entry's own elements
     published = _date_text(published, updated, _PUBLISHED_ELEMENT, span)
     updated = _date_text(updated, e.published, _UPDATED_ELEMENT, span)
-    link = _attribute(e.link, atom) if atom else (_rss_link(e.link) if e.link else None)
+    link = _attribute(e.link) if atom else (_rss_link(e.link) if e.link else None)
     if not _absolute(link):
         raise NotProven("a relative link")
-    if e.id is not None and (":" not in e.id or not _absolute(e.id) and "://" in e.id):
+    if e.id is not None and (":" not in e.id or (not _absolute(e.id) and "://" in e.id)):
         raise NotProven("an id that is no URI (feedparser resolves it)")
     if _LANGUAGE_ELEMENT.search(span):
         raise NotProven("an entry declaring its language (feedparser-rs does not read it)")
@@ -259,10 +266,23 @@ def _entry(e: Any, span: bytes, atom: bool) -> dict[str, Any]:
         "published_parsed": _parse_date(published) if published else None,
         "updated": updated,
         "updated_parsed": _parse_date(updated) if updated else None,
-        "author": _element_text(e.author) if authors else None,
+        "author": _author(e.author, authors, atom, span),
         "tags": _tags(e.tags or (), atom),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _author(author: Any, elements: int, atom: bool, span: bytes) -> Any:
+    """The entry's author as feedparser gives it: none without an author element (feedparser-rs
+    gives the feed's); in Atom the name as written (feedparser composes "name (email)",
+    which ATOM_ELEMENTS keeps out, and does not repair an Atom name's text)."""
+    if not elements:
+        return None
+    if not atom:
+        return _element_text(author)
+    if b"<name" not in span:
+        raise NotProven("an Atom author without a name")
+    return author
 
 
 def _date_text(value: str | None, other: str | None, element: re.Pattern[bytes], span: bytes) -> str | None:
@@ -285,12 +305,23 @@ def _tags(tags: Any, atom: bool) -> list[dict[str, Any]]:
     seen: dict[tuple[Any, Any, Any], None] = {}
     for t in tags:
         if atom:
-            key = (_attribute(t.term, atom), _attribute(t.scheme, atom), _attribute(t.label, atom))
+            key = (_attribute(t.term), _attribute(t.scheme), _attribute(t.label))
         else:
-            key = (_element_text(t.term), t.scheme, t.label)
+            key = (_element_text(t.term), _attribute(t.scheme), t.label)
         if any(key):
             seen.setdefault(key, None)
     return [{"term": term, "scheme": scheme, "label": label} for term, scheme, label in seen]
+
+
+def _title_kind(title: Any, markup: bytes, atom: bool) -> str | None:
+    """A title's type as feedparser gives it, where feedparser-rs differs: in Atom text
+    when untyped (RFC 4287 section 3.1.1); in RSS, HTML only when it looks like HTML
+    (feedparser guesses: mixin.pop, `looks_like_html`); None: feedparser-rs's reading."""
+    if atom:
+        return _untyped_kind(markup, b"title")
+    if title is None:
+        return None
+    return "text/html" if _LOOKS_LIKE_HTML(title) else "text/plain"
 
 
 def _untyped_kind(span: bytes, name: bytes) -> str | None:

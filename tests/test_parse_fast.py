@@ -71,7 +71,9 @@ def both_ways(body: bytes) -> tuple[ParsedFeed | str, ParsedFeed | str]:
 
 
 def candidates(feed: ParsedFeed) -> list[normalise.Candidate]:
-    return normalise.prepare(feed, BASE, "auto", ("en", "es", "it", "fr", "ru"), ZoneInfo("Europe/London"), NOW)
+    return normalise.prepare(
+        feed, BASE, "auto", ("en", "es", "it", "fr", "ru"), ZoneInfo("Europe/London"), NOW
+    )
 
 
 def _corpus(part: str) -> list[Path]:
@@ -80,7 +82,9 @@ def _corpus(part: str) -> list[Path]:
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason=f"the shared corpus is not at {CORPUS}")
-@pytest.mark.parametrize(("part", "documents", "least_fast"), [("real", 72, 10), ("feedparser-tests", 2100, 300)])
+@pytest.mark.parametrize(
+    ("part", "documents", "least_fast"), [("real", 72, 10), ("feedparser-tests", 2100, 300)]
+)
 def test_every_corpus_document_parses_the_same_either_way(
     taken: _Taken, part: str, documents: int, least_fast: int
 ) -> None:
@@ -124,7 +128,18 @@ _TEXT = st.text(
     max_size=40,
 )
 _WORDS = st.sampled_from(
-    ["Ünïcödé", "a & b", "List<String>", "x &amp; y", "<b>bold</b>", "FranÃ§oise", "caf\x80", "Москва", "  ", ""]
+    [
+        "Ünïcödé",
+        "a & b",
+        "List<String>",
+        "x &amp; y",
+        "<b>bold</b>",
+        "FranÃ§oise",
+        "caf\x80",
+        "Москва",
+        "  ",
+        "",
+    ]
 )
 _URL = st.builds(
     lambda host, path, query: f"https://{host}.example/{path}{query}",
@@ -157,7 +172,27 @@ _ENTRY = st.fixed_dictionaries(
         "categories": st.lists(st.one_of(_WORDS, _TEXT), max_size=3),
         "enclosure": st.one_of(st.none(), _URL),
         "cdata": st.booleans(),
+        # elements neither parser reads into our fields, and an RSS item's atom:link
+        "extras": st.lists(
+            st.sampled_from(
+                [
+                    '<media:thumbnail url="https://img.example/t.jpg?w=1&amp;h=2" width="100"/>',
+                    "<slash:comments>12</slash:comments>",
+                    "<wfw:commentRss>https://news.example/c?a=1&amp;b=2</wfw:commentRss>",
+                    "<feedburner:origLink>https://orig.example/story</feedburner:origLink>",
+                    "<georss:point>45.5 -73.6</georss:point>",
+                ]
+            ),
+            max_size=3,
+        ),
+        "atom_link": st.one_of(st.none(), _URL),
     }
+)
+_NAMESPACES = (
+    'xmlns:media="http://search.yahoo.com/mrss/" xmlns:slash="http://purl.org/rss/1.0/modules/slash/" '
+    'xmlns:wfw="http://wellformedweb.org/CommentAPI/" '
+    'xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0" '
+    'xmlns:georss="http://www.georss.org/georss" xmlns:atom="http://www.w3.org/2005/Atom"'
 )
 
 
@@ -183,11 +218,16 @@ def _rss(entries: list[dict[str, object]], language: str) -> bytes:
         parts += [f"<category>{escape(str(c))}</category>" for c in e["categories"]]  # type: ignore[attr-defined]
         if e["enclosure"]:
             parts.append(f'<enclosure url="{escape(str(e["enclosure"]))}" type="audio/MPEG" length="12"/>')
+        if e["atom_link"]:
+            parts.append(f'<atom:link rel="alternate" href="{escape(str(e["atom_link"]))}"/>')
+        parts += e["extras"]  # type: ignore[arg-type]
         items.append("<item>" + "".join(parts) + "</item>")
     return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {_NAMESPACES} '
         'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>T &amp; U</title>'
-        f"<link>https://site.example/</link><language>{language}</language>" + "".join(items) + "</channel></rss>"
+        f"<link>https://site.example/</link><language>{language}</language>"
+        + "".join(items)
+        + "</channel></rss>"
     ).encode()
 
 
@@ -210,9 +250,10 @@ def _atom(entries: list[dict[str, object]], language: str) -> bytes:
         parts += [f'<category term="{escape(str(c))}"/>' for c in e["categories"]]  # type: ignore[attr-defined]
         if e["enclosure"]:
             parts.append(f'<link rel="enclosure" type="audio/mpeg" href="{escape(str(e["enclosure"]))}"/>')
+        parts += e["extras"]  # type: ignore[arg-type]
         items.append("<entry>" + "".join(parts) + "</entry>")
     return (
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" {_NAMESPACES} '
         f'xml:lang="{language}"><title>T</title><link href="https://site.example/"/>'
         "<id>https://site.example/</id>" + "".join(items) + "</feed>"
     ).encode()
