@@ -57,6 +57,7 @@ _FORMAT_MARKERS = {
     "rss10": re.compile(rb"xmlns(?::[a-z0-9_.-]+)?\s*=\s*[\"']http://purl\.org/rss/1\.0/[\"']"),
 }
 _XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
+_C1_CONTROL = re.compile("[\x80-\x9f]")
 _ATTRIBUTE_SPACE = str.maketrans("\t\n\r", "   ")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _LIMITS = _rs.ParserLimits()
@@ -90,11 +91,12 @@ def _element_text(value: Any) -> Any:
     """An element's text as feedparser's `pop` leaves it (feedparser.mixin): UTF-8 that was
     read as ISO-8859-1 decoded again when it can be, then C1 controls mapped to the
     windows-1252 characters they stand for."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value.isascii():
         return value
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
-    return value.translate(_cp1252)
+    # (a dict translation costs a lookup per character: only text with C1 controls pays it)
+    return value.translate(_cp1252) if _C1_CONTROL.search(value) else value
 
 
 def _absolute(url: Any) -> bool:
