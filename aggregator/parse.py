@@ -307,9 +307,15 @@ def _parse_xml(
     if headers.get("content-language"):
         response_headers["content-language"] = headers["content-language"]
     d: Any = None
-    if fast and not resolve_relative:
+    if fast:
         try:
-            d = parse_fast.read(data, data.lower())
+            d = parse_fast.read(
+                data,
+                data.lower(),
+                url,
+                resolve_html=resolve_relative,
+                content_language=headers.get("content-language"),
+            )
         except parse_fast.NotProven as why:
             log.debug("%s: parsed by feedparser, not feedparser-rs: %s", url, why)
         else:
