@@ -31,15 +31,18 @@ the shared corpus, a generated world and generated documents wherever this path 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 import xml.parsers.expat
 from typing import Any
 
+from feedparser.api import StrictFeedParser
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, resolve_relative_uris
+from feedparser.util import FeedParserDict
 
 _rs: Any = importlib.import_module("feedparser_rs")  # no type stubs: typed as Any
 
@@ -97,6 +100,15 @@ _XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _ATTRIBUTE_SPACE = str.maketrans("\t\n\r", "   ")
 _ODD_PERMALINK = re.compile(rb"(?i:ispermalink)\s*=\s*[\"'](?!(?:true|false)[\"'])")
+_RSS_CONTAINERS = frozenset({"item"})
+_ATOM_CONTAINERS = frozenset({"entry", "author"})
+# An Atom author as this path reads it: a name and a URI, each text only.
+_AUTHOR_ONLY = re.compile(
+    rb"<author(?:\s[^>]*)?>(?:\s*<(name|uri)(?:\s[^>]*)?>[^<]*</\1\s*>)*\s*</author\s*>"
+)
+_KNOWN_NAMESPACES = frozenset(uri.lower() for uri in _FeedParserMixin.namespaces)
+_XMLNS = re.compile(rb"xmlns:([a-z0-9_.-]+)\s*=\s*[\"']([^\"']*)")
+_NAME = re.compile(r"(?:[a-z_][a-z0-9_.-]*:)?[a-z_][a-z0-9_.-]*")
 _CR_REFERENCE = re.compile(rb"&#(?:0*13|x0*d);")
 _C1_CONTROL = re.compile("[\x80-\x9f]")
 # feedparser's repair of a <link>'s query (mixin.pop: "?a=1&b;=2" read as references)
@@ -158,7 +170,10 @@ def read(
     found = list(_ENTRY_SPAN.finditer(markup))
     if len(found) != len(d.entries) or len(found) >= _LIMITS.max_entries:
         raise NotProven(f"{len(d.entries)} entries read, {len(found)} in the document")
-    doc = _Document(url, version == "atom10", resolve_html)
+    namespaces = {
+        m[0].decode("ascii", "replace"): m[1].decode("utf-8", "replace") for m in _XMLNS.findall(markup)
+    }
+    doc = _Document(url, version == "atom10", resolve_html, namespaces)
     entries = [doc.entry(e, m.group()) for e, m in zip(d.entries, found, strict=True)]
     f = d.feed
     if b"xml:lang" in lowered and f.language is None:
@@ -178,7 +193,8 @@ class _Document:
     """What feedparser does to one document's values beyond parsing it (feedparser.mixin
     `pop` and the namespaces' handlers), done to feedparser-rs's values."""
 
-    def __init__(self, url: str, atom: bool, resolve_html: bool) -> None:
+    def __init__(self, url: str, atom: bool, resolve_html: bool, namespaces: dict[str, str]) -> None:
+        self.namespaces = namespaces  # prefix -> namespace URI, as the document declares them
         self.url = url  # feedparser's base URI: the Content-Location we give it (api.parse)
         self.atom = atom
         self.resolve_html = resolve_html
@@ -246,9 +262,16 @@ class _Document:
         ):
             raise NotProven("an entry at a resource limit of feedparser-rs")
         names = {m.decode("ascii", "replace") for m in _START_TAG.findall(span)}
-        others = names - (ATOM_ELEMENTS if atom else RSS_ELEMENTS)
-        if others:
-            raise NotProven(f"an entry element this path does not read: <{min(others)}>")
+        for name in names - (ATOM_ELEMENTS if atom else RSS_ELEMENTS):
+            if not _unread(name, self.namespaces):
+                raise NotProven(f"an entry element this path does not read: <{name}>")
+        # every element holds text only (markup in a description must be escaped or in
+        # CDATA: feedparser keeps naked markup as the text), but an Atom author its name
+        for name in names - (_ATOM_CONTAINERS if atom else _RSS_CONTAINERS):
+            if not _leaf(name, span):
+                raise NotProven(f"an element inside <{name}>")
+        if atom and b"<author" in span and b"<author" in _AUTHOR_ONLY.sub(b"", span):
+            raise NotProven("an Atom author holding more than a name and a URI")
         for kind in _TEXT_TYPE.findall(span):
             # feedparser decodes base64 content of any other type (mixin._is_base64)
             if kind not in _TEXT_TYPES and not kind.startswith(b"text/"):
@@ -297,6 +320,36 @@ class _Document:
             "tags": _tags(e.tags or (), atom),
         }
         return {k: v for k, v in out.items() if v is not None}
+
+
+@functools.lru_cache(maxsize=1024)
+def _unread_name(name: str, uri: str | None) -> bool:
+    """Whether feedparser has no handler for the element (its text then goes to a key of its
+    own name: feedparser.mixin.unknown_starttag) and the name is none of FeedParserDict's
+    aliases; and, when prefixed, its namespace is none feedparser knows either (feedparser-rs
+    reads media, iTunes, Dublin Core ... by namespace)."""
+    prefix, _, local = name.rpartition(":")
+    if prefix:
+        if uri is None or uri.lower() in _KNOWN_NAMESPACES:
+            return False
+        key = f"{prefix}_{local}"
+    else:
+        key = local
+    return not hasattr(StrictFeedParser, f"_start_{key}") and key not in FeedParserDict.keymap
+
+
+def _unread(name: str, namespaces: dict[str, str]) -> bool:
+    prefix = name.rpartition(":")[0]
+    return bool(_NAME.fullmatch(name)) and _unread_name(name, namespaces.get(prefix) if prefix else None)
+
+
+def _leaf(name: str, span: bytes) -> bool:
+    """Every `name` element of the entry holds text only: no element feedparser or
+    feedparser-rs could read as the entry's own (`<image><title>`)."""
+    raw = re.escape(name.encode())
+    starts = len(re.findall(rb"<" + raw + rb"[\s/>]", span))
+    leaves = len(re.findall(rb"<" + raw + rb"(?:\s[^>]*)?(?:/>|>[^<]*</" + raw + rb"\s*>)", span))
+    return starts == leaves
 
 
 def _element_text(value: Any) -> Any:

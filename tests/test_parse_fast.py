@@ -196,6 +196,18 @@ _ENTRY = st.fixed_dictionaries(
                     "<wfw:commentRss>https://news.example/c?a=1&amp;b=2</wfw:commentRss>",
                     "<feedburner:origLink>https://orig.example/story</feedburner:origLink>",
                     "<georss:point>45.5 -73.6</georss:point>",
+                    # elements feedparser has no handler for, of no namespace it knows
+                    "<company>ACME &amp; Co</company>",
+                    "<byline>By <![CDATA[Someone]]></byline>",
+                    "<bigimage>https://img.example/b.jpg</bigimage>",
+                    "<yandex:full-text>The whole text</yandex:full-text>",
+                    "<x:empty/>",
+                    # ... and some it has, or that hold elements: refused, never misread
+                    "<image><title>Image title</title><url>https://img.example/i.jpg</url></image>",
+                    "<url>https://img.example/u.jpg</url>",
+                    "<dc:title>Dublin title</dc:title>",
+                    "<fullitem>&lt;p&gt;Full&lt;/p&gt;</fullitem>",
+                    "<comments>See <b>this</b></comments>",
                 ]
             ),
             max_size=3,
@@ -207,7 +219,8 @@ _NAMESPACES = (
     'xmlns:media="http://search.yahoo.com/mrss/" xmlns:slash="http://purl.org/rss/1.0/modules/slash/" '
     'xmlns:wfw="http://wellformedweb.org/CommentAPI/" '
     'xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0" '
-    'xmlns:georss="http://www.georss.org/georss" xmlns:atom="http://www.w3.org/2005/Atom"'
+    'xmlns:georss="http://www.georss.org/georss" xmlns:atom="http://www.w3.org/2005/Atom" '
+    'xmlns:yandex="http://news.yandex.ru" xmlns:x="urn:example:x" xmlns:dc="http://purl.org/dc/elements/1.1/"'
 )
 
 
@@ -239,8 +252,8 @@ def _rss(entries: list[dict[str, object]], language: str) -> bytes:
         parts += e["extras"]  # type: ignore[arg-type]
         items.append("<item>" + "".join(parts) + "</item>")
     return (
-        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {_NAMESPACES} '
-        'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>T &amp; U</title>'
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {_NAMESPACES}>'
+        "<channel><title>T &amp; U</title>"
         f"<link>https://site.example/</link><language>{language}</language>"
         + "".join(items)
         + "</channel></rss>"
@@ -275,7 +288,7 @@ def _atom(entries: list[dict[str, object]], language: str) -> bytes:
     ).encode()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     entries=st.lists(_ENTRY, min_size=1, max_size=4),
     atom=st.booleans(),
