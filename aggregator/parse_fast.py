@@ -37,16 +37,22 @@ import re
 import xml.parsers.expat
 from typing import Any
 
-from feedparser.api import StrictFeedParser
-from feedparser.datetimes import _parse_date
-from feedparser.html import _cp1252
-from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin, resolve_relative_uris
-from feedparser.util import FeedParserDict
+try:  # feedparser's own functions (6.0), and feedparser-rs (no type stubs: typed as Any)
+    from feedparser.api import StrictFeedParser
+    from feedparser.datetimes import _parse_date
+    from feedparser.html import _cp1252
+    from feedparser.mixin import _FeedParserMixin
+    from feedparser.urls import _urljoin, resolve_relative_uris
+    from feedparser.util import FeedParserDict
 
-_rs: Any = importlib.import_module("feedparser_rs")  # no type stubs: typed as Any
+    _rs: Any = importlib.import_module("feedparser_rs")
+    _LIMITS: Any = _rs.ParserLimits()
+    _KNOWN_NAMESPACES = frozenset(uri.lower() for uri in _FeedParserMixin.namespaces)
+    # Why every document goes to feedparser, if one of them is missing or has moved
+    UNAVAILABLE: str | None = None
+except (ImportError, AttributeError) as missing:  # pragma: no cover - feedparser reads all
+    UNAVAILABLE = f"{type(missing).__name__}: {missing}"
 
-_LOOKS_LIKE_HTML = _FeedParserMixin.looks_like_html
 _HTML_TYPES = ("text/html", "application/xhtml+xml")  # feedparser's html_types
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 UTF8_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
@@ -106,14 +112,12 @@ _ATOM_CONTAINERS = frozenset({"entry", "author"})
 _AUTHOR_ONLY = re.compile(
     rb"<author(?:\s[^>]*)?>(?:\s*<(name|uri)(?:\s[^>]*)?>[^<]*</\1\s*>)*\s*</author\s*>"
 )
-_KNOWN_NAMESPACES = frozenset(uri.lower() for uri in _FeedParserMixin.namespaces)
 _XMLNS = re.compile(rb"xmlns:([a-z0-9_.-]+)\s*=\s*[\"']([^\"']*)")
 _NAME = re.compile(r"(?:[a-z_][a-z0-9_.-]*:)?[a-z_][a-z0-9_.-]*")
 _CR_REFERENCE = re.compile(rb"&#(?:0*13|x0*d);")
 _C1_CONTROL = re.compile("[\x80-\x9f]")
 # feedparser's repair of a <link>'s query (mixin.pop: "?a=1&b;=2" read as references)
 _LINK_REFERENCE = re.compile(r"&([A-Za-z0-9_]+);")
-_LIMITS = _rs.ParserLimits()
 
 
 class NotProven(Exception):
@@ -132,6 +136,8 @@ def read(
     `resolve_html`: make relative URLs in the entries' HTML absolute, as feedparser's
     relative-URI pass does (`parse.has_relative_references`); `content_language` the HTTP
     Content-Language. Raises NotProven when the conditions in the module's doc do not hold."""
+    if UNAVAILABLE:
+        raise NotProven(f"the fast path is unavailable: {UNAVAILABLE}")
     if content_language:
         raise NotProven("an HTTP Content-Language (feedparser's default xml:lang)")
     declaration = _XML_DECLARATION.match(data)
@@ -446,7 +452,7 @@ def _title_kind(title: Any, markup: bytes, atom: bool) -> str | None:
         return _untyped_kind(markup, b"title")
     if title is None:
         return None
-    return "text/html" if _LOOKS_LIKE_HTML(title) else "text/plain"
+    return "text/html" if _FeedParserMixin.looks_like_html(title) else "text/plain"
 
 
 def _untyped_kind(markup: bytes, name: bytes) -> str | None:

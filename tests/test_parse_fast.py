@@ -336,3 +336,23 @@ def test_a_bad_item_on_the_fast_path_costs_that_item(taken: _Taken) -> None:
     assert taken.fast == 1
     assert [e.title for e in feed.entries] == ["good"]
     assert feed.warning and "1 entry skipped" in feed.warning
+
+
+def test_without_the_fast_path_feedparser_reads_everything(
+    taken: _Taken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When feedparser-rs or feedparser's internals it relies on are missing (a newer
+    feedparser), every document is read by feedparser: nothing fails."""
+    from aggregator import parse_fast
+
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>one</title><link>https://example.org/1</link></item></channel></rss>"
+    )
+    fast = parse_feed(body, HEADERS, BASE)
+    assert taken.fast == 1
+    monkeypatch.setattr(parse_fast, "UNAVAILABLE", "ImportError: No module named 'feedparser_rs'")
+    with pytest.raises(NotProven, match="unavailable"):
+        read(body, body.lower(), BASE, resolve_html=False)
+    assert parse_feed(body, HEADERS, BASE) == fast
+    assert taken.fast == 1
