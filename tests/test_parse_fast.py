@@ -356,3 +356,24 @@ def test_without_the_fast_path_feedparser_reads_everything(
         read(body, body.lower(), BASE, resolve_html=False)
     assert parse_feed(body, HEADERS, BASE) == fast
     assert taken.fast == 1
+
+
+def test_a_fault_in_the_fast_path_costs_the_fast_path_not_the_feed(
+    taken: _Taken, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aggregator import parse_fast
+
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>one</title><link>https://example.org/1</link></item>"
+        b"<item><title>two</title><link>https://example.org/2</link></item></channel></rss>"
+    )
+    expected = parse_feed(body, HEADERS, BASE, fast=False)
+
+    def broken(self: object, e: object, span: bytes) -> dict[str, object]:
+        raise RuntimeError("a bug in the conversion")
+
+    monkeypatch.setattr(parse_fast._Document, "entry", broken)
+    assert parse_feed(body, HEADERS, BASE) == expected
+    assert taken.fast == 0
+    assert "feedparser-rs path failed, parsed by feedparser: RuntimeError" in caplog.text
