@@ -96,11 +96,11 @@ IGNORED_ELEMENTS = frozenset(
 )
 RSS_ELEMENTS = IGNORED_ELEMENTS | {
     "item", "title", "link", "description", "guid", "pubdate", "category", "author",
-    "comments", "enclosure", "dc:creator", "dc:date", "content:encoded",
+    "comments", "enclosure", "dc:creator", "dc:date", "content:encoded", "dc:subject", "source",
 }  # fmt: skip
 ATOM_ELEMENTS = IGNORED_ELEMENTS | {
     "entry", "title", "link", "id", "published", "updated", "summary", "content", "author",
-    "name", "uri", "category",
+    "name", "uri", "category", "dc:subject",
 }  # fmt: skip
 _XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
@@ -112,6 +112,7 @@ _ATOM_CONTAINERS = frozenset({"entry", "author"})
 _AUTHOR_ONLY = re.compile(
     rb"<author(?:\s[^>]*)?>(?:\s*<(name|uri)(?:\s[^>]*)?>[^<]*</\1\s*>)*\s*</author\s*>"
 )
+_RSS_ROOT = re.compile(rb"<(?:rss|rdf:rdf)[\s>]")
 _XMLNS = re.compile(rb"xmlns:([a-z0-9_.-]+)\s*=\s*[\"']([^\"']*)")
 _NAME = re.compile(r"(?:[a-z_][a-z0-9_.-]*:)?[a-z_][a-z0-9_.-]*")
 _CR_REFERENCE = re.compile(rb"&#(?:0*13|x0*d);")
@@ -140,6 +141,28 @@ def read(
         raise NotProven(f"the fast path is unavailable: {UNAVAILABLE}")
     if content_language:
         raise NotProven("an HTTP Content-Language (feedparser's default xml:lang)")
+    # First what needs no parser (most refusals are here, before paying for a parse) ...
+    if b"base64" in lowered:  # Atom 0.3 mode="base64": feedparser decodes it
+        raise NotProven("base64")
+    if b"ispermalink" in lowered and _ODD_PERMALINK.search(data):
+        # feedparser: a permalink only when the value is "true" exactly (_start_guid)
+        raise NotProven("an isPermaLink other than true or false")
+    if _CR_REFERENCE.search(lowered):
+        raise NotProven("a character reference to CR")
+    markup = _CDATA.sub(b"", lowered)
+    if _BASE_ATTRIBUTE.search(markup):
+        raise NotProven("xml:base")
+    for prefix in {name.partition(b":")[0] for name in _START_TAG.findall(markup) if b":" in name}:
+        if b"xmlns:" + prefix not in markup:
+            raise NotProven(f"the prefix {prefix.decode('ascii', 'replace')} used undeclared")
+    atom = bool(_FORMAT_MARKERS["atom10"].search(lowered)) and not _RSS_ROOT.search(markup)
+    namespaces = {
+        m[0].decode("ascii", "replace"): m[1].decode("utf-8", "replace") for m in _XMLNS.findall(markup)
+    }
+    found = list(_ENTRY_SPAN.finditer(markup))
+    for m in found:
+        _check_elements(m.group(), atom, namespaces)
+    # ... then the parse, and what needs it
     declaration = _XML_DECLARATION.match(data)
     body = UTF8_DECLARATION + (data[declaration.end() :] if declaration else data)
     try:
@@ -158,28 +181,11 @@ def read(
         raise NotProven(f"not well-formed to expat: {e}") from None
     version = str(d.version or "")
     marker = _FORMAT_MARKERS.get(version)
-    if marker is None or not marker.search(lowered):
+    if marker is None or not marker.search(lowered) or (version == "atom10") != atom:
         raise NotProven(f"format {version or 'unknown'} without its marker")
-    if b"base64" in lowered:  # Atom 0.3 mode="base64": feedparser decodes it
-        raise NotProven("base64")
-    if b"ispermalink" in lowered and _ODD_PERMALINK.search(data):
-        # feedparser: a permalink only when the value is "true" exactly (_start_guid)
-        raise NotProven("an isPermaLink other than true or false")
-    if _CR_REFERENCE.search(lowered):
-        raise NotProven("a character reference to CR")
-    markup = _CDATA.sub(b"", lowered)
-    if _BASE_ATTRIBUTE.search(markup):
-        raise NotProven("xml:base")
-    for prefix in {name.partition(b":")[0] for name in _START_TAG.findall(markup) if b":" in name}:
-        if b"xmlns:" + prefix not in markup:
-            raise NotProven(f"the prefix {prefix.decode('ascii', 'replace')} used undeclared")
-    found = list(_ENTRY_SPAN.finditer(markup))
     if len(found) != len(d.entries) or len(found) >= _LIMITS.max_entries:
         raise NotProven(f"{len(d.entries)} entries read, {len(found)} in the document")
-    namespaces = {
-        m[0].decode("ascii", "replace"): m[1].decode("utf-8", "replace") for m in _XMLNS.findall(markup)
-    }
-    doc = _Document(url, version == "atom10", resolve_html, namespaces)
+    doc = _Document(url, atom, resolve_html)
     entries = [doc.entry(e, m.group()) for e, m in zip(d.entries, found, strict=True)]
     f = d.feed
     if b"xml:lang" in lowered and f.language is None:
@@ -199,8 +205,7 @@ class _Document:
     """What feedparser does to one document's values beyond parsing it (feedparser.mixin
     `pop` and the namespaces' handlers), done to feedparser-rs's values."""
 
-    def __init__(self, url: str, atom: bool, resolve_html: bool, namespaces: dict[str, str]) -> None:
-        self.namespaces = namespaces  # prefix -> namespace URI, as the document declares them
+    def __init__(self, url: str, atom: bool, resolve_html: bool) -> None:
         self.url = url  # feedparser's base URI: the Content-Location we give it (api.parse)
         self.atom = atom
         self.resolve_html = resolve_html
@@ -267,21 +272,6 @@ class _Document:
             or len(e.enclosures or ()) >= _LIMITS.max_enclosures
         ):
             raise NotProven("an entry at a resource limit of feedparser-rs")
-        names = {m.decode("ascii", "replace") for m in _START_TAG.findall(span)}
-        for name in names - (ATOM_ELEMENTS if atom else RSS_ELEMENTS):
-            if not _unread(name, self.namespaces):
-                raise NotProven(f"an entry element this path does not read: <{name}>")
-        # every element holds text only (markup in a description must be escaped or in
-        # CDATA: feedparser keeps naked markup as the text), but an Atom author its name
-        for name in names - (_ATOM_CONTAINERS if atom else _RSS_CONTAINERS):
-            if not _leaf(name, span):
-                raise NotProven(f"an element inside <{name}>")
-        if atom and b"<author" in span and b"<author" in _AUTHOR_ONLY.sub(b"", span):
-            raise NotProven("an Atom author holding more than a name and a URI")
-        for kind in _TEXT_TYPE.findall(span):
-            # feedparser decodes base64 content of any other type (mixin._is_base64)
-            if kind not in _TEXT_TYPES and not kind.startswith(b"text/"):
-                raise NotProven(f"a text construct of type {kind.decode('ascii', 'replace')}")
         if atom and not len(_LINK_WITH_HREF.findall(span)) == len(_ANY_LINK.findall(span)) == len(links):
             raise NotProven("an Atom link without an href")
         # feedparser resolves an id that is a permalink (_start_guid, pop): one the join
@@ -326,6 +316,27 @@ class _Document:
             "tags": _tags(e.tags or (), atom),
         }
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _check_elements(span: bytes, atom: bool, namespaces: dict[str, str]) -> None:
+    """Raises NotProven unless every element of the entry `span` (lower-cased, CDATA removed)
+    is one this path reads (RSS_ELEMENTS, ATOM_ELEMENTS) or one neither parser reads
+    (`_unread`), each holds text only (markup in a description must be escaped or in CDATA:
+    feedparser keeps naked markup as the text) but the entry and an Atom author (a name and
+    a URI), and every text construct is of a text type."""
+    names = {m.decode("ascii", "replace") for m in _START_TAG.findall(span)}
+    for name in names - (ATOM_ELEMENTS if atom else RSS_ELEMENTS):
+        if not _unread(name, namespaces):
+            raise NotProven(f"an entry element this path does not read: <{name}>")
+    for name in names - (_ATOM_CONTAINERS if atom else _RSS_CONTAINERS):
+        if not _leaf(name, span):
+            raise NotProven(f"an element inside <{name}>")
+    if atom and b"<author" in span and b"<author" in _AUTHOR_ONLY.sub(b"", span):
+        raise NotProven("an Atom author holding more than a name and a URI")
+    for kind in _TEXT_TYPE.findall(span):
+        # feedparser decodes base64 content of any other type (mixin._is_base64)
+        if kind not in _TEXT_TYPES and not kind.startswith(b"text/"):
+            raise NotProven(f"a text construct of type {kind.decode('ascii', 'replace')}")
 
 
 @functools.lru_cache(maxsize=1024)

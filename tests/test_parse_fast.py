@@ -196,6 +196,11 @@ _ENTRY = st.fixed_dictionaries(
                     "<wfw:commentRss>https://news.example/c?a=1&amp;b=2</wfw:commentRss>",
                     "<feedburner:origLink>https://orig.example/story</feedburner:origLink>",
                     "<georss:point>45.5 -73.6</georss:point>",
+                    # read alike by both: a Dublin Core subject is a category, an RSS source
+                    # names where the item came from
+                    "<dc:subject>Politics &amp; Law</dc:subject>",
+                    "<dc:subject>Ünïcödé</dc:subject>",
+                    '<source url="https://src.example/feed?a=1&amp;b=2">The Source</source>',
                     # elements feedparser has no handler for, of no namespace it knows
                     "<company>ACME &amp; Co</company>",
                     "<byline>By <![CDATA[Someone]]></byline>",
