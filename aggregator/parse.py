@@ -1,8 +1,9 @@
 """Bytes + HTTP headers -> ParsedFeed. Nothing else: no language, dedupe or storage here.
 
 XML formats go through feedparser (RSS 0.9x/1.0/2.0, Atom 0.3/1.0, with the HTTP charset
-honoured by passing the response headers). feedparser 6.0 does not read JSON Feed, so
-JSON Feed 1.0/1.1 is read here into the same typed result.
+honoured by passing the response headers), or through feedparser-rs where `parse_fast`
+proves it gives the same (issue 15). feedparser 6.0 does not read JSON Feed, so JSON Feed
+1.0/1.1 is read here into the same typed result.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import calendar
 import email.utils
 import json
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,9 +26,12 @@ from feedparser.encodings import convert_to_utf8
 from feedparser.urls import resolve_relative_uris
 from ftfy.badness import BADNESS_RE, MOJIBAKE_CATEGORIES
 
+from . import parse_fast
 from .models import Enclosure, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
 from .urls import strip_secrets
+
+log = logging.getLogger("aggregator.parse")
 
 MAX_TITLE_CHARS = 2000  # longer titles are truncated with a warning, never stored whole
 # Inside a markup declaration: the tokens that decide where it ends.
@@ -47,21 +52,28 @@ class NotAFeed(Exception):
 
 
 def parse_feed(
-    body: bytes, headers: Mapping[str, str], url: str, *, resolve_relative: bool | None = None
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    *,
+    resolve_relative: bool | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse a fetched body. `headers` are the response headers (lower-case names).
 
     `resolve_relative`: whether feedparser makes relative URLs in the entries' HTML absolute
     (its second HTML pass over every field); None (default) decides per document: only when
     `has_relative_references` finds any. True is feedparser's own way, for comparison.
-    Raises NotAFeed when the body is not a feed."""
+    `fast`: read the document with feedparser-rs where `parse_fast.read` finds it inside the
+    conditions proven to give feedparser's result (decided per document, logged at debug);
+    False: feedparser always, for comparison. Raises NotAFeed when the body is not a feed."""
     ctype = headers.get("content-type", "").lower()
     head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         raise NotAFeed("the server sent an empty body")
     if "json" in ctype or head.startswith(b"{"):
         return _parse_json_feed(body, url, headers.get("content-language"))
-    return _parse_xml(body, headers, url, resolve_relative)
+    return _parse_xml(body, headers, url, resolve_relative, fast)
 
 
 # An HTML attribute that feedparser's relative-URI pass rewrites (feedparser.urls.
@@ -281,7 +293,11 @@ def _western_tie(matches: Any, best: Any, body: bytes) -> str | None:
 
 
 def _parse_xml(
-    body: bytes, headers: Mapping[str, str], url: str, resolve_relative: bool | None = None
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    resolve_relative: bool | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
     data, encoding_warning = to_utf8(body, headers)
     data, had_entities = strip_doctype(data)
@@ -293,14 +309,35 @@ def _parse_xml(
     response_headers = {"content-type": "application/xml; charset=utf-8", "content-location": url}
     if headers.get("content-language"):
         response_headers["content-language"] = headers["content-language"]
-    d = feedparser.parse(
-        data,
-        response_headers=response_headers,
-        resolve_relative_uris=resolve_relative,
-        sanitize_html=False,  # sanitised once, with nh3, when rendered
-    )
+    d: Any = None
+    if fast:
+        try:
+            d = parse_fast.read(
+                data,
+                data.lower(),
+                url,
+                resolve_html=resolve_relative,
+                content_language=headers.get("content-language"),
+            )
+        except parse_fast.NotProven as why:
+            log.debug("%s: parsed by feedparser, not feedparser-rs: %s", url, why)
+        except Exception as bug:  # a fault of the fast path costs the fast path, not the feed
+            why_not = f"{type(bug).__name__}: {bug}"
+            log.warning("%s: feedparser-rs path failed, parsed by feedparser: %s", url, why_not)
+            d = None
+        else:
+            log.debug("%s: parsed by feedparser-rs", url)
+            feed, raw_entries = d["feed"], d["entries"]
+    if d is None:
+        d = feedparser.parse(
+            data,
+            response_headers=response_headers,
+            resolve_relative_uris=resolve_relative,
+            sanitize_html=False,  # sanitised once, with nh3, when rendered
+        )
+        feed, raw_entries = d.feed, d.entries
     version = d.get("version") or ""
-    if not version and not d.entries:
+    if not version and not raw_entries:
         alternates = _html_alternates(body, url)
         if alternates:
             raise NotAFeed(
@@ -316,14 +353,13 @@ def _parse_xml(
     if d.get("bozo"):
         exc = d.get("bozo_exception")
         warning = _join(warning, f"feed is not well-formed, entries recovered: {type(exc).__name__}: {exc}")
-    feed = d.feed
     # The document's language: the channel's <language> or the root's xml:lang (feedparser
     # gives either as feed.language), else the HTTP Content-Language.
     document_language = _str(feed.get("language")) or _str(headers.get("content-language"))
     notes = _Notes()
     guids = relative_guids(data, url)
     entries = []
-    for e in d.entries:
+    for e in raw_entries:
         try:
             entry = _xml_entry(e, document_language, notes, guids)
         except Exception as exc:  # one unreadable item costs that item, never its feed
