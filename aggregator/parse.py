@@ -668,7 +668,9 @@ def _web_link(value: Any) -> str | None:
 
 def _parse_json_feed(body: bytes, url: str, content_language: str | None = None) -> ParsedFeed:
     try:
-        doc = json.loads(body)
+        # Every string of the document made XML-safe as it is read, whatever field it is in
+        # (a lone surrogate in content_text skipped its item: audit of issue 11).
+        doc = json.loads(body, object_hook=_xml_safe_object)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise NotAFeed(f"not a feed: body looks like JSON but does not parse ({e})") from None
     version = doc.get("version", "") if isinstance(doc, dict) else ""
@@ -718,8 +720,8 @@ def _json_entry(item: dict[str, Any], feed_url: str, notes: _Notes) -> ParsedEnt
     content = _str(item.get("content_html"))
     if content:
         content = resolve_relative_uris(content, base, "utf-8", "text/html")
-    elif _str(item.get("content_text")):
-        content = text_to_html(str(item["content_text"]))
+    elif text := _str(item.get("content_text")):
+        content = text_to_html(text)
     summary = text_to_html(_str(item.get("summary")) or "")  # plain text in JSON Feed
     enclosures = []
     for a in _list(item.get("attachments")):
@@ -938,6 +940,21 @@ def _clean(value: str) -> str:
     """Text without code points XML 1.0 cannot carry (controls, lone surrogates, U+FFFE):
     they break the language check and every XML output (cases/04)."""
     return xml_safe(value)
+
+
+def _xml_safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return xml_safe(value)
+    if isinstance(value, list):
+        return [_xml_safe_value(v) for v in value]
+    return value
+
+
+def _xml_safe_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """`json.loads`' object hook for JSON Feed: each string value (in lists too) without code
+    points XML 1.0 cannot carry (`text.xml_safe`). Nested objects come through the hook
+    themselves, innermost first."""
+    return {key: _xml_safe_value(value) for key, value in obj.items()}
 
 
 def _list(value: Any) -> list[Any]:

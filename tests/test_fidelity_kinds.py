@@ -440,3 +440,28 @@ def test_json_feed_takes_http_content_language_as_document_evidence() -> None:
         **{"content-language": "en"},
     )
     assert (d.language, d.language_evidence) == ("en", "document")
+
+
+JSON_TEXT_FIELDS = ("id", "title", "summary", "content_text", "content_html", "url", "language")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(JSON_TEXT_FIELDS),
+    text=st.text(alphabet=st.characters(codec=None), max_size=30),
+    bad=st.sampled_from(["\ud800", "\udfff", "\x0b", "\x02", "\ufffe", "\uffff"]),
+)
+def test_any_code_point_in_any_json_feed_string_costs_that_code_point_not_the_item(
+    field: str, text: str, bad: str
+) -> None:
+    """JSON Feed strings are made XML-safe as the document is read, whatever the field: an item
+    with a code point XML cannot carry is read (cases/04, audit of issue 11), never skipped."""
+    item: dict[str, object] = {"id": "x", "title": "A title that stays", "content_text": "Body."}
+    item[field] = f"{text}{bad}{text}"
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [item]})
+    feed = parse_feed(
+        body.encode(), {"content-type": "application/feed+json"}, "https://example.org/feed.json"
+    )
+    [entry] = feed.entries
+    for value in (entry.source_id, entry.title, entry.summary, entry.content, entry.link, entry.language):
+        assert value is None or bad not in value, (field, value)
