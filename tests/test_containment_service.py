@@ -76,14 +76,19 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     entries = 0
     with FeedWorld(30, changing=True) as world:
         config = world.config(tmp_path / "feeds.yaml", interval="1s")
-        mid_publish = 0
-        for round_ in range(10):
+        mid_publish = rounds = 0
+        # Ten rounds, and more (up to 20) until a kill has landed inside a publish (publishing
+        # is fast: an incremental one writes a few files).
+        for round_ in range(20):
+            if round_ >= 10 and mid_publish:
+                break
+            rounds += 1
             with RunningService(config, data, tmp_path / "run.log") as service:
                 assert service.serving(), service.output
                 if round_ % 2:
                     time.sleep(rng.uniform(0.5, 6.0))  # polls and publishes run all the time here
                 else:
-                    _wait_for_a_publish_in_progress(public, 8)
+                    _stop_in_a_publish(service.proc.pid, public, 8)
                 service.kill()
             mid_publish += bool(temp_files(public))
             integrity, count, _ = db_counts(db)
@@ -93,7 +98,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
             assert check_outputs(public) == [], f"round {round_}"
         assert entries > 30  # the rounds did store things
         assert mid_publish >= 1, "no kill landed during a publish"
-        print(f"SIGKILL x10: {mid_publish} during a publish, entries {entries}")
+        print(f"SIGKILL x{rounds}: {mid_publish} during a publish, entries {entries}")
         # Started again: leftovers of killed publishes are gone and polling resumes.
         restart = datetime.now(UTC).replace(microsecond=0)
         with RunningService(config, data, tmp_path / "run.log") as service:
@@ -106,16 +111,29 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     assert db_counts(db)[1] >= entries
 
 
-def _wait_for_a_publish_in_progress(public: Path, seconds: float) -> None:
-    """Return as soon as a publisher's temporary file exists (a file is being written), or
-    after `seconds`. Looks every half millisecond: bounded by the deadline."""
+def _stop_in_a_publish(pid: int, public: Path, seconds: float) -> None:
+    """Freeze the service (SIGSTOP) while a publisher's temporary file exists, so the SIGKILL
+    that follows lands inside a publish, or give up after `seconds`. A file is written in
+    well under a millisecond, so a kill aimed at a temporary file seen on disk usually lands
+    after its rename; stopping first and looking again tells (a stop that came too late is
+    undone with SIGCONT). Looks every half millisecond: bounded by the deadline."""
     deadline = time.monotonic() + seconds
-    dirs = [public, public / "feeds", public / "en"]
-    while time.monotonic() < deadline:
+    today = public / "archive" / datetime.now(UTC).strftime("%Y/%m/%d")  # the world's day (UTC)
+    dirs = [public, public / "feeds", public / "daily", public / "en", today]
+
+    def writing() -> bool:
         for d in dirs:
             with contextlib.suppress(OSError), os.scandir(d) as it:
                 if any(e.name.startswith(".") and e.name.endswith(".tmp") for e in it):
-                    return
+                    return True
+        return False
+
+    while time.monotonic() < deadline:
+        if writing():
+            os.kill(pid, signal.SIGSTOP)
+            if writing():
+                return  # frozen mid-write: the caller's SIGKILL lands here
+            os.kill(pid, signal.SIGCONT)
         time.sleep(0.0005)
 
 
