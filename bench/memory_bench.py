@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from proctree import process_tree  # noqa: E402
 
 from tests.hostile_server import HostileServer, prepare_bombs  # noqa: E402
 from tests.service_kit import FeedWorld, free_port  # noqa: E402
@@ -31,28 +34,11 @@ from tests.test_hostile import CASES  # noqa: E402
 GOAL_MB = 300
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (from /proc: Linux)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children.get(current, []))
-    return out
-
-
 def _tree_memory_mb(pid: int) -> tuple[float, float]:
     """(RSS sum, PSS sum) of the process tree in MB. PSS shares each shared page among the
     processes that map it: the honest total when worker processes share the parent's pages."""
     rss = pss = 0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):

@@ -32,28 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import world  # noqa: E402
-
-
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return out
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (Linux /proc)."""
-    children = _children()
-    out, todo = [], [pid]
-    while todo:  # bounded: a tree is finite
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children.get(current, []))
-    return out
+from proctree import process_tree  # noqa: E402
 
 
 def rollup(pid: int) -> dict[str, float]:
@@ -155,7 +134,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def sample() -> None:
         while not stop.wait(0.2):
-            procs = {p: rollup(p) for p in tree(proc.pid)}
+            procs = {p: rollup(p) for p in process_tree(proc.pid)}
             total = sum(m["pss"] for m in procs.values())
             if total > peak["pss"]:
                 peak.update(

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import nginx  # noqa: E402
 import world  # noqa: E402
+from proctree import process_tree  # noqa: E402
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
 SETTLE = 5.0 + 2.0  # schedule.PUBLISH_MAX_DELAY and a margin: a publish the cycle caused has begun
@@ -80,24 +81,8 @@ def timed(cmd: list[str], timeout: float) -> tuple[float, float]:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds so far of `pid` and every live descendant (with what each reaped)."""
-    parents: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(
-                    Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]
-                )
-            except (OSError, ValueError, IndexError):
-                continue
-    tree, grew = {pid}, True
-    while grew:  # bounded: each pass adds a process or stops
-        grew = False
-        for child, parent in parents.items():
-            if parent in tree and child not in tree:
-                tree.add(child)
-                grew = True
     total = 0.0
-    for p in tree:
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")

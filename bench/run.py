@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import nginx  # noqa: E402
 import world  # noqa: E402
+from proctree import process_tree  # noqa: E402
 
 CONCURRENCY = 32
 SECTION = "## Cold poll, steady cycle and memory against N (issue 15)"
@@ -103,35 +104,11 @@ class TreeSampler:
         self.at_peak = []
 
 
-def descendants(root: int) -> set[int]:
-    """Every process below `root` (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree = {root}
-    grew = True
-    while grew:  # bounded: each pass adds a process or stops
-        grew = False
-        for pid, ppid in parents.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    tree.discard(root)
-    return tree
-
-
 def tree_memory(root: int) -> list[dict[str, Any]]:
     """Each process of `root`'s tree: its role (parent, forkserver, worker, resource tracker)
     and its RSS and PSS in MB, from /proc/PID/smaps_rollup (Linux)."""
     out = []
-    for pid in (root, *sorted(descendants(root))):
+    for pid in process_tree(root):
         rss = pss = 0
         try:
             with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
@@ -171,7 +148,7 @@ def cpu_seconds() -> float:
     t = os.times()
     total = t.user + t.system + t.children_user + t.children_system
     ticks = os.sysconf("SC_CLK_TCK")
-    for pid in descendants(os.getpid()):
+    for pid in process_tree(os.getpid())[1:]:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
