@@ -130,6 +130,24 @@ def test_days_touched_names_every_day_a_plan_changes() -> None:
     assert days_touched(UpdatePlan(language_fixes=(("c", "en", "en", "document"),)), [c]) == {d3}
 
 
+def _serve(feed_server: FeedServer, items: list[str]) -> None:
+    """The source feed at /f.xml holds `items` (its next answer)."""
+    feed_server.routes["/f.xml"] = (
+        _rss("Src", "https://news.example.org/", items).encode(),
+        "application/rss+xml",
+    )
+
+
+def _feeds_yaml(tmp_path: Path, feed_server: FeedServer) -> Path:
+    """feeds.yaml of one English source, /f.xml, in a London site."""
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
+        f"  languages: [en]\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
+    )
+    return path
+
+
 @contextlib.contextmanager
 def _service_publisher(
     tmp_path: Path, entries: list[StoredEntry]
@@ -182,10 +200,7 @@ async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: F
         _item("Late edition", "https://news.example.org/a", "Mon, 16 Jan 2023 23:30:00 -0500", "One."),
         _item("Morning", "https://news.example.org/b", "Wed, 18 Jan 2023 08:00:00 +0000", "Two."),
     ]
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
+    _serve(feed_server, items)
     cfg = config(tmp_path)
     cfg = cfg.model_copy(
         update={
@@ -205,10 +220,7 @@ async def test_a_poll_reports_the_days_it_touched(tmp_path: Path, feed_server: F
             items[1] = _item(
                 "Morning, corrected", "https://news.example.org/b", "Wed, 18 Jan 2023 08:00:00 +0000", "Two!"
             )
-            feed_server.routes["/f.xml"] = (
-                _rss("Src", "https://news.example.org/", items).encode(),
-                "application/rss+xml",
-            )
+            _serve(feed_server, items)
             edited = await poll_feed(cfg.feeds[0], cfg, store, fetcher)
             assert edited.updated == 1 and edited.days == {date(2023, 1, 18)}
     finally:
@@ -271,15 +283,8 @@ def test_fetch_publishes_incrementally_after_a_whole_publish_by_the_same_code_an
         _item("Other day", "https://news.example.org/b", "Wed, 11 Jan 2023 09:00:00 +0000", "Two."),
         _item("Long ago", "https://news.example.org/d", "Thu, 05 Jan 2023 09:00:00 +0000", "Four."),
     ]
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
-    path = tmp_path / "feeds.yaml"
-    path.write_text(
-        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
-        f"  languages: [en]\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
-    )
+    _serve(feed_server, items)
+    path = _feeds_yaml(tmp_path, feed_server)
     data = tmp_path / "data"
     public = data / "public"
     assert run_cli("fetch", config=path, data=data).returncode == 0
@@ -291,10 +296,7 @@ def test_fetch_publishes_incrementally_after_a_whole_publish_by_the_same_code_an
     items.append(
         _item("New on the 16th", "https://news.example.org/c", "Mon, 16 Jan 2023 18:00:00 +0000", "3")
     )
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
+    _serve(feed_server, items)
     assert run_cli("fetch", config=path, data=data).returncode == 0
     assert "New on the 16th" in (public / "archive/2023/01/16/en.html").read_text()
     assert untouched.read_text() == "tampered"  # not rebuilt: the fetch was incremental
@@ -318,15 +320,8 @@ def test_a_fetch_that_changed_nothing_publishes_nothing(tmp_path: Path, feed_ser
     """Nothing owed, the same day, entries stored: `fetch` makes no publish at all (it would
     rewrite nothing); a missing index or a new entry brings publishing back."""
     items = [_item("Only news", "https://news.example.org/a", "Mon, 16 Jan 2023 09:00:00 +0000", "One.")]
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
-    path = tmp_path / "feeds.yaml"
-    path.write_text(
-        "site:\n  title: Site\n  base_url: http://127.0.0.1:8080/\n  timezone: Europe/London\n"
-        f"  languages: [en]\nfeeds:\n  - url: {feed_server.url('/f.xml')}\n    name: Src\n    language: en\n"
-    )
+    _serve(feed_server, items)
+    path = _feeds_yaml(tmp_path, feed_server)
     data, public = tmp_path / "data", tmp_path / "data" / "public"
     assert run_cli("fetch", config=path, data=data).returncode == 0
     feed = public / "feeds/en.atom"
@@ -335,10 +330,7 @@ def test_a_fetch_that_changed_nothing_publishes_nothing(tmp_path: Path, feed_ser
     assert quiet.returncode == 0 and "is up to date" in quiet.stdout
     assert feed.read_text() == "tampered"
     items.append(_item("More news", "https://news.example.org/b", "Mon, 16 Jan 2023 10:00:00 +0000", "Two."))
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
+    _serve(feed_server, items)
     busy = run_cli("fetch", config=path, data=data)
     assert busy.returncode == 0 and "is up to date" not in busy.stdout
     assert "More news" in feed.read_text()
@@ -353,10 +345,7 @@ def test_a_fetch_publishes_while_a_language_shows_failing_feeds(
     """`it` has no entries, so its page lists the failing feeds; a fetch in which a feed starts
     failing changes that page though no day changed: it must publish."""
     items = [_item("Only news", "https://news.example.org/a", "Mon, 16 Jan 2023 09:00:00 +0000", "One.")]
-    feed_server.routes["/f.xml"] = (
-        _rss("Src", "https://news.example.org/", items).encode(),
-        "application/rss+xml",
-    )
+    _serve(feed_server, items)
     feed_server.routes["/it.xml"] = (
         _rss("Fonte", "https://it.example.org/", []).encode(),
         "application/rss+xml",
