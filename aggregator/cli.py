@@ -371,6 +371,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
     """
     from . import render
     from .frontpages import frontpage as build_frontpage
+    from .store import StoreError
 
     config = ctx.config(feeds=False)  # a page needs the site's settings, not the feed list...
     if language != "all" and language not in config.site.languages:
@@ -384,9 +385,7 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
             # Days are stored in site.timezone; after an edit of it, move them first (a read
             # when nothing changed), as fetch and publish do (README "Dates").
             store.sync_zone(config.site.zone)
-        except Exception as e:  # a StoreError (read-only, locked): the zone of the last fetch
-            if not _is_store_error(e):
-                raise
+        except StoreError as e:  # read-only or locked: the page in the zone of the last fetch
             click.echo(f"warning: days not moved to {config.site.timezone}: {_one_line(e)}", err=True)
         page = build_frontpage(store, config, language, day.date() if day else None)
         if page.day is None:  # ...except the page without entries, which lists failing feeds
