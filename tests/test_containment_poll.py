@@ -334,6 +334,31 @@ async def test_poll_many_survives_a_store_it_cannot_read(world: tuple[Config, Pa
         store.close()
 
 
+async def test_poll_many_runs_a_bounded_number_of_polls_and_reports_in_feed_order(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """poll_many holds twice `fetch.concurrency` polls at once, not a waiting task per feed (at
+    10,000 feeds those held about 15 MB, issue 15), and still reports every feed, in order."""
+    urls = {f"F{i:03d}": feed_server.add(f"/{i}.rss", rss(f"entry{i}", channel=f"C{i}")) for i in range(120)}
+    config = load_config(write_config(tmp_path / "feeds.yaml", urls, extra="fetch:\n  concurrency: 3"))
+    store = SQLiteStore(tmp_path / "data" / "aggregator.db")
+    most_tasks = 0
+
+    def count(report: PollReport) -> None:
+        nonlocal most_tasks
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+
+    try:
+        sync_feeds(config, store)
+        reports = await poll_many(config.feeds, config, store, on_done=count, workers=0)
+    finally:
+        store.close()
+    assert [r.feed_name for r in reports] == list(urls)
+    assert all(r.outcome is Outcome.OK and r.inserted == 1 for r in reports)
+    # 6 runners and the test's own task; the fetcher may hold a few of its own
+    assert 6 < most_tasks <= 12, most_tasks
+
+
 # -- several processes on one store ------------------------------------------------------------
 
 

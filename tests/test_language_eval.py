@@ -92,3 +92,20 @@ def test_mixed_feed_that_declares_english() -> None:
     for row in ploum:
         resolved = language.resolve(None, "en-US", "auto", text_of(row, "title+summary"), SITE)
         assert resolved.language == row["lang"], row["id"]
+
+
+def test_the_compacted_model_ranks_exactly_as_py3langid_loads_it() -> None:
+    """`language._compact` holds two tokeniser tables as arrays (for the parse workers'
+    memory, issue 15); the rankings must be py3langid's own, score for score."""
+    from array import array
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    ours = language._model()
+    assert isinstance(ours.tk_output, array) and isinstance(ours._rowbase, array)  # type: ignore[attr-defined]
+    plain = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    assert isinstance(plain.tk_output, list)  # what _compact changes: still py3langid's layout
+    texts = [text_of(row, "summary") for row in ROWS[::7]] + ["", "12345", "ÿ" * 40]
+    assert len(texts) > 50
+    for text in texts:
+        assert ours.rank(text) == plain.rank(text), text[:60]
