@@ -113,7 +113,10 @@ def html_to_text(fragment: str) -> str:
 
 
 def fold(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    """Each run of whitespace one space, none at the ends: `_SPACE` (re's `\\s`, Unicode
+    whitespace) as str.split() finds it, which splits on exactly the same code points (tested
+    on every one) and is 3.5x faster (issue 15: 5% of a parse worker's time went here)."""
+    return " ".join(text.split())
 
 
 def shorten(text: str, limit: int) -> str:

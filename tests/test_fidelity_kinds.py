@@ -5,6 +5,7 @@ normalise.prepare_feed."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from aggregator import language, normalise
 from aggregator.models import Candidate
 from aggregator.parse import ZONE_ABBREVIATIONS, parse_feed, read_date
-from aggregator.text import cut_lede, html_to_text, make_lede
+from aggregator.text import _SPACE, cut_lede, fold, html_to_text, make_lede
 from aggregator.urls import strip_secrets
 from tests.conftest import FIXTURES
 
@@ -465,3 +466,19 @@ def test_any_code_point_in_any_json_feed_string_costs_that_code_point_not_the_it
     [entry] = feed.entries
     for value in (entry.source_id, entry.title, entry.summary, entry.content, entry.link, entry.language):
         assert value is None or bad not in value, (field, value)
+
+
+def test_fold_splits_on_exactly_the_whitespace_of_its_rule() -> None:
+    """text.fold uses str.split() for speed; the published rule is text._SPACE (re's \\s):
+    the same code points, every one of them checked."""
+    split_on = {c for c in range(sys.maxunicode + 1) if len(f"a{chr(c)}b".split()) == 2}
+    matched = {c for c in range(sys.maxunicode + 1) if _SPACE.fullmatch(chr(c))}
+    assert split_on == matched and 0x20 in matched and 0xA0 in matched
+
+
+_SPACES = list("ab \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000\u200b")
+
+
+@given(st.text(alphabet=st.sampled_from(_SPACES), max_size=60) | st.text())
+def test_fold_is_the_rule_on_any_text(text: str) -> None:
+    assert fold(text) == _SPACE.sub(" ", text).strip()  # what fold was before (issue 15)
