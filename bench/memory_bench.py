@@ -108,7 +108,7 @@ def hostile(tmp: Path) -> Result:
 def world_fetch(tmp: Path, feeds: int) -> Result:
     with FeedWorld(feeds, items=20) as world:
         config = world.config(tmp / "feeds.yaml")
-        return _peak_of(["fetch"], tmp / "data", config)
+        return _peak_of(["fetch"], tmp / "data", config, timeout=max(600.0, 0.1 * feeds))
 
 
 def world_run(tmp: Path, feeds: int) -> Result:
@@ -124,7 +124,7 @@ def world_run(tmp: Path, feeds: int) -> Result:
         )  # fmt: skip
         sampler = _Sampler(proc)
         try:
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + max(300.0, 0.1 * feeds)  # bounded, and time for 10,000
             while time.monotonic() < deadline and not _all_polled(world, feeds):
                 time.sleep(0.5)
             time.sleep(6)  # the publish after the last poll (at most 5 s)

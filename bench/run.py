@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -254,17 +255,13 @@ async def _plain(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def child_product(args: argparse.Namespace) -> dict[str, Any]:
+def _config(args: argparse.Namespace) -> Any:
+    """The product's configuration for the world of `args.n` feeds served on `args.port`."""
     from aggregator.config import Config, FeedConfig, FetchSettings, Site
-    from aggregator.fetch import Fetcher
-    from aggregator.models import Outcome
-    from aggregator.pipeline import poll_many
-    from aggregator.policy import sync_feeds
-    from aggregator.store import SQLiteStore
 
     feeds = world.feeds(args.n)
     urls = _urls(args.port, feeds)
-    config = Config(
+    return Config(
         site=Site(languages=list(world.LANGUAGES), timezone="Europe/London"),  # type: ignore[arg-type]
         fetch=FetchSettings(concurrency=CONCURRENCY, per_host=CONCURRENCY, timeout=timedelta(seconds=120)),
         feeds=[
@@ -272,6 +269,17 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
             for u, f in zip(urls, feeds, strict=True)
         ],
     )
+
+
+def child_product(args: argparse.Namespace) -> dict[str, Any]:
+    from aggregator.fetch import Fetcher
+    from aggregator.models import Outcome
+    from aggregator.pipeline import poll_many
+    from aggregator.policy import sync_feeds
+    from aggregator.store import SQLiteStore
+
+    feeds = world.feeds(args.n)
+    config = _config(args)
     db = Path(args.db)
     out: dict[str, Any] = {}
     with TreeSampler() as mem:
@@ -297,6 +305,7 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
         try:
             with Phase() as steady:
                 reports = asyncio.run(cycle())
+            mem.sample()  # a cycle shorter than the sampling interval still has its figure
             out["steady_mb"], out["steady_pss_mb"] = mem.peak_mb, mem.peak_pss_mb
             out["steady_at_peak"] = mem.at_peak
             with Phase() as quiet:
@@ -359,7 +368,59 @@ def child_sqlite(args: argparse.Namespace) -> dict[str, Any]:
     return {"insert_s": insert.wall, "rows": len(tables["entries"][1]), "db_mb": size}
 
 
-CHILDREN = {"plain": child_plain, "pool": child_product, "threads": child_product, "sqlite": child_sqlite}
+NEW_ENTRIES = 50  # entries added on the latest day before the incremental publish
+
+
+def child_publish(args: argparse.Namespace) -> dict[str, Any]:
+    """`publish` of the store the product filled (cold poll and steady cycle): a full rebuild
+    into an empty directory, then, after NEW_ENTRIES new entries on the latest day, an
+    incremental one (`changed_days`, one `Digests` kept between them as `run` keeps it).
+    Baseline: feedgen alone serialising the same Atom and RSS documents from the same store
+    (bench/publish_bench.py's `feedgen_documents`), in this process."""
+    import publish_bench
+
+    from aggregator import publish as publishing
+    from aggregator.models import UpdatePlan
+    from aggregator.store import SQLiteStore
+
+    config = _config(args)
+    store = SQLiteStore(Path(args.db))
+    now = datetime.now(UTC)
+    latest = store.latest_day(None, not_after=now.date())
+    assert latest is not None
+    out = Path(args.db).parent / "public"
+    with Phase() as base:
+        feedgen_wall, feedgen_cpu, items = publish_bench.feedgen_documents(store, config, latest)
+    digests = publishing.Digests()
+    before = sum(p["pss_mb"] for p in tree_memory(os.getpid()))  # imports, config, the baseline's reads
+    with TreeSampler() as mem:
+        with Phase() as full:
+            report = publishing.publish(store, config, out, now=now, digests=digests)
+        at = datetime.combine(latest, datetime.min.time(), UTC) + timedelta(hours=12)
+        new = [
+            replace(e, day=latest, published=at, first_seen=at)
+            for e in publish_bench.make_entries(NEW_ENTRIES, 1, start=10**7)
+        ]
+        store.apply(UpdatePlan(inserts=tuple(new)))
+        with Phase() as inc:
+            inc_report = publishing.publish(
+                store, config, out, now=now, changed_days={latest}, digests=digests
+            )
+    store.close()
+    assert not report.failed and not inc_report.failed, (report.failed, inc_report.failed)
+    return {
+        "feedgen_s": feedgen_wall, "feedgen_cpu_s": feedgen_cpu, "feedgen_items": items,
+        "feedgen_phase_s": base.wall, "full_s": full.wall, "full_cpu_s": full.cpu,
+        "full_files": len(report.written), "inc_s": inc.wall, "inc_cpu_s": inc.cpu,
+        "inc_files": len(inc_report.written), "inc_unchanged": inc_report.unchanged,
+        "publish_mb": mem.peak_mb, "publish_pss_mb": mem.peak_pss_mb, "before_publish_pss_mb": before,
+    }  # fmt: skip
+
+
+CHILDREN = {
+    "plain": child_plain, "pool": child_product, "threads": child_product, "sqlite": child_sqlite,
+    "publish": child_publish,
+}  # fmt: skip
 
 
 # -- the parent ---------------------------------------------------------------------------------
@@ -407,6 +468,9 @@ def measure_size(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if kind == "pool":
                 out["sqlite"] = run_child("sqlite", n, port, root, db, args.child_timeout)
                 print(f"N={n}: sqlite: {_brief(out['sqlite'])}", flush=True)
+                if not args.no_publish:
+                    out["publish"] = run_child("publish", n, port, root, db, args.child_timeout)
+                    print(f"N={n}: publish: {_brief(out['publish'])}", flush=True)
             shutil.rmtree(db.parent)
     shutil.rmtree(root)
     return out
@@ -465,6 +529,10 @@ def _brief(r: dict[str, Any]) -> str:
         "db_mb",
         "http_s",
         "parse_s",
+        "feedgen_s",
+        "full_s",
+        "inc_s",
+        "publish_pss_mb",
     )
     return ", ".join(f"{k}={r[k]:.2f}" for k in keys if k in r)
 
@@ -513,6 +581,20 @@ def render(results: list[dict[str, Any]], load: str) -> str:
             f"{pool['cold_s'] / sql['insert_s']:.0f}× (whole cold poll / inserts alone) | "
             f"{sql.get('load', '')} |"
         )
+        pub = r.get("publish")
+        if pub:
+            rows.append(
+                f"| {n:,} | publish: full rebuild ({pub['full_files']:,} files) | {pub['full_s']:.1f} s | "
+                f"{pub['full_cpu_s'] / pub['full_s']:.2f} | {_mb(pub, 'publish')} | "
+                f"feedgen alone, the same Atom/RSS documents ({pub['feedgen_items']:,} items) "
+                f"{pub['feedgen_s']:.1f} s | **{pub['full_s'] / pub['feedgen_s']:.2f}×** "
+                f"(CPU {pub['full_cpu_s'] / pub['feedgen_cpu_s']:.2f}×) | {pub.get('load', '')} |"
+            )
+            rows.append(
+                f"| {n:,} | publish: incremental, {NEW_ENTRIES} new entries on the latest day "
+                f"({pub['inc_files']:,} files rewritten, {pub['inc_unchanged']:,} unchanged) | "
+                f"{pub['inc_s']:.2f} s | | | same | {pub['inc_s'] / pub['feedgen_s']:.3f}× | |"
+            )
     table = "\n".join(rows)
     peaks = []
     for r in results:
@@ -526,8 +608,8 @@ def render(results: list[dict[str, Any]], load: str) -> str:
 
 Command: `.venv/bin/python bench/run.py --sizes {",".join(str(r["n"]) for r in results)} --write-docs`
 (run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {os.cpu_count()} shared
-cores, load average at start {load}: four other engineers' work shares these cores, so the
-absolute times are noisy; the ratios compare runs of the same minutes).
+cores, load average at start {load}: other work may share these cores, so the absolute
+times are noisy; the ratios compare runs of the same minutes).
 
 The world (bench/world.py): N feeds served by nginx on 127.0.0.1, RSS 2.0, Atom and RSS 1.0
 in turn, 20-50 entries of 1-3 KB HTML, five languages, an article in seven carried by several
@@ -599,6 +681,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,3000", help="comma-separated feed counts")
     parser.add_argument("--quick", action="store_true", help="sizes 200,600")
     parser.add_argument("--no-threads", action="store_true", help="skip the threads comparison")
+    parser.add_argument("--no-publish", action="store_true", help="skip the publish measurement")
     parser.add_argument("--budget", type=float, default=1200, help="seconds; later sizes are skipped after")
     parser.add_argument("--child-timeout", type=float, default=600)
     parser.add_argument("--profile", action="store_true", help="py-spy over a cold poll of the first size")
