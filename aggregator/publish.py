@@ -148,25 +148,27 @@ def feed_outputs(
     config: Config,
     language: str,
     days: list[date],
-    day_entries: DayEntries | None = None,
+    digest_entries: DigestEntries | None = None,
     digests: Digests | None = None,
     calendar: Calendar | None = None,
     elements: feeds.Elements | None = None,
 ) -> dict[str, Render]:
     """The entry feeds `feeds/{language}.*` (with `prev-archive` to the newest day archive) and
-    the daily digests `daily/{language}.*`. `day_entries` shares each day's entries with the day
-    archives and the other languages, so a day is read once; `digests` (with the `calendar`,
-    whose counts it checks) gives the items of unchanged days from an earlier publish;
-    `elements` shares the Atom and RSS entries made with the other languages' feeds."""
+    the daily digests `daily/{language}.*`. `digest_entries` shares what each day's digest
+    items list with the day archives and the other languages, so a day is read once;
+    `digests` (with the `calendar`, whose counts it checks) gives the items of unchanged days
+    from an earlier publish; `elements` shares the Atom and RSS entries made with the other
+    languages' feeds."""
     site = config.site
     lang = None if language == "all" else language
-    read = day_entries or DayEntries(store)
+    read = digest_entries or DigestEntries(DayEntries(store), site)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
     prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
 
     def make(day: date) -> feeds.FeedItem | None:
-        return feeds.digest_item(day, read(day, language), site, language)
+        shown, hidden = read(day, language)
+        return feeds.digest_item(day, shown, site, language, hidden)
 
     def digest() -> list[feeds.FeedItem]:
         items = []
@@ -326,21 +328,23 @@ def publish(
     known = days_from_counts(counts, today) if counts is not None else {}
     calendar = Calendar.from_counts(counts, site.languages) if counts is not None else None
     days_of = {language: known.get(language, []) for language in languages}
-    kept_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
-    if calendar is not None:  # the days the front pages show (one may be ahead of the clock)
+    # Only the days the front pages show (one may be ahead of the clock) stay in memory whole;
+    # the digests keep what their items list (capped per language, `DigestEntries`), taken
+    # from the day loop's read of each day. Memory is then one day's entries, whatever the
+    # digests span (keeping their 14 days whole held 450 MB at 2,500 entries a day, issue 15).
+    kept_days: set[date] = set()
+    if calendar is not None:
         shown = (calendar.latest(language, today) for language in calendar.page_languages())
         kept_days.update(d for d in shown if d is not None)
     day_entries = DayEntries(store, keep=kept_days)
+    digest_entries = DigestEntries(day_entries, site)
+    digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
     if digests is not None:
         window = {(d, language) for language in languages for d in days_of[language][-DIGEST_DAYS:]}
         digests.begin(site, changed_days if calendar is not None else None, window)
-    elements = feeds.Elements()  # the entry feeds' and digests' Atom and RSS entries
     for language in languages:
         if calendar is not None:
             emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
-        emit(
-            feed_outputs(store, config, language, days_of[language], day_entries, digests, calendar, elements)
-        )
     if calendar is not None:
         emit(site_wide_outputs(store, config, calendar))
 
@@ -359,6 +363,8 @@ def publish(
             for language in calendar.page_languages():
                 if day in page_days[language]:
                     emit(page_outputs(store, config, calendar, language, day, today, now, day_entries))
+        if day in digest_days:  # what the digests list of this day, from this same read
+            digest_entries.take(day)
         combined = _once(_day_items(day_entries, site, day))
         day_elements = feeds.Elements()  # dropped with the day: memory stays a day's entries
         for language in languages:
@@ -377,6 +383,15 @@ def publish(
                     day_elements,
                 )
             )
+    # The entry feeds and digests last: the day loop has taken each digest day's lists (an
+    # incremental publish reads only the days whose items must be made again).
+    elements = feeds.Elements()  # the entry feeds' and digests' Atom and RSS entries
+    for language in languages:
+        emit(
+            feed_outputs(
+                store, config, language, days_of[language], digest_entries, digests, calendar, elements
+            )
+        )
     _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
     return PublishReport(tuple(written), unchanged, tuple(failed))
 
@@ -430,6 +445,33 @@ class DayEntries:
                 self.translations.clear()  # only the day read last, besides kept days
             self.translations[day] = found
         return found
+
+
+class DigestEntries:
+    """What the digest items of each day list (`feeds.digest_entries`: capped per language,
+    and how many were left out), for every output language at once, from one read of the day
+    through `day_entries`; only these lists are kept, never the day's other entries.
+
+    `take(day)` fills a day (the publish's day loop calls it while the day is the one read
+    last); calling the object with (day, language) gives that language's lists, reading the
+    day first when nothing took it (an incremental publish's unchanged days, whose items must
+    be made again only when `Digests` cannot reuse them)."""
+
+    def __init__(self, day_entries: DayEntries, site: Site) -> None:
+        self.day_entries = day_entries
+        self.site = site
+        self.days: dict[date, dict[str, tuple[list[StoredEntry], feeds.Hidden]]] = {}
+
+    def take(self, day: date) -> None:
+        if day in self.days:
+            return
+        entries = self.day_entries(day)
+        languages = {ALL, *self.site.languages, *(e.language for e in entries if e.language)}
+        self.days[day] = {code: feeds.digest_entries(entries, code, self.site) for code in languages}
+
+    def __call__(self, day: date, language: str) -> tuple[list[StoredEntry], feeds.Hidden]:
+        self.take(day)
+        return self.days[day].get(language) or ([], ())
 
 
 NEW_DAY_SPAN = 31  # days: a longer gap since the last publish (a suspended machine) rebuilds all

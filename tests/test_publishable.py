@@ -33,6 +33,7 @@ from aggregator.config import Config, Site, load_config
 from aggregator.models import Publishable, StoredEntry, UpdatePlan
 from aggregator.parse import parse_feed
 from aggregator.render import common, feeds, pages
+from aggregator.render.i18n import Phrase
 from aggregator.store import SQLiteStore
 from aggregator.text import (
     LEDE_MIN_SHARE,
@@ -181,6 +182,16 @@ def test_digest_lines_are_written_as_the_sanitiser_gives_them_back(
     """The daily digest's HTML skips the sanitiser: for any titles, ledes, links and source
     names, the sanitiser would not change a byte of it."""
     html = feeds.digest_html(title, lede, link, tag, via)
+    assert sanitize_html(html) == html
+
+
+@settings(max_examples=200, deadline=None)
+@given(text_=_ANY_TEXT, link=_URLS | st.none(), lang=st.sampled_from(["en", "pt-BR", "ru"]))
+def test_digest_more_lines_are_written_as_the_sanitiser_gives_them_back(
+    text_: str, link: str | None, lang: str
+) -> None:
+    """A capped digest's "N more in Language" line skips the sanitiser too."""
+    html = feeds.more_html(Phrase(text_, lang), link)
     assert sanitize_html(html) == html
 
 

@@ -51,7 +51,17 @@ from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
 from ..pages_plan import day_dir
 from ..text import LINK_REL, shorten, xml_safe
-from .common import atom_id, cut, heading, language_name, public_url, publishable, tag_authority
+from .common import (
+    atom_id,
+    capitalise,
+    cut,
+    heading,
+    language_name,
+    public_url,
+    publishable,
+    tag_authority,
+)
+from .i18n import Phrase, say
 
 log = logging.getLogger(__name__)
 
@@ -381,11 +391,41 @@ def daily_feed_meta(site: Site, language: str) -> FeedMeta:
     )
 
 
-def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language: str) -> FeedItem | None:
+Hidden = tuple[tuple[str | None, int], ...]  # (language code or None, entries left out)
+
+
+def digest_entries(
+    entries: Sequence[StoredEntry], language: str, site: Site
+) -> tuple[list[StoredEntry], Hidden]:
+    """What a digest item of one day lists: `entries` (the day's, newest first, any language)
+    capped at `site.frontpage_per_language` per language, as the combined front page caps its
+    sections, in their order; and per language left out, how many (site languages first in
+    their order, others by code, unknown last). `language` "all" keeps every language, another
+    code only its own entries. Bounds a digest whatever a day holds: items of 40,000 entries a
+    day were 30 MB each and a publish held 14 days of them (issue 15, publish memory)."""
+    limit = site.frontpage_per_language
+    seen: dict[str | None, int] = {}
+    shown = []
+    for e in entries:
+        if language != "all" and e.language != language:
+            continue
+        n = seen[e.language] = seen.get(e.language, 0) + 1
+        if n <= limit:
+            shown.append(e)
+    rank = {code: i for i, code in enumerate(site.languages)}
+    order = sorted(seen, key=lambda c: (c is None, rank.get(c or "", len(rank)), c or ""))
+    return shown, tuple((code, seen[code] - limit) for code in order if seen[code] > limit)
+
+
+def digest_item(
+    day: date, entries: Sequence[StoredEntry], site: Site, language: str, hidden: Hidden = ()
+) -> FeedItem | None:
     """One day's front page as one item: a stable id per (language, day), the day's heading as
-    title, the archive page as link, and each entry's title (linked), lede and source as HTML.
-    Cheaper than `entry_item` per entry: ledes come from the stored text, and the HTML is
-    written already in the form the sanitiser gives (`digest_html`), so no HTML pass runs."""
+    title, the archive page as link, and each entry's title (linked), lede and source as HTML,
+    then for each language in `hidden` (`digest_entries`) "N more in Language" linking that
+    language's page of the day. Cheaper than `entry_item` per entry: ledes come from the
+    stored text, and the HTML is written already in the form the sanitiser gives
+    (`digest_html`), so no HTML pass runs."""
     parts = []
     updated = []
     for e in entries:
@@ -402,6 +442,10 @@ def digest_item(day: date, entries: Sequence[StoredEntry], site: Site, language:
         if not (title or text or link):
             continue
         parts.append(digest_html(title, text, link, tag, via))
+    ui = site.languages[0] if language == "all" else language
+    for code, count in hidden:
+        target = urljoin(str(site.base_url), f"{archive_path(day, code)}.html") if code else None
+        parts.append(more_html(say("more", ui, count=count, language=_native(code, ui)), target))
     if not parts:
         return None
     published = utc(datetime.combine(day, time(0), UTC))
@@ -433,6 +477,19 @@ def digest_html(title: str, text: str, link: str | None, tag: str | None, via: s
         + (f"<p{lang}>{_text(text)}</p>" if text and text != title else "")
         + (f"<p><small>via {_text(via)}</small></p>" if via else "")
     )
+
+
+def more_html(phrase: Phrase, link: str | None) -> str:
+    """A digest's "N more in Language" line, linked to `link` when there is one, in the form
+    `text.sanitize_html` gives back (as `digest_html`; tests/test_publishable.py)."""
+    text = _text(phrase.text + (" →" if link else ""))
+    body = f'<a href="{_attribute(link)}" rel="{LINK_REL}">{text}</a>' if link else text
+    return f'<p lang="{_attribute(phrase.language)}">{body}</p>'
+
+
+def _native(code: str | None, ui: str) -> str:
+    """A section's name as the front pages give it: the language in itself, else "other"."""
+    return capitalise(language_name(code, code)) if code else say("other", ui).text
 
 
 def _line_feeds(value: str) -> str:
