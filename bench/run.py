@@ -653,6 +653,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
     ax1.plot(ns, [r["plain"]["cold_s"] for r in results], "s-", label="cold: httpx + feedparser")
     ax1.plot(ns, [r["pool"]["steady_s"] for r in results], "o-", label="steady: product")
     ax1.plot(ns, [r["plain"]["steady_s"] for r in results], "s-", label="steady: httpx")
+    if all("publish" in r for r in results):
+        ax1.plot(ns, [r["publish"]["full_s"] for r in results], "^-", label="publish: full rebuild")
+        ax1.plot(ns, [r["publish"]["feedgen_s"] for r in results], "v-", label="publish: feedgen alone")
     ax1.set_xlabel("feeds")
     ax1.set_ylabel("seconds")
     ax1.legend(fontsize=8)
@@ -661,6 +664,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
     if all("threads" in r for r in results):
         ax2.plot(ns, [r["threads"]["peak_mb"] for r in results], "o--", label="product (threads), peak")
     ax2.plot(ns, [r["plain"]["peak_mb"] for r in results], "s-", label="httpx + feedparser, peak")
+    if all("publish" in r for r in results):
+        ax2.plot(ns, [r["publish"]["publish_pss_mb"] for r in results], "^-", label="publish, peak PSS")
+    ax2.axhline(300, color="grey", linewidth=0.8, linestyle="--", label="goal: 300 MB")
     ax2.set_xlabel("feeds")
     ax2.set_ylabel("MB (process tree)")
     ax2.legend(fontsize=8)
