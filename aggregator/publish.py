@@ -301,7 +301,9 @@ def publish(
         for rel, make in outputs.items():
             try:
                 data = make()
-                if write_atomic(public_dir / rel, data):
+                fresh = write_atomic(public_dir / rel, data)
+                del data  # a day archive can be 100 MB: not alive while the next one is made
+                if fresh:
                     written.append(rel)
                 else:
                     unchanged += 1
@@ -612,12 +614,23 @@ def failure_words(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _holds(path: Path, data: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether the file at `path` holds exactly `data`, read a MiB at a time (not a second
+    copy of a day archive in memory)."""
+    view = memoryview(data)
+    with path.open("rb") as f:
+        for start in range(0, len(view), chunk):
+            if f.read(chunk) != view[start : start + chunk]:
+                return False
+        return not f.read(1)
+
+
 def write_atomic(path: Path, data: bytes) -> bool:
     """Write via a temporary file and rename, so readers never see half a file; the directory
     is made when missing. Returns False (and touches nothing) when the file already holds
     these bytes."""
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
+        if path.stat().st_size == len(data) and _holds(path, data):
             return False
     except FileNotFoundError:
         pass

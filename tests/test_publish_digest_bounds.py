@@ -141,3 +141,16 @@ def test_publish_memory_does_not_grow_with_the_days_its_digests_span(tmp_path: P
     two = _peak_of_publish(tmp_path / "two", 2, 300)
     fourteen = _peak_of_publish(tmp_path / "fourteen", 14, 300)
     assert fourteen < 2 * two, (fourteen / 2**20, two / 2**20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(old=st.binary(max_size=64), new=st.binary(max_size=64), chunk=st.integers(1, 9))
+def test_an_unchanged_file_is_told_apart_a_chunk_at_a_time(old: bytes, new: bytes, chunk: int) -> None:
+    """`write_atomic` compares the file on disk with the new bytes a piece at a time (a day
+    archive is not read whole into memory beside its new version); the answer is `==`'s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.atom"
+        path.write_bytes(old)
+        assert publishing._holds(path, new, chunk) == (old == new)
+        assert publishing.write_atomic(path, new) == (old != new)
+        assert path.read_bytes() == new
