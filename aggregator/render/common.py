@@ -17,6 +17,7 @@ from ..config import Site
 from ..models import FeedState, Publishable, StoredEntry
 from ..text import cut_lede, publishable_for, shorten
 from ..urls import strip_secrets
+from .i18n import say
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,6 +114,18 @@ def entry_title(entry: StoredEntry) -> str:
 def capitalise(name: str) -> str:
     """'español' -> 'Español': CLDR names are lower-case mid-sentence, these start a heading."""
     return name[:1].upper() + name[1:]
+
+
+@lru_cache(maxsize=1024)
+def native_name(code: str) -> str:
+    """'Español', 'Русский': a language's name in itself, capitalised to head a section."""
+    return capitalise(language_name(code, code))
+
+
+def section_name(code: str | None, ui: str) -> str:
+    """A front page section's (or a digest's "more" line's) name: the language in itself, or
+    "other" in the page's language `ui` for entries of unknown language."""
+    return native_name(code) if code else say("other", ui).text
 
 
 def safe_link(url: str | None) -> str | None:

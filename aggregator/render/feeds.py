@@ -53,12 +53,12 @@ from ..pages_plan import day_dir
 from ..text import LINK_REL, shorten, xml_safe
 from .common import (
     atom_id,
-    capitalise,
     cut,
     heading,
     language_name,
     public_url,
     publishable,
+    section_name,
     tag_authority,
 )
 from .i18n import Phrase, say
@@ -445,7 +445,7 @@ def digest_item(
     ui = site.languages[0] if language == "all" else language
     for code, count in hidden:
         target = urljoin(str(site.base_url), f"{archive_path(day, code)}.html") if code else None
-        parts.append(more_html(say("more", ui, count=count, language=_native(code, ui)), target))
+        parts.append(more_html(say("more", ui, count=count, language=section_name(code, ui)), target))
     if not parts:
         return None
     published = utc(datetime.combine(day, time(0), UTC))
@@ -485,11 +485,6 @@ def more_html(phrase: Phrase, link: str | None) -> str:
     text = _text(phrase.text + (" →" if link else ""))
     body = f'<a href="{_attribute(link)}" rel="{LINK_REL}">{text}</a>' if link else text
     return f'<p lang="{_attribute(phrase.language)}">{body}</p>'
-
-
-def _native(code: str | None, ui: str) -> str:
-    """A section's name as the front pages give it: the language in itself, else "other"."""
-    return capitalise(language_name(code, code)) if code else say("other", ui).text
 
 
 def _line_feeds(value: str) -> str:

@@ -22,7 +22,6 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -46,11 +45,12 @@ from .common import (
     capitalise,
     direction,
     heading,
-    language_name,
     lede,
     locale_for,
+    native_name,
     public_url,
     safe_link,
+    section_name,
 )
 from .i18n import Phrase, clock, day_label, month_name, say
 
@@ -114,12 +114,6 @@ class Place:
 
 
 # -- shared pieces -----------------------------------------------------------------------------
-@lru_cache(maxsize=1024)
-def native_name(code: str) -> str:
-    """'Español', 'Русский': a language's name in itself, capitalised to head a section."""
-    return capitalise(language_name(code, code))
-
-
 def ui_language(page_language: str, site: Site) -> str:
     """The language the page's own words are in: the page's, or the first site language for the
     combined page."""
@@ -162,10 +156,6 @@ def _more_target(page: FrontPage, code: str | None, ext: str) -> str | None:
     return day_path(page.day, code, ext)
 
 
-def _section_name(code: str | None, ui: str) -> str:
-    return native_name(code) if code else say("other", ui).text
-
-
 # -- text ----------------------------------------------------------------------------------------
 def frontpage_text(page: FrontPage, site: Site, *, place: Place | None = None) -> str:
     """The page as plain text, in the seed's shape (shared/seed-frontpage-2023-01-17.txt): the
@@ -183,7 +173,7 @@ def frontpage_text(page: FrontPage, site: Site, *, place: Place | None = None) -
             if text:
                 out.append(text)
         if hidden:
-            more = say("more", ui, count=hidden, language=_section_name(section.language, ui)).text
+            more = say("more", ui, count=hidden, language=section_name(section.language, ui)).text
             target = _more_target(page, section.language, "txt")
             out += ["", f"{more}: {href(target)}" if target else more]
     return "\n".join(out).rstrip() + "\n"
@@ -357,7 +347,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
             if page.language == ALL:
                 parts.append(
                     f'<section lang="{escape(code or "und")}" dir="{direction(code)}">'
-                    f"<h2>{escape(_section_name(code, ui))}</h2>"
+                    f"<h2>{escape(section_name(code, ui))}</h2>"
                 )
             else:
                 parts.append("<section>")
@@ -424,7 +414,7 @@ def _day_nav(
 
 
 def _more_html(page: FrontPage, code: str | None, hidden: int, ui: str, href: Callable[[str], str]) -> str:
-    phrase = say("more", ui, count=hidden, language=_section_name(code, ui))
+    phrase = say("more", ui, count=hidden, language=section_name(code, ui))
     text = _phrase_html(phrase, ui)
     target = _more_target(page, code, "html")
     if target is None:
