@@ -322,9 +322,9 @@ def _parse_xml(
         except parse_fast.NotProven as why:
             log.debug("%s: parsed by feedparser, not feedparser-rs: %s", url, why)
         except Exception as bug:  # a fault of the fast path costs the fast path, not the feed
-            why_not = f"{type(bug).__name__}: {bug}"
-            log.warning("%s: feedparser-rs path failed, parsed by feedparser: %s", url, why_not)
-            d = None
+            log.warning(
+                "%s: feedparser-rs path failed, parsed by feedparser: %s: %s", url, type(bug).__name__, bug
+            )
         else:
             log.debug("%s: parsed by feedparser-rs", url)
             feed, raw_entries = d["feed"], d["entries"]

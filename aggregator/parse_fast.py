@@ -68,14 +68,17 @@ _FORMAT_MARKERS = {
     "atom10": re.compile(rb"xmlns(?::[a-z0-9_.-]+)?\s*=\s*[\"']http://www\.w3\.org/2005/atom[\"']"),
     "rss10": re.compile(rb"xmlns(?::[a-z0-9_.-]+)?\s*=\s*[\"']http://purl\.org/rss/1\.0/[\"']"),
 }
+
+
+def _text_element(names: bytes) -> re.Pattern[bytes]:
+    """An element named one of `names` (any prefix) holding text only: groups name, text."""
+    return re.compile(rb"<(?:[a-z0-9_.-]+:)?(" + names + rb")(?:\s[^>]*)?>([^<]*)</(?:[a-z0-9_.-]+:)?\1\s*>")
+
+
 # Elements feedparser reads as `updated` (feedparser.namespaces: _start_updated and its
 # aliases modified, lastbuilddate, dc:date, dcterms:modified) and as `published`.
-_UPDATED_ELEMENT = re.compile(
-    rb"<(?:[a-z0-9_.-]+:)?(updated|modified|lastbuilddate|date)(?:\s[^>]*)?>([^<]*)</(?:[a-z0-9_.-]+:)?\1\s*>"
-)
-_PUBLISHED_ELEMENT = re.compile(
-    rb"<(?:[a-z0-9_.-]+:)?(pubdate|published|issued|created)(?:\s[^>]*)?>([^<]*)</(?:[a-z0-9_.-]+:)?\1\s*>"
-)
+_UPDATED_ELEMENT = _text_element(rb"updated|modified|lastbuilddate|date")
+_PUBLISHED_ELEMENT = _text_element(rb"pubdate|published|issued|created")
 _LINK_WITH_HREF = re.compile(rb"<link[\s/>][^>]*\bhref\s*=")
 _ANY_LINK = re.compile(rb"<link[\s/>]")
 _RSS_LINK_ELEMENT = re.compile(rb"<link[\s>]")

@@ -255,11 +255,10 @@ async def _plain(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _config(args: argparse.Namespace) -> Any:
-    """The product's configuration for the world of `args.n` feeds served on `args.port`."""
+def _config(args: argparse.Namespace, feeds: list[world.WorldFeed]) -> Any:
+    """The product's configuration for the world's `feeds` served on `args.port`."""
     from aggregator.config import Config, FeedConfig, FetchSettings, Site
 
-    feeds = world.feeds(args.n)
     urls = _urls(args.port, feeds)
     return Config(
         site=Site(languages=list(world.LANGUAGES), timezone="Europe/London"),  # type: ignore[arg-type]
@@ -279,7 +278,7 @@ def child_product(args: argparse.Namespace) -> dict[str, Any]:
     from aggregator.store import SQLiteStore
 
     feeds = world.feeds(args.n)
-    config = _config(args)
+    config = _config(args, feeds)
     db = Path(args.db)
     out: dict[str, Any] = {}
     with TreeSampler() as mem:
@@ -385,7 +384,7 @@ def child_publish(args: argparse.Namespace) -> dict[str, Any]:
     from aggregator.models import UpdatePlan
     from aggregator.store import SQLiteStore
 
-    config = _config(args)
+    config = _config(args, world.feeds(args.n))
     store = SQLiteStore(Path(args.db))
     now = datetime.now(UTC)
     latest = store.latest_day(None, not_after=now.date())
