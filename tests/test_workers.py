@@ -12,6 +12,7 @@ appear in feeds on two hosts (syndication). Checked at the servers and in the st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ class World:
         self.requests: Counter[str] = Counter()  # "host/path" -> requests
         self.in_flight: Counter[str] = Counter()
         self.most_in_flight: Counter[str] = Counter()
+        self.clients_in_flight: Counter[int] = Counter()  # client (source) port -> requests
         self.lock = threading.Lock()
         self.feeds_per_host = feeds_per_host
         self.servers: list[ThreadingHTTPServer] = []
@@ -56,6 +58,7 @@ class World:
                 with world.lock:
                     world.requests[key] += 1
                     world.in_flight[host] += 1
+                    world.clients_in_flight[self.client_address[1]] += 1
                     world.most_in_flight[host] = max(world.most_in_flight[host], world.in_flight[host])
                 done = False
                 try:
@@ -68,14 +71,12 @@ class World:
                     # Counted out before the last bytes leave: once the client has them it may
                     # send its next request, and a thread descheduled here (loaded machine)
                     # would count that one as a third in flight when the client had two.
-                    with world.lock:
-                        world.in_flight[host] -= 1
+                    world.out_of_flight(host, self.client_address[1])
                     done = True
                     self.wfile.write(body)
                 finally:
                     if not done:
-                        with world.lock:
-                            world.in_flight[host] -= 1
+                        world.out_of_flight(host, self.client_address[1])
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -86,6 +87,11 @@ class World:
         for s in self.servers:
             s.daemon_threads = True
             threading.Thread(target=s.serve_forever, daemon=True).start()
+
+    def out_of_flight(self, host: str, client: int) -> None:
+        with self.lock:
+            self.in_flight[host] -= 1
+            self.clients_in_flight[client] -= 1
 
     def urls(self) -> list[str]:
         return [f"http://{h}:{self.port}/f{i}.rss" for h in HOSTS for i in range(self.feeds_per_host)]
@@ -226,6 +232,24 @@ def _queue_rows(url: str) -> dict[str, int]:
     return {str(k): int(n) for k, n in rows} | {"events": int(events[0]) if events else 0}
 
 
+def _client_ports(pid: int) -> set[int]:
+    """Local TCP ports of the IPv4 sockets process `pid` holds (Linux: its fds' socket inodes
+    found in /proc/net/tcp)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def _make_due(url: str) -> None:
     """The next due time arrives for every feed (instead of waiting an hour)."""
     with psycopg.connect(url) as conn:
@@ -274,9 +298,20 @@ def test_a_killed_worker_feeds_are_polled_again_and_nothing_is_lost_or_doubled(
     config = _config(tmp_path / "feeds.yaml", urls)
     workers = _start_workers(3, pg_url, config, tmp_path / "data", lease="6s")
     try:
-        _wait(lambda: sum(world.in_flight.values()) >= 4, 60, "polls in flight")
-        workers[0].send_signal(signal.SIGKILL)  # mid-poll: its requests are in flight
-        workers[0].wait(10)
+        # The worker to kill is one with a request in flight: its feeds are leased to it, and
+        # only a lease running out lets another worker poll them (any worker will not do: with
+        # three, the first was sometimes idle, and nothing was polled again).
+        busy: list[subprocess.Popen[bytes]] = []
+
+        def one_busy() -> bool:
+            with world.lock:
+                clients = {port for port, n in world.clients_in_flight.items() if n > 0}
+            busy[:] = [w for w in workers if _client_ports(w.pid) & clients]
+            return bool(busy)
+
+        _wait(one_busy, 60, "a worker's poll in flight")
+        busy[0].send_signal(signal.SIGKILL)  # mid-poll: its requests are in flight
+        busy[0].wait(10)
         _wait(lambda: _recorded(pg_url) == len(urls), 120, "every feed's poll recorded")
     finally:
         _stop(workers)
