@@ -105,9 +105,46 @@ class Calendar:
 
 
 # -- where pages live ------------------------------------------------------------------------
-def day_path(day: date, language: str, ext: str) -> str:
-    """'archive/2023/01/17/en.html': one day's page in one language (or "all")."""
-    return f"{day_dir(day)}/{language}.{ext}"
+def day_path(day: date, language: str, ext: str, page: int = 1) -> str:
+    """'archive/2023/01/17/en.html': one day's page in one language (or "all"); its further
+    pages (`page_count`) are 'archive/2023/01/17/en.2.html' and on (a language code holds no
+    dot)."""
+    return f"{day_dir(day)}/{language}.{ext}" if page == 1 else f"{day_dir(day)}/{language}.{page}.{ext}"
+
+
+def page_count(entries: int, size: int) -> int:
+    """Pages of at most `size` entries that `entries` fill; a day always has its first page.
+
+    >>> page_count(0, 1000), page_count(1000, 1000), page_count(1001, 1000)
+    (1, 1, 2)
+    """
+    return max(1, -(-entries // size))
+
+
+PageRef = tuple[date, int]  # (day, page number from 1)
+
+
+def archive_neighbours(
+    day: date, page: int, pages: int, previous: PageRef | None, following: PageRef | None
+) -> tuple[PageRef | None, PageRef | None]:
+    """(prev-archive, next-archive) of page `page` of `pages` of a day archive (RFC 5005
+    section 4: prev-archive is the next older document, next-archive the next newer one).
+
+    A day's pages hold its entries newest first, so within a day the older neighbour is the
+    next page; the last page's older neighbour is the `previous` day's first page, and the
+    first page's newer neighbour is the `following` day's last page (both as (day, pages of
+    that day), or None). Walking prev-archive from the newest day's first page visits every
+    page of every day, newest first.
+
+    >>> from datetime import date
+    >>> archive_neighbours(date(2023, 1, 17), 1, 2, None, (date(2023, 1, 18), 3))
+    ((datetime.date(2023, 1, 17), 2), (datetime.date(2023, 1, 18), 3))
+    >>> archive_neighbours(date(2023, 1, 17), 2, 2, (date(2023, 1, 16), 4), None)
+    ((datetime.date(2023, 1, 16), 1), (datetime.date(2023, 1, 17), 1))
+    """
+    older = (day, page + 1) if page < pages else ((previous[0], 1) if previous else None)
+    newer = (day, page - 1) if page > 1 else following
+    return older, newer
 
 
 @lru_cache(maxsize=8192)

@@ -24,10 +24,19 @@ from urllib.parse import urljoin
 
 from . import opml
 from .config import Config, Site
-from .frontpages import day_page, frontpage, translations_of
+from .frontpages import frontpage, group_sections, translations_of
 from .models import StoredEntry
-from .pages_plan import ALL, ARCHIVE_INDEX, FORMATS, Calendar, day_path, index_path
-from .render import FrontPage, feeds, pages
+from .pages_plan import (
+    ALL,
+    ARCHIVE_INDEX,
+    FORMATS,
+    Calendar,
+    archive_neighbours,
+    day_path,
+    index_path,
+    page_count,
+)
+from .render import FrontPage, Section, feeds, pages
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +64,7 @@ DIGEST_DAYS = 14  # items (days) in each daily digest feed
 
 def entry_days(store: Store, language: str | None, today: date) -> list[date]:
     """Days with entries in `language` (None: any), oldest first, never after `today`."""
-    return days_by_language(store, today)[language if language else "all"]
+    return days_by_language(store, today).get(language or ALL, [])
 
 
 def days_by_language(store: Store, today: date) -> dict[str, list[date]]:
@@ -90,40 +99,68 @@ def is_feed_path(rel: str) -> bool:
     return rel.endswith(".json") and rel.startswith(("feeds/", "daily/"))
 
 
-def page_outputs(
+def index_outputs(
     store: Store,
     config: Config,
     calendar: Calendar,
     language: str,
-    day: date | None,
     today: date,
     now: datetime | None = None,
-    day_entries: DayEntries | None = None,
+    reader: DayReader | None = None,
 ) -> dict[str, Render]:
-    """The front-page files of one (day, page language), path -> renderer.
-
-    `day=None` is the language's front page (`index.*` or `{lang}/index.*`: the calendar's
-    latest day, or the "No entries yet" page listing failing feeds); else the day's archive
-    page `archive/YYYY/MM/DD/{language}.{html,txt,json}`. The three formats are rendered
-    together once; if that fails, each of the three files fails alone (its last good
-    version stays). `day_entries` shares the day's entries (and their translations) with the
-    day's other pages and archives, so a day is read once."""
-    site = config.site
-    shown = calendar.latest(language, today) if day is None else day
-    read = day_entries or DayEntries(store)
+    """The front page of one page language, path -> renderer: `index.*` (combined) or
+    `{lang}/index.*`, showing the calendar's latest day (`Calendar.latest`): its first page
+    in a language, or the combined page (capped per language); or the "No entries yet" page
+    listing failing feeds. The three formats are rendered together once; if that fails, each
+    of the three files fails alone (its last good version stays)."""
+    shown = calendar.latest(language, today)
+    read = reader or DayReader(store, config.site)
 
     def page() -> FrontPage:
         if shown is None:  # nothing stored: the empty page, with the failing feeds
             return frontpage(store, config, language, None, now=now)
-        return day_page(config, language, shown, read(shown), read.also_in(shown, site.languages))
+        index = read.index(shown)
+        if language == ALL:
+            return combined_page(store, config, index, read.firsts(index))
+        size = config.site.entries_per_page
+        return language_page(store, config, language, index, read.entries(index.ids(language)[:size]), 1)
 
-    if day is None:
-        group = _once(lambda: pages.index_outputs(page(), site, calendar))
-        paths = [index_path(language, ext) for ext in FORMATS]
-    else:
-        group = _once(lambda: pages.day_outputs(page(), site, calendar))
-        paths = [day_path(day, language, ext) for ext in FORMATS]
-    return {path: _part(group, path) for path in paths}
+    group = _once(lambda: pages.index_outputs(page(), config.site, calendar))
+    return {path: _part(group, path) for path in (index_path(language, ext) for ext in FORMATS)}
+
+
+def language_page(
+    store: Store, config: Config, language: str, index: DayIndex, entries: list[StoredEntry], number: int
+) -> FrontPage:
+    """Page `number` of a language's page of `index.day`: `entries` are that page's (the
+    `site.entries_per_page` entries from (number - 1) x that many, newest first)."""
+    site = config.site
+    return FrontPage(
+        day=index.day,
+        language=language,
+        sections=(Section(language, tuple(entries)),) if entries else (),
+        also_in=translations_of(store, entries, site.languages),
+        page=number,
+        pages=page_count(index.count(language), site.entries_per_page),
+    )
+
+
+def combined_page(store: Store, config: Config, index: DayIndex, firsts: list[StoredEntry]) -> FrontPage:
+    """The combined page of `index.day` from `firsts`, the day's first entries of each language
+    (at least `site.frontpage_per_language` of each, newest first, any order of languages: what
+    the page shows), and the day's counts: sections in site.languages order, other languages
+    by code, unknown last, each capped with its total."""
+    shown = [
+        Section(section.language, section.entries, index.count(section.language))
+        for section in group_sections(firsts, config, ALL)
+    ]
+    capped = [e for section in shown for e in section.entries[: config.site.frontpage_per_language]]
+    return FrontPage(
+        day=index.day,
+        language=ALL,
+        sections=tuple(shown),
+        also_in=translations_of(store, capped, config.site.languages),
+    )
 
 
 def site_wide_outputs(store: Store, config: Config, calendar: Calendar) -> dict[str, Render]:
@@ -161,7 +198,7 @@ def feed_outputs(
     languages' feeds."""
     site = config.site
     lang = None if language == "all" else language
-    read = digest_entries or DigestEntries(DayEntries(store), site)
+    read = digest_entries or DigestEntries(DayReader(store, site), site)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
     prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
@@ -240,35 +277,42 @@ class Digests:
 
 
 def archive_outputs(
-    store: Store,
     config: Config,
     language: str,
     days: list[date],
     i: int,
     today: date,
-    items: Callable[[], list[feeds.FeedItem]] | None = None,
+    items: Callable[[], list[feeds.FeedItem]],
     elements: feeds.Elements | None = None,
+    page: int = 1,
+    counts: Callable[[date], int] | None = None,
 ) -> dict[str, Render]:
-    """Day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` for `days[i]` (RFC 5005:
-    prev/next archive are the neighbouring days with entries; a day before today is complete).
-    `items`: the day's items in `language`, when the caller has them already; `elements`: the
+    """Page `page` of day archive `archive/YYYY/MM/DD/{language}.atom` and `.feed.json` (further
+    pages `{language}.{page}.atom`) for `days[i]`, holding `items`. RFC 5005: prev/next archive
+    are the day's neighbouring pages, then the neighbouring days with entries
+    (`pages_plan.archive_neighbours`); a day before today is complete. `counts(day)`: the day's
+    entries in `language`, for its number of pages (None: every day one page). `elements`: the
     Atom entries and JSON Feed items made for the day's other archives (`feeds.Elements`)."""
     site = config.site
     day = days[i]
-    meta = feeds.archive_feed_meta(
-        site,
-        language,
+
+    def pages_of(d: date) -> int:
+        return page_count(counts(d), site.entries_per_page) if counts else 1
+
+    older, newer = archive_neighbours(
         day,
-        prev_day=days[i - 1] if i > 0 else None,
-        next_day=days[i + 1] if i + 1 < len(days) else None,
-        complete=day < today,
+        page,
+        pages_of(day),
+        (days[i - 1], 1) if i > 0 else None,
+        (days[i + 1], pages_of(days[i + 1])) if i + 1 < len(days) else None,
     )
-    lang = None if language == "all" else language
-    get = items or _once(lambda: feeds.entry_items(store.day(day, lang), site, language))
-    path = feeds.archive_path(day, language)
+    meta = feeds.archive_feed_meta(
+        site, language, day, older, newer, complete=day < today, page=page, pages=pages_of(day)
+    )
+    path = feeds.archive_path(day, language, page)
     return {
-        f"{path}.atom": lambda: feeds.atom_document(meta, get(), elements),
-        f"{path}.feed.json": lambda: feeds.json_document(meta, get(), elements).encode(),
+        f"{path}.atom": lambda: feeds.atom_document(meta, items(), elements),
+        f"{path}.feed.json": lambda: feeds.json_document(meta, items(), elements).encode(),
     }
 
 
@@ -330,61 +374,48 @@ def publish(
     known = days_from_counts(counts, today) if counts is not None else {}
     calendar = Calendar.from_counts(counts, site.languages) if counts is not None else None
     days_of = {language: known.get(language, []) for language in languages}
-    # Only the days the front pages show (one may be ahead of the clock) stay in memory whole;
+    # A day is read as its index (ids and languages) and then a page of entries at a time;
     # the digests keep what their items list (capped per language, `DigestEntries`), taken
-    # from the day loop's read of each day. Memory is then one day's entries, whatever the
-    # digests span (keeping their 14 days whole held 450 MB at 2,500 entries a day, issue 15).
-    kept_days: set[date] = set()
-    if calendar is not None:
-        shown = (calendar.latest(language, today) for language in calendar.page_languages())
-        kept_days.update(d for d in shown if d is not None)
-    day_entries = DayEntries(store, keep=kept_days)
-    digest_entries = DigestEntries(day_entries, site)
+    # from the day loop's read of each day. Memory is then a few pages of entries, whatever a
+    # day holds and the digests span (issue 15: 14 days kept whole held 450 MB at 2,500 entries
+    # a day, and one day of 40,000 entries 3 GB).
+    shown = (calendar.latest(language, today) for language in calendar.page_languages()) if calendar else ()
+    reader = DayReader(store, site, keep={d for d in shown if d is not None})
+    digest_entries = DigestEntries(reader, site)
     digest_days = set().union(*(days[-DIGEST_DAYS:] for days in days_of.values()))
     if digests is not None:
         window = {(d, language) for language in languages for d in days_of[language][-DIGEST_DAYS:]}
         digests.begin(site, changed_days if calendar is not None else None, window)
-    for language in languages:
-        if calendar is not None:
-            emit(page_outputs(store, config, calendar, language, None, today, now, day_entries))
     if calendar is not None:
+        for language in languages:
+            emit(index_outputs(store, config, calendar, language, today, now, reader))
         emit(site_wide_outputs(store, config, calendar))
 
     # Day pages and day archives, day by day: every day, or the changed days and their
-    # neighbours (prev/next links). One read of a day's entries serves its pages in every
-    # language and its archives; one rendering of its items, and one Atom entry per item, serve
-    # the combined archive and each language's.
+    # neighbours (prev/next links). One pass over a day serves its pages in every language and
+    # its archives; one rendering of each item, and one Atom entry per item, serve the combined
+    # archive and its language's (`publish_day`).
     page_days: dict[str, set[date]] = {}
     if calendar is not None:
         for language in calendar.page_languages():
             page_days[language] = _around(list(calendar.days.get(language, ())), changed_days)
     wanted = {language: _around(days_of[language], changed_days) for language in languages}
-    position = {language: {d: i for i, d in enumerate(days_of[language])} for language in languages}
     for day in sorted(set().union(*page_days.values(), *wanted.values())):
-        if calendar is not None:
-            for language in calendar.page_languages():
-                if day in page_days[language]:
-                    emit(page_outputs(store, config, calendar, language, day, today, now, day_entries))
-        if day in digest_days:  # what the digests list of this day, from this same read
-            digest_entries.take(day)
-        combined = _once(_day_items(day_entries, site, day))
-        day_elements = feeds.Elements()  # dropped with the day: memory stays a day's entries
-        for language in languages:
-            if day not in wanted[language]:
-                continue
-            items = combined if language == "all" else _once(_in_language(combined, language))
-            emit(
-                archive_outputs(
-                    store,
-                    config,
-                    language,
-                    days_of[language],
-                    position[language][day],
-                    today,
-                    items,
-                    day_elements,
-                )
-            )
+        if calendar is None:  # no calendar, no days (for the type checker)
+            break
+        publish_day(
+            emit,
+            store,
+            config,
+            calendar,
+            reader,
+            day,
+            {language for language, days in page_days.items() if day in days},
+            {language for language in languages if day in wanted[language]},
+            days_of,
+            today,
+            digest_entries if day in digest_days else None,
+        )
     # The entry feeds and digests last: the day loop has taken each digest day's lists (an
     # incremental publish reads only the days whose items must be made again).
     elements = feeds.Elements()  # the entry feeds' and digests' Atom and RSS entries
@@ -398,78 +429,191 @@ def publish(
     return PublishReport(tuple(written), unchanged, tuple(failed))
 
 
-def _day_items(day_entries: DayEntries, site: Site, day: date) -> Callable[[], list[feeds.FeedItem]]:
-    return lambda: feeds.entry_items(day_entries(day), site, "all")
+def publish_day(
+    emit: Callable[[dict[str, Render]], None],
+    store: Store,
+    config: Config,
+    calendar: Calendar,
+    reader: DayReader,
+    day: date,
+    page_languages: Collection[str],
+    archive_languages: Collection[str],
+    days_of: Mapping[str, list[date]],
+    today: date,
+    digest_entries: DigestEntries | None = None,
+) -> None:
+    """Emit one day's pages (the languages in `page_languages`; "all" is the combined page) and
+    day archives (`archive_languages`, "all" included), page by page (`site.entries_per_page`),
+    from one pass over the day: its index, then its entries a page at a time, each made into a
+    feed item once for its language's archive and the combined one. Memory is a few pages of
+    entries whatever the day holds. `digest_entries`: given the day's first entries of each
+    language for the digests, from the same read."""
+    site = config.site
+    size = site.entries_per_page
+    index = reader.index(day)
+    own = {code for code in (*page_languages, *archive_languages) if code != ALL}
+    all_archive = ALL in archive_languages
+    wants_firsts = ALL in page_languages or digest_entries is not None
+    first_ids = set(index.first_ids(site.frontpage_per_language)) if wants_firsts else set()
+    firsts: list[StoredEntry] = []
+    buffers: dict[str, list[tuple[StoredEntry, feeds.FeedItem | None]]] = {}
+    numbers: dict[str, int] = {}
+    elements = feeds.Elements()  # each entry's Atom and JSON Feed forms, until both archives have it
+    uses: dict[feeds.FeedItem, int] = {}
+
+    def counts(language: str) -> Callable[[date], int]:
+        return lambda d: index.count(language) if d == day else calendar.count(d, language)
+
+    def flush(language: str) -> None:
+        chunk = buffers.pop(language, [])
+        number = numbers[language] = numbers.get(language, 0) + 1
+        if language != ALL and language in page_languages:
+            page = language_page(store, config, language, index, [e for e, _ in chunk], number)
+            group = _once(lambda: pages.day_outputs(page, site, calendar))
+            emit(
+                {
+                    path: _part(group, path)
+                    for path in (day_path(day, language, ext, number) for ext in FORMATS)
+                }
+            )
+        if language in archive_languages:
+            items = [it for _, it in chunk if it is not None]
+            days = days_of[language]
+            i = bisect.bisect_left(days, day)
+            emit(
+                archive_outputs(
+                    config, language, days, i, today, lambda: items, elements, number, counts(language)
+                )
+            )
+            for it in items:
+                uses[it] -= 1
+                if not uses[it]:
+                    del uses[it]
+                    elements.forget(it)
+
+    def add(language: str, entry: StoredEntry, item: feeds.FeedItem | None) -> None:
+        buffer = buffers.setdefault(language, [])
+        buffer.append((entry, item))
+        if len(buffer) >= size:
+            flush(language)
+
+    for start in range(0, len(index.rows), size):
+        part = index.rows[start : start + size]
+        ids = [i for i, code in part if all_archive or code in own or i in first_ids]
+        for e in reader.entries(ids):
+            if e.id in first_ids:
+                firsts.append(e)
+            archived = all_archive + (e.language in archive_languages)
+            item = feeds.entry_item_or_none(e, site, ALL) if archived else None
+            if item is not None:
+                uses[item] = uses.get(item, 0) + archived
+            if e.language in own:
+                add(e.language, e, item)
+            if all_archive:
+                add(ALL, e, item)
+    for language in list(buffers):
+        flush(language)
+    if ALL in page_languages:
+        page = combined_page(store, config, index, firsts)
+        group = _once(lambda: pages.day_outputs(page, site, calendar))
+        emit({path: _part(group, path) for path in (day_path(day, ALL, ext) for ext in FORMATS)})
+    if digest_entries is not None:
+        digest_entries.take(day, firsts)
 
 
-def _in_language(
-    combined: Callable[[], list[feeds.FeedItem]], language: str
-) -> Callable[[], list[feeds.FeedItem]]:
-    """The items of one language out of the combined ones (the same items: a feed of one
-    language writes no per-item language)."""
-    return lambda: [it for it in combined() if it.group == language]
+class DayIndex:
+    """One day's entries without their text: (id, language or None), newest first, as
+    `Store.day_index` gives them. 40,000 entries are 40,000 short tuples, so a publish reads a
+    day's index whole and its entries a page at a time (issue 15: a day read whole held 3 GB at
+    10,000 feeds)."""
+
+    def __init__(self, day: date, rows: list[tuple[str, str | None]]) -> None:
+        self.day = day
+        self.rows = rows
+        self.counts: dict[str | None, int] = {}
+        for _id, language in rows:
+            self.counts[language] = self.counts.get(language, 0) + 1
+
+    def count(self, language: str | None) -> int:
+        """Entries in `language` ("all": every language; None: unknown)."""
+        return len(self.rows) if language == ALL else self.counts.get(language, 0)
+
+    def ids(self, language: str) -> list[str]:
+        """The ids of `language`'s entries ("all": every one), newest first."""
+        return [i for i, code in self.rows if language == ALL or code == language]
+
+    def first_ids(self, limit: int) -> list[str]:
+        """The first `limit` ids of each language, in the day's order: what the combined page
+        and the digests show."""
+        seen: dict[str | None, int] = {}
+        out = []
+        for i, code in self.rows:
+            n = seen[code] = seen.get(code, 0) + 1
+            if n <= limit:
+                out.append(i)
+        return out
 
 
-class DayEntries:
-    """Each day's stored entries, read once per publish with one combined query and filtered
-    by language here (the combined query uses the (day, language) index; the per-language one
-    is planned on (language, published) and was 15x slower at 100,000 entries). Days in `keep`
-    (the digests' and the front pages') stay in memory, and so does the day read last (publish
-    goes day by day: a day's pages in every language and its archives share one read); others
-    are read again."""
+class DayReader:
+    """Day indexes and entries for one publish: the indexes of the days in `keep` (the front
+    pages') and of the day asked last are kept (a publish goes day by day); entries are read
+    by id and given back in the order asked."""
 
-    def __init__(self, store: Store, keep: Collection[date] = ()) -> None:
+    def __init__(self, store: Store, site: Site, keep: Collection[date] = ()) -> None:
         self.store = store
+        self.site = site
         self.keep = set(keep)
-        self.kept: dict[date, list[StoredEntry]] = {}
-        self.last: tuple[date, list[StoredEntry]] | None = None
-        self.translations: dict[date, Mapping[str, tuple[tuple[str, str], ...]]] = {}
+        self.kept: dict[date, DayIndex] = {}
+        self.last: DayIndex | None = None
 
-    def __call__(self, day: date, language: str = "all") -> list[StoredEntry]:
-        entries = self.kept.get(day)
-        if entries is None and self.last is not None and self.last[0] == day:
-            entries = self.last[1]
-        if entries is None:
-            entries = self.store.day(day, None)
-            if day in self.keep:
-                self.kept[day] = entries
-            else:
-                self.last = (day, entries)
-        return entries if language == "all" else [e for e in entries if e.language == language]
-
-    def also_in(self, day: date, order: list[str]) -> Mapping[str, tuple[tuple[str, str], ...]]:
-        """`translations_of` the day's entries (every language), kept like the entries: once
-        per day for its pages in every language."""
-        found = self.translations.get(day)
+    def index(self, day: date) -> DayIndex:
+        if self.last is not None and self.last.day == day:
+            return self.last
+        found = self.kept.get(day)
         if found is None:
-            found = translations_of(self.store, self(day), order)
-            if day not in self.keep:
-                self.translations.clear()  # only the day read last, besides kept days
-            self.translations[day] = found
+            found = DayIndex(day, self.store.day_index(day))
+            if day in self.keep:
+                self.kept[day] = found
+        self.last = found
         return found
+
+    def entries(self, ids: list[str]) -> list[StoredEntry]:
+        """The entries of `ids`, in that order (one missing since the index was read is left
+        out)."""
+        if not ids:
+            return []
+        by_id = {e.id: e for e in self.store.entries_by_id(ids)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def firsts(self, index: DayIndex) -> list[StoredEntry]:
+        """The day's first `site.frontpage_per_language` entries of each language, in the
+        day's order."""
+        return self.entries(index.first_ids(self.site.frontpage_per_language))
 
 
 class DigestEntries:
     """What the digest items of each day list (`feeds.digest_entries`: capped per language,
-    and how many were left out), for every output language at once, from one read of the day
-    through `day_entries`; only these lists are kept, never the day's other entries.
+    and how many were left out), for every output language at once, from the day's index and
+    its first entries of each language; only these are kept, never the day's other entries.
 
-    `take(day)` fills a day (the publish's day loop calls it while the day is the one read
-    last); calling the object with (day, language) gives that language's lists, reading the
-    day first when nothing took it (an incremental publish's unchanged days, whose items must
-    be made again only when `Digests` cannot reuse them)."""
+    `take(day, firsts)` fills a day from what the publish's day loop read; calling the object
+    with (day, language) gives that language's lists, reading the day's first entries when
+    nothing took it (an incremental publish's unchanged days, whose items must be made again
+    only when `Digests` cannot reuse them)."""
 
-    def __init__(self, day_entries: DayEntries, site: Site) -> None:
-        self.day_entries = day_entries
+    def __init__(self, reader: DayReader, site: Site) -> None:
+        self.reader = reader
         self.site = site
         self.days: dict[date, dict[str, tuple[list[StoredEntry], feeds.Hidden]]] = {}
 
-    def take(self, day: date) -> None:
+    def take(self, day: date, firsts: list[StoredEntry] | None = None) -> None:
         if day in self.days:
             return
-        entries = self.day_entries(day)
-        languages = {ALL, *self.site.languages, *(e.language for e in entries if e.language)}
-        self.days[day] = {code: feeds.digest_entries(entries, code, self.site) for code in languages}
+        index = self.reader.index(day)
+        entries = self.reader.firsts(index) if firsts is None else firsts
+        counts = index.counts
+        languages = {ALL, *self.site.languages, *(code for code in counts if code)}
+        self.days[day] = {code: feeds.digest_entries(entries, code, self.site, counts) for code in languages}
 
     def __call__(self, day: date, language: str) -> tuple[list[StoredEntry], feeds.Hidden]:
         self.take(day)

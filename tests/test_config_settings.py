@@ -77,6 +77,8 @@ def documents(draw: st.DrawFn) -> dict[str, object]:
         site["timezone"] = draw(st.sampled_from(["UTC", "Europe/London", "America/Sao_Paulo"]))
     if draw(st.booleans()):
         site["frontpage_per_language"] = draw(st.integers(1, 1000))
+    if draw(st.booleans()):
+        site["entries_per_page"] = draw(st.integers(1, 10000))
     parts: dict[str, object] = {"site": site}
     if draw(st.booleans()):
         parts["defaults"] = {"interval": draw(st.sampled_from(["15m", "auto", "2h"]))}

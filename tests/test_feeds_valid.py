@@ -225,7 +225,7 @@ def test_no_stored_entry_makes_any_renderer_raise(entries: list[StoredEntry], la
     check_atom(feeds.atom_document(feeds.daily_feed_meta(SITE, language), items), plausible_dates=False)
     check_rss(feeds.rss_document(feeds.daily_feed_meta(SITE, language), items))
     check_json_feed(feeds.json_document(feeds.daily_feed_meta(SITE, language), items))
-    archive = feeds.archive_feed_meta(SITE, language, day, None, day, complete=True)
+    archive = feeds.archive_feed_meta(SITE, language, day, None, (day, 1), complete=True)
     check_atom(
         feeds.atom_document(archive, feeds.entry_items(entries, SITE, language)), plausible_dates=False
     )
@@ -246,7 +246,7 @@ def test_entries_made_once_give_every_document_the_bytes_it_has_alone(
     day = entries[0].day
     documents = [
         (feeds.archive_feed_meta(SITE, "all", day, None, None, complete=True), items),
-        (feeds.archive_feed_meta(SITE, "en", day, day, None, complete=False), items[::-1]),
+        (feeds.archive_feed_meta(SITE, "en", day, (day, 1), None, complete=False), items[::-1]),
         (feeds.entry_feed_meta(SITE, "all", "http://127.0.0.1:8080/archive/x.atom"), items[:2]),
         (feeds.entry_feed_meta(SITE, "en"), items[1:]),
     ]
@@ -292,7 +292,7 @@ def test_atom_entries_spliced_as_bytes_are_what_lxml_writes_for_the_whole_tree(
     items = feeds.entry_items(entries, SITE, "all")
     day = date(2023, 1, 17)
     meta = (
-        feeds.archive_feed_meta(SITE, language, day, day, None, complete=True)
+        feeds.archive_feed_meta(SITE, language, day, (day, 1), None, complete=True)
         if archive
         else feeds.entry_feed_meta(SITE, language)
     )
@@ -562,7 +562,7 @@ def test_rss_item_without_link_from_the_corpus_is_published() -> None:
 
 def test_archive_and_digest_feeds_are_valid_and_linked() -> None:
     d1, d2, d3 = date(2023, 1, 15), date(2023, 1, 16), date(2023, 1, 17)
-    meta = feeds.archive_feed_meta(SITE, "en", d2, d1, d3, complete=True)
+    meta = feeds.archive_feed_meta(SITE, "en", d2, (d1, 1), (d3, 1), complete=True)
     root = check_atom(feeds.atom_document(meta, feeds.entry_items(realistic(), SITE, "en")))
     rels = {x.get("rel"): x.get("href") for x in root.findall(f"{ATOM}link")}
     assert rels["prev-archive"] == "http://127.0.0.1:8080/archive/2023/01/15/en.atom"

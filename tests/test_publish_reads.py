@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,15 +32,26 @@ FEED = "https://src.example/feed.xml"
 
 
 class CountingStore(SQLiteStore):
-    """The real SQLite store, counting `day` reads as (day, language)."""
+    """The real SQLite store, counting whole-day reads as (day, language), day index reads and
+    entries read by id."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.day_reads: Counter[tuple[date, str | None]] = Counter()
+        self.index_reads: Counter[date] = Counter()
+        self.entry_reads: Counter[str] = Counter()
 
     def day(self, day: date, language: str | None) -> list[StoredEntry]:
         self.day_reads[(day, language)] += 1
         return super().day(day, language)
+
+    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+        self.index_reads[day] += 1
+        return super().day_index(day)
+
+    def entries_by_id(self, ids: Sequence[str]) -> list[StoredEntry]:
+        self.entry_reads.update(ids)
+        return super().entries_by_id(ids)
 
 
 entries_st = st.lists(
@@ -79,7 +91,7 @@ def _entries(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=entries_st)
-def test_a_full_rebuild_reads_each_day_once_and_gives_the_pages_of_per_language_reads(
+def test_a_full_rebuild_pages_through_each_day_once_and_gives_the_pages_of_per_language_reads(
     rows: list[tuple[int, str | None, str | None, tuple[tuple[str, str], ...], int, bool]],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,11 +102,16 @@ def test_a_full_rebuild_reads_each_day_once_and_gives_the_pages_of_per_language_
             store.apply(UpdatePlan(inserts=tuple(_entries(rows))))
             report = publishing.publish(store, cfg, root / "public", now=NOW)
             assert not report.failed
-            reads = dict(store.day_reads)
             calendar = Calendar.from_counts(store.day_counts(), cfg.site.languages)
-            # Each day once, with every language in one read; never a day read per language.
-            assert all(language is None and n == 1 for (_day, language), n in reads.items()), reads
-            assert {d for d, _ in reads} == set(calendar.days["all"])
+            # No day is read whole: each day's index once (the front pages' days are kept for
+            # the day loop), its entries by id, each once in the day loop and at most once more
+            # for each front page showing it (its language's, the combined one); never a day
+            # read per language.
+            assert not store.day_reads
+            assert set(store.index_reads) == set(calendar.days["all"])
+            assert all(n == 1 for n in store.index_reads.values()), store.index_reads
+            assert set(store.entry_reads) == {f"e{n}" for n in range(len(rows))}
+            assert all(n <= 3 for n in store.entry_reads.values()), store.entry_reads
 
             published = tree(root / "public")
             expected: dict[str, bytes] = {}

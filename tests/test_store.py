@@ -340,6 +340,7 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "day_counts": lambda s: s.day_counts(),
     "days_with_entries": lambda s: s.days_with_entries(date(2023, 1, 1)),
     "day": lambda s: s.day(date(2023, 1, 1), None),
+    "day_index": lambda s: s.day_index(date(2023, 1, 1)),
     "by_translation_keys": lambda s: s.by_translation_keys(["k"]),
     "count_entries": lambda s: s.count_entries(),
     "language_counts": lambda s: s.language_counts(),

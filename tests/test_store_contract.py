@@ -392,6 +392,25 @@ def test_reads_for_publishing_agree(store: Store) -> None:
     assert store.prune_fetch_log(timedelta(days=1), NOW) == 0
 
 
+def test_a_day_index_is_the_day_without_its_text_in_the_same_order(store: Store) -> None:
+    """`day_index` gives what `day` gives, as (id, language), in the same order: newest first,
+    ties by id (publish pages through a day by it, and reads the entries by id)."""
+    day = date(2023, 1, 17)
+    at = datetime(2023, 1, 17, 10, tzinfo=UTC)
+    languages = ["en", "es", None, "en", "de", "es", "en"]
+    entries = [
+        replace(_entry(f"e{i}", published=at - timedelta(hours=i % 3)), language=code, day=day)
+        for i, code in enumerate(languages)
+    ] + [replace(_entry("other-day"), day=date(2023, 1, 18))]
+    store.apply(UpdatePlan(inserts=tuple(entries)))
+    index = store.day_index(day)
+    assert index == [(e.id, e.language) for e in store.day(day, None)]
+    assert [i for i, code in index if code == "en"] == [e.id for e in store.day(day, "en")]
+    assert len(index) == len(languages) and store.day_index(date(2023, 1, 16)) == []
+    by_id = {e.id: e.language for e in store.entries_by_id([i for i, _ in index])}
+    assert by_id == dict(index)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.characters(codec=None), max_size=30) | st.sampled_from(["\ud800x", NOT_XML]))
 def test_every_text_is_stored_xml_safe(store: Store, text: str) -> None:

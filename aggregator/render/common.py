@@ -27,6 +27,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class Section:
     language: str | None  # None: language unknown
     entries: tuple[StoredEntry, ...]
+    # the section's entries that day when `entries` holds only the first of them (a combined
+    # page made without reading the whole day); None: `entries` is all of them
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,10 @@ class FrontPage:
     sections: tuple[Section, ...]
     failing: tuple[FeedState, ...] = ()  # shown while the page is empty
     also_in: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # id -> (lang, link)
+    # a day of a language with more than `site.entries_per_page` entries has several pages,
+    # newest entries first: this is page `page` of `pages`
+    page: int = 1
+    pages: int = 1
 
 
 def locale_for(language: str, site: Site) -> str:

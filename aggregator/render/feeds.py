@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -49,7 +49,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..pages_plan import day_dir
+from ..pages_plan import PageRef, day_dir, day_path
 from ..text import LINK_REL, shorten, xml_safe
 from .common import (
     atom_id,
@@ -303,18 +303,20 @@ def _has_text(html: str | None) -> bool:
 
 def entry_items(entries: Sequence[StoredEntry], site: Site, language: str) -> list[FeedItem]:
     """Stored entries -> items, leaving out (and logging) any that cannot be shown at all."""
-    items = []
-    for e in entries:
-        try:
-            item = entry_item(e, site)
-        except Exception:  # one entry costs only itself
-            log.exception("entry %s left out of the %s feeds", getattr(e, "id", "?"), language)
-            continue
-        if item is None:
-            log.warning("entry %s has no title, text, link or enclosure: left out of feeds", e.id)
-            continue
-        items.append(item)
-    return items
+    return [it for e in entries if (it := entry_item_or_none(e, site, language)) is not None]
+
+
+def entry_item_or_none(entry: StoredEntry, site: Site, language: str) -> FeedItem | None:
+    """`entry_item`, or None (logged, naming the entry and the `language`'s feeds) for an entry
+    that raises or that has nothing to show: one entry costs only itself."""
+    try:
+        item = entry_item(entry, site)
+    except Exception:
+        log.exception("entry %s left out of the %s feeds", getattr(entry, "id", "?"), language)
+        return None
+    if item is None:
+        log.warning("entry %s has no title, text, link or enclosure: left out of feeds", entry.id)
+    return item
 
 
 # -- feed metadata ------------------------------------------------------------------------------
@@ -342,32 +344,51 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
     )
 
 
-def archive_path(day: date, language: str) -> str:
-    """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}."""
-    return f"{day_dir(day)}/{language}"
+def archive_path(day: date, language: str, page: int = 1) -> str:
+    """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}, and of its
+    further pages archive/YYYY/MM/DD/{language}.{page} (`site.entries_per_page`)."""
+    return f"{day_dir(day)}/{language}" if page == 1 else f"{day_dir(day)}/{language}.{page}"
 
 
 def archive_feed_meta(
-    site: Site, language: str, day: date, prev_day: date | None, next_day: date | None, complete: bool
+    site: Site,
+    language: str,
+    day: date,
+    prev_archive: PageRef | None,
+    next_archive: PageRef | None,
+    complete: bool,
+    page: int = 1,
+    pages: int = 1,
 ) -> FeedMeta:
-    """A day archive (RFC 5005 section 4): `current` is the entry feed, `prev-archive` and
-    `next-archive` the neighbouring days that have entries. `complete`: the day is over, so
-    the document is marked `fh:archive` (it will not change)."""
+    """Page `page` of `pages` of a day archive (RFC 5005 section 4): `current` is the entry
+    feed, `prev-archive` and `next-archive` the neighbouring archive documents as (day, page)
+    (`pages_plan.archive_neighbours`: the day's other pages, then the neighbouring days with
+    entries). `complete`: the day is over, so the document is marked `fh:archive` (it will not
+    change)."""
     base = str(site.base_url)
-    self_url = urljoin(base, archive_path(day, language))
+
+    def at(ref: PageRef | None) -> str | None:
+        return urljoin(base, archive_path(ref[0], language, ref[1]) + ".atom") if ref else None
+
+    self_url = urljoin(base, archive_path(day, language, page))
+    title = f"{_feed_title(site, language)}: {heading(day, language, site)}"
+    subtitle = f"Every entry of {day.isoformat()}"
+    if pages > 1:
+        title = f"{title} ({page}/{pages})"
+        subtitle = f"Entries of {day.isoformat()}, page {page} of {pages}, newest first"
     return FeedMeta(
         id=f"{self_url}.atom",
-        title=f"{_feed_title(site, language)}: {heading(day, language, site)}",
-        subtitle=f"Every entry of {day.isoformat()}",
+        title=title,
+        subtitle=subtitle,
         self_url=self_url,
-        home=urljoin(base, f"{archive_path(day, language)}.html"),
+        home=urljoin(base, day_path(day, language, "html", page)),
         language=None if language == "all" else language,
         author=site.title,
         icon=str(site.icon) if site.icon else None,
         logo=str(site.logo) if site.logo else None,
         hub=str(site.websub_hub) if site.websub_hub else None,
-        prev_archive=urljoin(base, archive_path(prev_day, language) + ".atom") if prev_day else None,
-        next_archive=urljoin(base, archive_path(next_day, language) + ".atom") if next_day else None,
+        prev_archive=at(prev_archive),
+        next_archive=at(next_archive),
         current=urljoin(base, f"feeds/{language}.atom"),
         archive=complete,
         json_ext="feed.json",
@@ -395,14 +416,19 @@ Hidden = tuple[tuple[str | None, int], ...]  # (language code or None, entries l
 
 
 def digest_entries(
-    entries: Sequence[StoredEntry], language: str, site: Site
+    entries: Sequence[StoredEntry],
+    language: str,
+    site: Site,
+    counts: Mapping[str | None, int] | None = None,
 ) -> tuple[list[StoredEntry], Hidden]:
     """What a digest item of one day lists: `entries` (the day's, newest first, any language)
     capped at `site.frontpage_per_language` per language, as the combined front page caps its
     sections, in their order; and per language left out, how many (site languages first in
     their order, others by code, unknown last). `language` "all" keeps every language, another
     code only its own entries. Bounds a digest whatever a day holds: items of 40,000 entries a
-    day were 30 MB each and a publish held 14 days of them (issue 15, publish memory)."""
+    day were 30 MB each and a publish held 14 days of them (issue 15, publish memory).
+    `counts` (language -> the day's entries in it): `entries` holds only the first of each
+    language, and the left-out counts come from here."""
     limit = site.frontpage_per_language
     seen: dict[str | None, int] = {}
     shown = []
@@ -412,6 +438,8 @@ def digest_entries(
         n = seen[e.language] = seen.get(e.language, 0) + 1
         if n <= limit:
             shown.append(e)
+    if counts is not None:
+        seen = {code: n for code, n in counts.items() if n and (language == "all" or code == language)}
     rank = {code: i for i, code in enumerate(site.languages)}
     order = sorted(seen, key=lambda c: (c is None, rank.get(c or "", len(rank)), c or ""))
     return shown, tuple((code, seen[code] - limit) for code in order if seen[code] > limit)
@@ -610,8 +638,8 @@ class Elements:
     writes for it in a feed (`atom_entry`), an RSS item as its element (copied into each
     channel), a JSON Feed item as its encoding. Items are keyed by value (`FeedItem` is
     frozen), so an item equal to one seen before gets the same, whichever document asked
-    first. Holds everything until dropped: publish keeps one per day (its archives) and one
-    for the entry feeds and digests."""
+    first. Holds everything until dropped or forgotten: publish keeps one per day, forgetting
+    each item once its day archives are written, and one for the entry feeds and digests."""
 
     def __init__(self) -> None:
         self._made: dict[tuple[str, FeedItem], Any] = {}
@@ -642,6 +670,14 @@ class Elements:
         if made is None:
             made = self._json[item] = _json_item(item)
         return made
+
+    def forget(self, item: FeedItem) -> None:
+        """Drop what was made for `item` (publish pages through a day, and drops an item once
+        every document carrying it is written: memory stays a few pages of entries)."""
+        self._atom.pop(item, None)
+        self._json.pop(item, None)
+        self._made.pop(("atom", item), None)
+        self._made.pop(("rss", item), None)
 
     def __len__(self) -> int:
         """Atom entries and RSS items made."""

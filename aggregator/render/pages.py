@@ -73,7 +73,7 @@ STYLESHEET = (
     "nav a{color:var(--link)}nav [aria-current=page]{color:var(--fg);font-weight:700;"
     "text-decoration:none;border-bottom:2px solid var(--accent)}"
     "h1{font-size:1.6rem;line-height:1.25;margin:1.25rem 0 .25rem}"
-    "nav.days ul{justify-content:space-between;margin:.5rem 0 1rem;font-size:.95rem}"
+    "nav.days ul,nav.pages ul{justify-content:space-between;margin:.5rem 0 1rem;font-size:.95rem}"
     "section>h2{font-size:1.05rem;text-transform:uppercase;letter-spacing:.06em;color:var(--accent);"
     "border-top:2px solid var(--accent);padding-top:.4rem;margin:2rem 0 .5rem}"
     "article{margin:0 0 1.4rem;overflow-wrap:anywhere}"
@@ -131,13 +131,25 @@ def _linker(place: Place | None, root: str, ext: str) -> Callable[[str], str]:
 
 def capped(page: FrontPage, site: Site) -> list[tuple[Section, tuple[StoredEntry, ...], int]]:
     """(section, entries shown, entries left out) per section. Only the combined page is capped,
-    at `site.frontpage_per_language` entries per language (newest first, as stored)."""
-    limit = site.frontpage_per_language if page.language == ALL else None
+    at `site.frontpage_per_language` entries per language (newest first, as stored); a section
+    holding only its first entries counts the rest by its `total`. A language's page is cut
+    into pages instead (`FrontPage.page`), and shows all it holds."""
+    if page.language != ALL:
+        return [(section, section.entries, 0) for section in page.sections]
+    limit = site.frontpage_per_language
     out = []
     for section in page.sections:
-        shown = section.entries if limit is None else section.entries[:limit]
-        out.append((section, shown, len(section.entries) - len(shown)))
+        shown = section.entries[:limit]
+        total = len(section.entries) if section.total is None else section.total
+        out.append((section, shown, max(total - len(shown), 0)))
     return out
+
+
+def _page_target(page: FrontPage, number: int, ext: str) -> str | None:
+    """Page `number` of the page's day in its language, if the day has it."""
+    if page.day is None or not 1 <= number <= page.pages:
+        return None
+    return day_path(page.day, page.language, ext, number)
 
 
 def title_of(e: StoredEntry, ui: str) -> tuple[str, bool]:
@@ -166,6 +178,8 @@ def frontpage_text(page: FrontPage, site: Site, *, place: Place | None = None) -
         return _empty_text(page, ui)
     href = _linker(place, "", "txt")
     out = [heading(page.day, page.language, site), ""]
+    if page.pages > 1:
+        out[-1:] = [say("page_of", ui, number=page.page, count=page.pages).text, ""]
     for section, shown, hidden in capped(page, site):
         for e in shown:
             out += ["", title_of(e, ui)[0], ""]
@@ -176,6 +190,11 @@ def frontpage_text(page: FrontPage, site: Site, *, place: Place | None = None) -
             more = say("more", ui, count=hidden, language=section_name(section.language, ui)).text
             target = _more_target(page, section.language, "txt")
             out += ["", f"{more}: {href(target)}" if target else more]
+    if page.pages > 1:
+        out.append("")
+        for key, number in (("newer", page.page - 1), ("older", page.page + 1)):
+            if target := _page_target(page, number, "txt"):
+                out.append(f"{say(key, ui).text}: {href(target)}")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -238,6 +257,13 @@ def frontpage_json(
         doc["previous"] = _day_ref(prev, page.language, href)
         doc["next"] = _day_ref(nxt, page.language, href)
         doc["archive"] = href(ARCHIVE_INDEX.replace(".html", ".json"))
+        newer, older = (_page_target(page, page.page + step, "json") for step in (-1, 1))
+        doc["page"] = {
+            "number": page.page,
+            "count": page.pages,
+            "newer": href(newer) if newer else None,
+            "older": href(older) if older else None,
+        }
     if page.day is None:
         doc["failing"] = [
             {"feed": strip_secrets(f.url), "name": f.name, "error": f.last_error} for f in page.failing
@@ -304,7 +330,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
         label = say("day_feed", ui).text
         alternates.append(
             f'<link rel="alternate" type="application/atom+xml" '
-            f'href="{escape(href(day_path(page.day, page.language, "atom")))}" '
+            f'href="{escape(href(day_path(page.day, page.language, "atom", page.page)))}" '
             f'title="{escape(f"{lang_title}: {label}, {day_heading} (Atom)")}">'
         )
 
@@ -340,7 +366,7 @@ def frontpage_html(page: FrontPage, site: Site, root: str = "/", *, place: Place
             parts.append("</ul>")
     else:
         parts.append(f'<h1><time datetime="{page.day.isoformat()}">{escape(day_heading or "")}</time></h1>')
-        day_nav = _day_nav(page, ui, href, prev, nxt)
+        day_nav = _day_nav(page, ui, href, prev, nxt) + _page_nav(page, ui, href)
         parts.append(day_nav)
         for section, shown, hidden in capped(page, site):
             code = section.language
@@ -411,6 +437,28 @@ def _day_nav(
         )
     label = escape(say("days", ui).text)
     return f'<nav class="days" aria-label="{label}"><ul>{"".join(items)}</ul></nav>'
+
+
+def _page_nav(page: FrontPage, ui: str, href: Callable[[str], str]) -> str:
+    """Newer entries · Page 2 of 16 · Older entries, on a day of more than one page ("" else);
+    the arrows point as in `_day_nav`."""
+    if page.pages <= 1:
+        return ""
+    back, forward = ("→", "←") if direction(ui) == "rtl" else ("←", "→")
+    newer, older = (_page_target(page, page.page + step, "html") for step in (-1, 1))
+    items = []
+    if newer:
+        items.append(
+            f'<li><a href="{escape(href(newer))}">{back} {_phrase_html(say("newer", ui), ui)}</a></li>'
+        )
+    where = say("page_of", ui, number=page.page, count=page.pages)
+    items.append(f'<li aria-current="page">{_phrase_html(where, ui)}</li>')
+    if older:
+        items.append(
+            f'<li><a href="{escape(href(older))}">{_phrase_html(say("older", ui), ui)} {forward}</a></li>'
+        )
+    label = escape(say("pages", ui).text)
+    return f'\n<nav class="pages" aria-label="{label}"><ul>{"".join(items)}</ul></nav>'
 
 
 def _more_html(page: FrontPage, code: str | None, hidden: int, ui: str, href: Callable[[str], str]) -> str:
@@ -576,7 +624,7 @@ def day_outputs(page: FrontPage, site: Site, calendar: Calendar) -> dict[str, by
     here. A page without a day (nothing stored) has no archive copy: returns {}."""
     if page.day is None:
         return {}
-    return _outputs(page, site, Place(day_path(page.day, page.language, "html"), calendar))
+    return _outputs(page, site, Place(day_path(page.day, page.language, "html", page.page), calendar))
 
 
 def index_outputs(page: FrontPage, site: Site, calendar: Calendar) -> dict[str, bytes]:

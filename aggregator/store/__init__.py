@@ -249,6 +249,12 @@ class Store(Protocol):
         """(day, language or None, entries) for every day and language, oldest day first."""
         ...
 
+    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+        """(id, language or None) of one day's entries, in `day`'s order (newest published
+        first, then id): the day without its entries' text, so a publish can page through a
+        day of any size with `entries_by_id` (issue 15, publish memory)."""
+        ...
+
     # -- what publishing owes (incremental publishing, issue 13) --
     def mark_unpublished(self, days: Collection[date]) -> None:
         """Remember days (site.timezone) whose entries changed and whose pages and archives

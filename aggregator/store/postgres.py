@@ -884,6 +884,15 @@ class PostgresStore:
                 ).fetchall()
             return self._with_sources(conn, rows)
 
+    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+        """See `Store.day_index`."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                'SELECT id, language FROM entries WHERE day = %s ORDER BY published DESC, id COLLATE "C"',
+                [day],
+            ).fetchall()
+        return [(r["id"], r["language"]) for r in rows]
+
     def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
         if not keys:
             return []

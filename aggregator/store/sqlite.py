@@ -932,6 +932,13 @@ class SQLiteStore:
             )
         return self._with_sources(rows)
 
+    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+        """See `Store.day_index`: on the entries(day, language) index, no entry text read."""
+        rows = self.db.execute(
+            "SELECT id, language FROM entries WHERE day = ? ORDER BY published DESC, id", [day.isoformat()]
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(keys):
