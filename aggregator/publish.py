@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -444,9 +444,10 @@ def publish_day(
 ) -> None:
     """Emit one day's pages (the languages in `page_languages`; "all" is the combined page) and
     day archives (`archive_languages`, "all" included), page by page (`site.entries_per_page`),
-    from one pass over the day: its index, then its entries a page at a time, each made into a
-    feed item once for its language's archive and the combined one. Memory is a few pages of
-    entries whatever the day holds. `digest_entries`: given the day's first entries of each
+    from one pass over the day: its index, then its entries a page at a time, language by
+    language in the combined page's order (which the combined archive follows too), each made
+    into a feed item once for its language's archive and the combined one. Memory is two pages
+    of entries whatever the day holds. `digest_entries`: given the day's first entries of each
     language for the digests, from the same read."""
     site = config.site
     size = site.entries_per_page
@@ -454,7 +455,8 @@ def publish_day(
     own = {code for code in (*page_languages, *archive_languages) if code != ALL}
     all_archive = ALL in archive_languages
     wants_firsts = ALL in page_languages or digest_entries is not None
-    first_ids = set(index.first_ids(site.frontpage_per_language)) if wants_firsts else set()
+    first_order = index.first_ids(site.frontpage_per_language) if wants_firsts else []
+    first_ids = set(first_order)
     firsts: list[StoredEntry] = []
     buffers: dict[str, list[tuple[StoredEntry, feeds.FeedItem | None]]] = {}
     numbers: dict[str, int] = {}
@@ -497,22 +499,31 @@ def publish_day(
         if len(buffer) >= size:
             flush(language)
 
-    for start in range(0, len(index.rows), size):
-        part = index.rows[start : start + size]
-        ids = [i for i, code in part if all_archive or code in own or i in first_ids]
-        for e in reader.entries(ids):
-            if e.id in first_ids:
-                firsts.append(e)
-            archived = all_archive + (e.language in archive_languages)
-            item = feeds.entry_item_or_none(e, site, ALL) if archived else None
-            if item is not None:
-                uses[item] = uses.get(item, 0) + archived
-            if e.language in own:
-                add(e.language, e, item)
-            if all_archive:
-                add(ALL, e, item)
+    # Language by language, in the combined page's section order: a language's pages and the
+    # combined archive's fill together, so at most two pages of entries are alive (in the
+    # day's order, each language's page would wait while the others' filled: six pages).
+    for code in index.sections(site.languages):
+        ids = index.ids(code)
+        if not (all_archive or code in own):  # only what the combined page and digests show
+            ids = [i for i in ids[: site.frontpage_per_language] if i in first_ids]
+        for start in range(0, len(ids), size):
+            for e in reader.entries(ids[start : start + size]):
+                if e.id in first_ids:
+                    firsts.append(e)
+                archived = all_archive + (e.language in archive_languages)
+                item = feeds.entry_item_or_none(e, site, ALL) if archived else None
+                if item is not None:
+                    uses[item] = uses.get(item, 0) + archived
+                if e.language in own:
+                    add(e.language, e, item)
+                if all_archive:
+                    add(ALL, e, item)
+        if code in buffers:  # the language's last page, before the next language's come
+            flush(code)
     for language in list(buffers):
         flush(language)
+    rank = {i: n for n, i in enumerate(first_order)}
+    firsts.sort(key=lambda e: rank[e.id])  # the day's order, as the digests list them
     if ALL in page_languages:
         page = combined_page(store, config, index, firsts)
         group = _once(lambda: pages.day_outputs(page, site, calendar))
@@ -538,9 +549,15 @@ class DayIndex:
         """Entries in `language` ("all": every language; None: unknown)."""
         return len(self.rows) if language == ALL else self.counts.get(language, 0)
 
-    def ids(self, language: str) -> list[str]:
-        """The ids of `language`'s entries ("all": every one), newest first."""
+    def ids(self, language: str | None) -> list[str]:
+        """The ids of `language`'s entries ("all": every one; None: unknown), newest first."""
         return [i for i, code in self.rows if language == ALL or code == language]
+
+    def sections(self, order: Sequence[str]) -> list[str | None]:
+        """The day's languages in the combined page's order: those of `order` (site.languages)
+        it has, then others by code, unknown (None) last (`frontpages.group_sections`)."""
+        others = sorted(code for code in self.counts if code is not None and code not in order)
+        return [*(c for c in order if c in self.counts), *others, *([None] if None in self.counts else [])]
 
     def first_ids(self, limit: int) -> list[str]:
         """The first `limit` ids of each language, in the day's order: what the combined page
