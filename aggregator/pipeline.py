@@ -260,7 +260,7 @@ def _log(r: PollReport) -> None:
 def parse_pool(feeds: int, workers: int | None = None) -> parse_workers.ParsePool | None:
     """The worker processes to parse `feeds` feeds in, or None to parse in a thread of this
     process. `workers`: that many processes (0: none); None chooses one per core when the
-    machine has more than one and there are at least `workers.pool_min_feeds()` feeds (2,000
+    machine has more than one and there are at least `workers.pool_min_feeds()` feeds (300
     unless overridden). The caller closes the pool (`fetch` after its run; `run` when it
     stops)."""
     if workers is None:

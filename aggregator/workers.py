@@ -42,13 +42,15 @@ log = logging.getLogger("aggregator.workers")
 
 JOB_TIMEOUT = 120.0  # seconds one document may take to parse before its worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to import and load the language model
-# Below this many feeds in one run, parse in a thread of this process, for memory: the
-# forkserver and two workers add about 70 MB of PSS, and a 500-feed world then peaks at 301 MB
-# in `fetch` and 321 MB in `run`'s first cycle (issue 11's goal: under 300 MB; 177 and 199 MB
-# with threads). Not for time: measured on 2 cores (docs/benchmarks.md, issue 15, same run),
-# the forkserver's workers took 0.46x the time of threads at 300 feeds and 0.79x at 1,000.
+# Below this many feeds in one run, parse in a thread of this process: a small site saves the
+# forkserver's and workers' memory (about 110 MB of PSS) where parsing is a few seconds. From
+# it, the workers are faster: measured on 2 cores (docs/benchmarks.md, issue 15, same runs),
+# they took 0.59x the time of threads at 300 feeds and 0.58x at 600 (the cold poll 0.89x and
+# 0.83x plain httpx + feedparser). It was 2,000 while a 500-feed world with workers peaked
+# over issue 11's 300 MB (301 MB in `fetch`, 321 MB in `run`); with the memory work of issue
+# 15 (paged publishing) the same world peaks at 204 and 237 MB with workers.
 # The environment variable AGGREGATOR_PARSE_PROCESSES_FROM overrides it (README "Polling").
-POOL_MIN_FEEDS = 2000
+POOL_MIN_FEEDS = 300
 
 
 def pool_min_feeds() -> int:
