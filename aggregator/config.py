@@ -131,9 +131,10 @@ class Site(_Model):
     frontpage_per_language: int = Field(25, ge=1, le=1000)
     # Entries on each page of a day: a language's page of the day (and its front page) and each
     # day archive document. A day with more goes on over further pages (`en.2.html`, RFC 5005
-    # archives `en.2.atom`), so a publish holds a page, not a day: a day of 40,000 entries made
-    # 100 MB documents and a publish of 3 GB (issue 15).
-    entries_per_page: int = Field(1000, ge=1, le=10000)
+    # archives `en.2.atom`), so a publish holds two pages, not a day: a day of 40,000 entries
+    # made 100 MB documents and a publish of 3 GB (issue 15). A publish of a 21,750-entry day
+    # peaked 138 MB over its start at 1000, 104 MB at 500, 90 MB at 250 (docs/benchmarks.md).
+    entries_per_page: int = Field(500, ge=1, le=10000)
     locales: dict[str, str] = Field(default_factory=dict)  # language -> babel locale override
     # Regexes over entry links with a named group `key`: links with the same key in different
     # languages are translations of one article ("also in: ES · IT").

@@ -146,10 +146,10 @@ def language_page(
 
 
 def combined_page(store: Store, config: Config, index: DayIndex, firsts: list[StoredEntry]) -> FrontPage:
-    """The combined page of `index.day` from `firsts`, the day's first entries of each language
-    (at least `site.frontpage_per_language` of each, newest first, any order of languages: what
-    the page shows), and the day's counts: sections in site.languages order, other languages
-    by code, unknown last, each capped with its total."""
+    """The combined page of `index.day` from `firsts`, the day's first
+    `site.frontpage_per_language` entries of each language (newest first within a language:
+    what the page shows), and the day's counts: sections in site.languages order, other
+    languages by code, unknown last, each with its total for the "N more" line."""
     shown = [
         Section(section.language, section.entries, index.count(section.language))
         for section in group_sections(firsts, config, ALL)
