@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from .config import Config
 from .models import StoredEntry
 from .render import FrontPage, Section
+from .render.common import section_order
 from .store import Store
 
 
@@ -89,10 +90,8 @@ def group_sections(entries: list[StoredEntry], config: Config, language: str) ->
     """Sections in site.languages order; other languages (combined page only) after them."""
     if language != "all":
         return (Section(language, tuple(entries)),) if entries else ()
-    order = list(config.site.languages)
-    others = sorted({e.language for e in entries if e.language and e.language not in order})
     sections = []
-    for code in [*order, *others, None]:
+    for code in section_order({e.language for e in entries}, config.site.languages):
         chosen = tuple(e for e in entries if e.language == code)
         if chosen:
             sections.append(Section(code, chosen))

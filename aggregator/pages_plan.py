@@ -107,9 +107,14 @@ class Calendar:
 # -- where pages live ------------------------------------------------------------------------
 def day_path(day: date, language: str, ext: str, page: int = 1) -> str:
     """'archive/2023/01/17/en.html': one day's page in one language (or "all"); its further
-    pages (`page_count`) are 'archive/2023/01/17/en.2.html' and on (a language code holds no
-    dot)."""
-    return f"{day_dir(day)}/{language}.{ext}" if page == 1 else f"{day_dir(day)}/{language}.{page}.{ext}"
+    pages (`page_count`) are 'archive/2023/01/17/en.2.html' and on."""
+    return f"{page_stem(day, language, page)}.{ext}"
+
+
+def page_stem(day: date, language: str, page: int = 1) -> str:
+    """'archive/2023/01/17/en', 'archive/2023/01/17/en.2': page `page` of a day in a language
+    without its extension (a language code holds no dot), shared by its pages and archives."""
+    return f"{day_dir(day)}/{language}" if page == 1 else f"{day_dir(day)}/{language}.{page}"
 
 
 def page_count(entries: int, size: int) -> int:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from .pages_plan import (
     page_count,
 )
 from .render import FrontPage, Section, feeds, pages
+from .render.common import section_order
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ def index_outputs(
         size = config.site.entries_per_page
         return language_page(store, config, language, index, read.entries(index.ids(language)[:size]), 1)
 
-    group = _once(lambda: pages.index_outputs(page(), config.site, calendar))
-    return {path: _part(group, path) for path in (index_path(language, ext) for ext in FORMATS)}
+    return _page_files(
+        lambda: pages.index_outputs(page(), config.site, calendar),
+        (index_path(language, ext) for ext in FORMATS),
+    )
 
 
 def language_page(
@@ -178,6 +181,13 @@ def site_wide_outputs(store: Store, config: Config, calendar: Calendar) -> dict[
 
 def _part(group: Callable[[], dict[str, bytes]], path: str) -> Render:
     return lambda: group()[path]
+
+
+def _page_files(make: Callable[[], dict[str, bytes]], paths: Iterable[str]) -> dict[str, Render]:
+    """The renderers of one page's files (`paths`, one per format): `make` renders them all
+    once, and each file fails alone (its last good version stays)."""
+    group = _once(make)
+    return {path: _part(group, path) for path in paths}
 
 
 def feed_outputs(
@@ -471,12 +481,11 @@ def publish_day(
         number = numbers[language] = numbers.get(language, 0) + 1
         if language != ALL and language in page_languages:
             page = language_page(store, config, language, index, [e for e, _ in chunk], number)
-            group = _once(lambda: pages.day_outputs(page, site, calendar))
             emit(
-                {
-                    path: _part(group, path)
-                    for path in (day_path(day, language, ext, number) for ext in FORMATS)
-                }
+                _page_files(
+                    lambda: pages.day_outputs(page, site, calendar),
+                    (day_path(day, language, ext, number) for ext in FORMATS),
+                )
             )
         if language in archive_languages:
             items = [it for _, it in chunk if it is not None]
@@ -502,10 +511,10 @@ def publish_day(
     # Language by language, in the combined page's section order: a language's pages and the
     # combined archive's fill together, so at most two pages of entries are alive (in the
     # day's order, each language's page would wait while the others' filled: six pages).
-    for code in index.sections(site.languages):
+    for code in section_order(index.counts, site.languages):
         ids = index.ids(code)
         if not (all_archive or code in own):  # only what the combined page and digests show
-            ids = [i for i in ids[: site.frontpage_per_language] if i in first_ids]
+            ids = ids[: site.frontpage_per_language] if wants_firsts else []
         for start in range(0, len(ids), size):
             for e in reader.entries(ids[start : start + size]):
                 if e.id in first_ids:
@@ -526,8 +535,11 @@ def publish_day(
     firsts.sort(key=lambda e: rank[e.id])  # the day's order, as the digests list them
     if ALL in page_languages:
         page = combined_page(store, config, index, firsts)
-        group = _once(lambda: pages.day_outputs(page, site, calendar))
-        emit({path: _part(group, path) for path in (day_path(day, ALL, ext) for ext in FORMATS)})
+        emit(
+            _page_files(
+                lambda: pages.day_outputs(page, site, calendar), (day_path(day, ALL, ext) for ext in FORMATS)
+            )
+        )
     if digest_entries is not None:
         digest_entries.take(day, firsts)
 
@@ -552,12 +564,6 @@ class DayIndex:
     def ids(self, language: str | None) -> list[str]:
         """The ids of `language`'s entries ("all": every one; None: unknown), newest first."""
         return [i for i, code in self.rows if language == ALL or code == language]
-
-    def sections(self, order: Sequence[str]) -> list[str | None]:
-        """The day's languages in the combined page's order: those of `order` (site.languages)
-        it has, then others by code, unknown (None) last (`frontpages.group_sections`)."""
-        others = sorted(code for code in self.counts if code is not None and code not in order)
-        return [*(c for c in order if c in self.counts), *others, *([None] if None in self.counts else [])]
 
     def first_ids(self, limit: int) -> list[str]:
         """The first `limit` ids of each language, in the day's order: what the combined page

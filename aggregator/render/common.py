@@ -3,7 +3,7 @@ and stable entry ids. Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -43,6 +43,15 @@ class FrontPage:
     # newest entries first: this is page `page` of `pages`
     page: int = 1
     pages: int = 1
+
+
+def section_order(codes: Iterable[str | None], languages: Sequence[str]) -> list[str | None]:
+    """The combined page's order of the languages among `codes`: those of `languages`
+    (site.languages) in their order, then others by code, unknown (None) last. The combined
+    page's sections, the combined day archive and the digests' "more" lines all follow it."""
+    present = set(codes)
+    others = sorted(c for c in present if c and c not in languages)
+    return [*(c for c in languages if c in present), *others, *([None] if None in present else [])]
 
 
 def locale_for(language: str, site: Site) -> str:

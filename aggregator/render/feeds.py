@@ -49,7 +49,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
-from ..pages_plan import PageRef, day_dir, day_path
+from ..pages_plan import PageRef, day_path, page_stem
 from ..text import LINK_REL, shorten, xml_safe
 from .common import (
     atom_id,
@@ -59,6 +59,7 @@ from .common import (
     public_url,
     publishable,
     section_name,
+    section_order,
     tag_authority,
 )
 from .i18n import Phrase, say
@@ -347,7 +348,7 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
 def archive_path(day: date, language: str, page: int = 1) -> str:
     """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}, and of its
     further pages archive/YYYY/MM/DD/{language}.{page} (`site.entries_per_page`)."""
-    return f"{day_dir(day)}/{language}" if page == 1 else f"{day_dir(day)}/{language}.{page}"
+    return page_stem(day, language, page)
 
 
 def archive_feed_meta(
@@ -440,8 +441,7 @@ def digest_entries(
             shown.append(e)
     if counts is not None:
         seen = {code: n for code, n in counts.items() if n and (language == "all" or code == language)}
-    rank = {code: i for i, code in enumerate(site.languages)}
-    order = sorted(seen, key=lambda c: (c is None, rank.get(c or "", len(rank)), c or ""))
+    order = section_order(seen, site.languages)
     return shown, tuple((code, seen[code] - limit) for code in order if seen[code] > limit)
 
 

@@ -145,11 +145,16 @@ def capped(page: FrontPage, site: Site) -> list[tuple[Section, tuple[StoredEntry
     return out
 
 
-def _page_target(page: FrontPage, number: int, ext: str) -> str | None:
-    """Page `number` of the page's day in its language, if the day has it."""
-    if page.day is None or not 1 <= number <= page.pages:
-        return None
-    return day_path(page.day, page.language, ext, number)
+def _page_neighbours(page: FrontPage, ext: str) -> tuple[str | None, str | None]:
+    """(newer, older): the paths of the pages before and after this one of its day in its
+    language, None where the day has none."""
+
+    def target(number: int) -> str | None:
+        if page.day is None or not 1 <= number <= page.pages:
+            return None
+        return day_path(page.day, page.language, ext, number)
+
+    return target(page.page - 1), target(page.page + 1)
 
 
 def title_of(e: StoredEntry, ui: str) -> tuple[str, bool]:
@@ -192,8 +197,8 @@ def frontpage_text(page: FrontPage, site: Site, *, place: Place | None = None) -
             out += ["", f"{more}: {href(target)}" if target else more]
     if page.pages > 1:
         out.append("")
-        for key, number in (("newer", page.page - 1), ("older", page.page + 1)):
-            if target := _page_target(page, number, "txt"):
+        for key, target in zip(("newer", "older"), _page_neighbours(page, "txt"), strict=True):
+            if target:
                 out.append(f"{say(key, ui).text}: {href(target)}")
     return "\n".join(out).rstrip() + "\n"
 
@@ -257,7 +262,7 @@ def frontpage_json(
         doc["previous"] = _day_ref(prev, page.language, href)
         doc["next"] = _day_ref(nxt, page.language, href)
         doc["archive"] = href(ARCHIVE_INDEX.replace(".html", ".json"))
-        newer, older = (_page_target(page, page.page + step, "json") for step in (-1, 1))
+        newer, older = _page_neighbours(page, "json")
         doc["page"] = {
             "number": page.page,
             "count": page.pages,
@@ -445,7 +450,7 @@ def _page_nav(page: FrontPage, ui: str, href: Callable[[str], str]) -> str:
     if page.pages <= 1:
         return ""
     back, forward = ("→", "←") if direction(ui) == "rtl" else ("←", "→")
-    newer, older = (_page_target(page, page.page + step, "html") for step in (-1, 1))
+    newer, older = _page_neighbours(page, "html")
     items = []
     if newer:
         items.append(
