@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Mapping
+from array import array
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +27,7 @@ from urllib.parse import urljoin
 from . import opml
 from .config import Config, Site
 from .frontpages import frontpage, group_sections, translations_of
-from .models import StoredEntry
+from .models import DayRows, StoredEntry
 from .pages_plan import (
     ALL,
     ARCHIVE_INDEX,
@@ -124,7 +126,7 @@ def index_outputs(
         if language == ALL:
             return combined_page(store, config, index, read.firsts(index))
         size = config.site.entries_per_page
-        return language_page(store, config, language, index, read.entries(index.ids(language)[:size]), 1)
+        return language_page(store, config, language, index, read.entries(index.seqs(language)[:size]), 1)
 
     return _page_files(
         lambda: pages.index_outputs(page(), config.site, calendar),
@@ -465,8 +467,8 @@ def publish_day(
     own = {code for code in (*page_languages, *archive_languages) if code != ALL}
     all_archive = ALL in archive_languages
     wants_firsts = ALL in page_languages or digest_entries is not None
-    first_order = index.first_ids(site.frontpage_per_language) if wants_firsts else []
-    first_ids = set(first_order)
+    first_order = index.first_seqs(site.frontpage_per_language) if wants_firsts else []
+    first_seqs = set(first_order)
     firsts: list[StoredEntry] = []
     buffers: dict[str, list[tuple[StoredEntry, feeds.FeedItem | None]]] = {}
     numbers: dict[str, int] = {}
@@ -512,12 +514,12 @@ def publish_day(
     # combined archive's fill together, so at most two pages of entries are alive (in the
     # day's order, each language's page would wait while the others' filled: six pages).
     for code in section_order(index.counts, site.languages):
-        ids = index.ids(code)
+        seqs: Sequence[int] = index.seqs(code)
         if not (all_archive or code in own):  # only what the combined page and digests show
-            ids = ids[: site.frontpage_per_language] if wants_firsts else []
-        for start in range(0, len(ids), size):
-            for e in reader.entries(ids[start : start + size]):
-                if e.id in first_ids:
+            seqs = seqs[: site.frontpage_per_language] if wants_firsts else ()
+        for start in range(0, len(seqs), size):
+            for e in reader.entries(seqs[start : start + size]):
+                if e.seq in first_seqs:
                     firsts.append(e)
                 archived = all_archive + (e.language in archive_languages)
                 item = feeds.entry_item_or_none(e, site, ALL) if archived else None
@@ -532,7 +534,7 @@ def publish_day(
     for language in list(buffers):
         flush(language)
     rank = {i: n for n, i in enumerate(first_order)}
-    firsts.sort(key=lambda e: rank[e.id])  # the day's order, as the digests list them
+    firsts.sort(key=lambda e: rank[e.seq or 0])  # the day's order, as the digests list them
     if ALL in page_languages:
         page = combined_page(store, config, index, firsts)
         emit(
@@ -545,42 +547,46 @@ def publish_day(
 
 
 class DayIndex:
-    """One day's entries without their text: (id, language or None), newest first, as
-    `Store.day_index` gives them. 40,000 entries are 40,000 short tuples, so a publish reads a
-    day's index whole and its entries a page at a time (issue 15: a day read whole held 3 GB at
-    10,000 feeds)."""
+    """One day's entries without their text (`DayRows`: seq and language, newest first), with
+    its count of each language. A publish reads a day's index whole (ten bytes an entry) and
+    its entries a page at a time (issue 15: a day read whole held 3 GB at 10,000 feeds)."""
 
-    def __init__(self, day: date, rows: list[tuple[str, str | None]]) -> None:
+    def __init__(self, day: date, rows: DayRows) -> None:
         self.day = day
         self.rows = rows
-        self.counts: dict[str | None, int] = {}
-        for _id, language in rows:
-            self.counts[language] = self.counts.get(language, 0) + 1
+        found = Counter(rows.codes)
+        self.counts: dict[str | None, int] = {rows.languages[code]: n for code, n in found.items()}
 
     def count(self, language: str | None) -> int:
         """Entries in `language` ("all": every language; None: unknown)."""
         return len(self.rows) if language == ALL else self.counts.get(language, 0)
 
-    def ids(self, language: str | None) -> list[str]:
-        """The ids of `language`'s entries ("all": every one; None: unknown), newest first."""
-        return [i for i, code in self.rows if language == ALL or code == language]
+    def seqs(self, language: str | None) -> Sequence[int]:
+        """The seqs of `language`'s entries ("all": every one; None: unknown), newest first."""
+        rows = self.rows
+        if language == ALL:
+            return rows.seqs
+        if language not in rows.languages:
+            return ()
+        code = rows.languages.index(language)
+        return array("q", (seq for seq, c in zip(rows.seqs, rows.codes, strict=True) if c == code))
 
-    def first_ids(self, limit: int) -> list[str]:
-        """The first `limit` ids of each language, in the day's order: what the combined page
+    def first_seqs(self, limit: int) -> list[int]:
+        """The first `limit` seqs of each language, in the day's order: what the combined page
         and the digests show."""
-        seen: dict[str | None, int] = {}
+        seen = [0] * len(self.rows.languages)
         out = []
-        for i, code in self.rows:
-            n = seen[code] = seen.get(code, 0) + 1
-            if n <= limit:
-                out.append(i)
+        for seq, code in zip(self.rows.seqs, self.rows.codes, strict=True):
+            seen[code] += 1
+            if seen[code] <= limit:
+                out.append(seq)
         return out
 
 
 class DayReader:
     """Day indexes and entries for one publish: the indexes of the days in `keep` (the front
     pages') and of the day asked last are kept (a publish goes day by day); entries are read
-    by id and given back in the order asked."""
+    by seq and given back in the order asked."""
 
     def __init__(self, store: Store, site: Site, keep: Collection[date] = ()) -> None:
         self.store = store
@@ -600,18 +606,18 @@ class DayReader:
         self.last = found
         return found
 
-    def entries(self, ids: list[str]) -> list[StoredEntry]:
-        """The entries of `ids`, in that order (one missing since the index was read is left
+    def entries(self, seqs: Sequence[int]) -> list[StoredEntry]:
+        """The entries of `seqs`, in that order (one deleted since the index was read is left
         out)."""
-        if not ids:
+        if not seqs:
             return []
-        by_id = {e.id: e for e in self.store.entries_by_id(ids)}
-        return [by_id[i] for i in ids if i in by_id]
+        by_seq = {e.seq: e for e in self.store.entries_by_seq(seqs)}
+        return [by_seq[s] for s in seqs if s in by_seq]
 
     def firsts(self, index: DayIndex) -> list[StoredEntry]:
         """The day's first `site.frontpage_per_language` entries of each language, in the
         day's order."""
-        return self.entries(index.first_ids(self.site.frontpage_per_language))
+        return self.entries(index.first_seqs(self.site.frontpage_per_language))
 
 
 class DigestEntries:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import publish as publishing
-from aggregator.models import Source, StoredEntry, UpdatePlan
+from aggregator.models import DayRows, Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import Calendar, day_path, index_path
 from aggregator.render import common, pages
 from aggregator.store import SQLiteStore
@@ -33,7 +33,7 @@ FEED = "https://src.example/feed.xml"
 
 class CountingStore(SQLiteStore):
     """The real SQLite store, counting whole-day reads as (day, language), day index reads and
-    entries read by id."""
+    entries read by id or by seq (counted by id)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -45,13 +45,18 @@ class CountingStore(SQLiteStore):
         self.day_reads[(day, language)] += 1
         return super().day(day, language)
 
-    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+    def day_index(self, day: date) -> DayRows:
         self.index_reads[day] += 1
         return super().day_index(day)
 
     def entries_by_id(self, ids: Sequence[str]) -> list[StoredEntry]:
         self.entry_reads.update(ids)
         return super().entries_by_id(ids)
+
+    def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
+        found = super().entries_by_seq(seqs)
+        self.entry_reads.update(e.id for e in found)
+        return found
 
 
 entries_st = st.lists(

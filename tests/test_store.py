@@ -333,6 +333,7 @@ PUBLIC_CALLS: dict[str, Callable[[Store], object]] = {
     "feed_stats": lambda s: s.feed_stats(),
     "lookup": lambda s: s.lookup("F", [_candidate()]),
     "entries_by_id": lambda s: s.entries_by_id(["x"]),
+    "entries_by_seq": lambda s: s.entries_by_seq([1]),
     "apply": lambda s: s.apply(UpdatePlan(inserts=(_entry("x"),))),
     "poll": lambda s: s.poll("F").__enter__(),
     "latest": lambda s: s.latest(None, 5),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from ..models import Candidate, FeedState, PollRecord, StoredEntry, UpdatePlan
+from ..models import Candidate, DayRows, FeedState, PollRecord, StoredEntry, UpdatePlan
 from .common import (
     BUSY_TIMEOUT,
     FeedStats,
@@ -249,10 +249,16 @@ class Store(Protocol):
         """(day, language or None, entries) for every day and language, oldest day first."""
         ...
 
-    def day_index(self, day: date) -> list[tuple[str, str | None]]:
-        """(id, language or None) of one day's entries, in `day`'s order (newest published
-        first, then id): the day without its entries' text, so a publish can page through a
-        day of any size with `entries_by_id` (issue 15, publish memory)."""
+    def day_index(self, day: date) -> DayRows:
+        """One day's entries (in `site.timezone`) as `DayRows`: each one's seq and language,
+        in `day`'s order (newest published first, then id), without their text, so a publish
+        can page through a day of any size with `entries_by_seq` (issue 15, publish memory).
+        Rows are read one at a time: the whole day is never held as Python rows."""
+        ...
+
+    def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
+        """The entries with these `StoredEntry.seq` values, with their sources, in no particular
+        order; a seq not stored (the entry was deleted since its day was indexed) is left out."""
         ...
 
     # -- what publishing owes (incremental publishing, issue 13) --

@@ -38,10 +38,11 @@ from zoneinfo import ZoneInfo
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from ..models import (
     Candidate,
+    DayRows,
     FeedState,
     PollRecord,
     Source,
@@ -884,14 +885,22 @@ class PostgresStore:
                 ).fetchall()
             return self._with_sources(conn, rows)
 
-    def day_index(self, day: date) -> list[tuple[str, str | None]]:
-        """See `Store.day_index`."""
-        with self._conn() as conn:
-            rows = conn.execute(
-                'SELECT id, language FROM entries WHERE day = %s ORDER BY published DESC, id COLLATE "C"',
+    def day_index(self, day: date) -> DayRows:
+        """See `Store.day_index`: rows as tuples, one at a time, not as dicts."""
+        with self._conn() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(
+                'SELECT seq, language FROM entries WHERE day = %s ORDER BY published DESC, id COLLATE "C"',
                 [day],
-            ).fetchall()
-        return [(r["id"], r["language"]) for r in rows]
+            )
+            return DayRows.of(cur)
+
+    def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
+        """See `Store.entries_by_seq`."""
+        if not seqs:
+            return []
+        with self._conn() as conn:
+            rows = conn.execute("SELECT * FROM entries WHERE seq = ANY(%s)", [list(seqs)]).fetchall()
+            return self._with_sources(conn, rows)
 
     def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
         if not keys:

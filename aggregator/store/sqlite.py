@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from ..models import (
     Candidate,
+    DayRows,
     FeedState,
     PollRecord,
     Source,
@@ -807,6 +808,13 @@ class SQLiteStore:
             rows.extend(self._query(f"SELECT * FROM entries WHERE id IN ({_marks(chunk)})", chunk))
         return self._with_sources(rows)
 
+    def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
+        """See `Store.entries_by_seq`: on the unique entries(seq) index."""
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(seqs):
+            rows.extend(self._query(f"SELECT * FROM entries WHERE seq IN ({_marks(chunk)})", chunk))
+        return self._with_sources(rows)
+
     def apply(self, plan: UpdatePlan) -> None:
         """Write one poll's decision in a single transaction (a poll uses `Store.poll`)."""
         with self._write():
@@ -932,12 +940,10 @@ class SQLiteStore:
             )
         return self._with_sources(rows)
 
-    def day_index(self, day: date) -> list[tuple[str, str | None]]:
+    def day_index(self, day: date) -> DayRows:
         """See `Store.day_index`: on the entries(day, language) index, no entry text read."""
-        rows = self.db.execute(
-            "SELECT id, language FROM entries WHERE day = ? ORDER BY published DESC, id", [day.isoformat()]
-        )
-        return [(r[0], r[1]) for r in rows]
+        q = "SELECT seq, language FROM entries WHERE day = ? ORDER BY published DESC, id"
+        return DayRows.of(self.db.execute(q, [day.isoformat()]))
 
     def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
         rows: list[dict[str, Any]] = []
@@ -1011,12 +1017,12 @@ class SQLiteStore:
         return [(date.fromisoformat(d), lang, int(n)) for d, lang, n in rows]
 
 
-def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[_T], size: int = 500) -> Iterable[Sequence[_T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-def _marks(chunk: Sequence[str]) -> str:
+def _marks(chunk: Sequence[object]) -> str:
     return ", ".join("?" * len(chunk))
 
 
