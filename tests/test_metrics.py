@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -132,6 +133,92 @@ def test_any_feed_name_renders_parseable_output(polls: list[tuple[str, Outcome, 
     counted = sum(v for (n, _), v in got.items() if n == "aggregator_polls_total")
     assert counted == len(polls)
     assert got.get(("aggregator_entries_total", (("change", "inserted"),)), 0) == sum(p[3] for p in polls)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(["A", "B", 'q"uote', "a\\b"]),
+                st.sampled_from(list(Outcome)),
+                st.one_of(st.none(), st.sampled_from([200, 304, 404, 418, 503])),
+                st.floats(0, 2e9),
+            ),
+            st.tuples(st.just("forget"), st.sampled_from(["A", "B", 'q"uote', "a\\b", "never"])),
+        ),
+        max_size=30,
+    )
+)
+def test_per_feed_series_follow_every_poll_and_forget(steps: list[tuple[object, ...]]) -> None:
+    """The per-feed series (kept as plain numbers, made into families when read) against a
+    model of what each poll and each removal of a feed means."""
+    m = Metrics()
+    polls: dict[tuple[str, str, str], int] = {}
+    errors: dict[str, int] = {}
+    last_ok: dict[str, float] = {}
+    failed = {Outcome.HTTP_ERROR, Outcome.NETWORK_ERROR, Outcome.TOO_LARGE, Outcome.NOT_A_FEED,
+              Outcome.STORE_ERROR, Outcome.INTERNAL_ERROR}  # fmt: skip
+    for step in steps:
+        if step[0] == "forget":
+            name = str(step[1])
+            m.forget_feed(name)
+            errors.pop(name, None)
+            last_ok.pop(name, None)
+            polls = {k: v for k, v in polls.items() if k[0] != name}
+            continue
+        name, outcome, status, now = step
+        assert isinstance(name, str) and isinstance(outcome, Outcome) and isinstance(now, float)
+        m.observe_poll(report(name, outcome, status), now=now)  # type: ignore[arg-type]
+        key = (name, outcome.value, "none" if status is None else str(status))
+        polls[key] = polls.get(key, 0) + 1
+        errors[name] = errors.get(name, 0) + 1 if outcome in failed else 0
+        if outcome in (Outcome.OK, Outcome.NOT_MODIFIED):
+            last_ok[name] = now
+    got = samples(m)
+    assert {
+        (lab["feed"], lab["outcome"], lab["status"]): v
+        for (n, labels), v in got.items()
+        if n == "aggregator_polls_total" and (lab := dict(labels))
+    } == polls
+    per_feed = {
+        (n, dict(labels)["feed"]): v
+        for (n, labels), v in got.items()
+        if n in ("aggregator_feed_consecutive_errors", "aggregator_last_successful_poll_timestamp_seconds")
+    }
+    assert per_feed == {("aggregator_feed_consecutive_errors", k): v for k, v in errors.items()} | {
+        ("aggregator_last_successful_poll_timestamp_seconds", k): v for k, v in last_ok.items()
+    }
+    assert got[("aggregator_failing_feeds", ())] == sum(1 for n in errors.values() if n)
+
+
+def test_metrics_read_while_polls_are_counted() -> None:
+    """/metrics is read on the server's thread while the poll thread counts: every read is
+    whole (parseable) and nothing is lost."""
+    m = Metrics()
+    stop = threading.Event()
+    reads = []
+
+    def read() -> None:
+        while not stop.is_set():
+            reads.append(sum(v for (n, _), v in samples(m).items() if n == "aggregator_polls_total"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    kept: dict[str, int] = {}
+    try:
+        for i in range(3000):
+            name = f"feed {i % 500}"
+            m.observe_poll(report(name, Outcome.OK), now=float(i))
+            kept[name] = kept.get(name, 0) + 1
+            if i % 700 == 0:
+                m.forget_feed(name)
+                del kept[name]
+    finally:
+        stop.set()
+        reader.join(30)
+    assert reads and not reader.is_alive()
+    assert sum(v for (n, _), v in samples(m).items() if n == "aggregator_polls_total") == sum(kept.values())
 
 
 def test_module_functions_share_one_registry() -> None:
