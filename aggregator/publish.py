@@ -253,13 +253,18 @@ class Digests:
     settings are equal to those it was made under, and the calendar still counts as many
     entries of its language that day as when it was made (entries stored by another process
     without telling the publisher are seen that way). A full rebuild (`changed_days` None)
-    makes every item anew. Items of days no longer in a digest are dropped."""
+    makes every item anew. Items of days no longer in a digest are dropped.
+
+    It also keeps what the last publish linked day pages and day archives by (`links`): the
+    days of each language and their pages, so an incremental publish rebuilds a changed day's
+    neighbours only when their links to it changed (`_around`)."""
 
     def __init__(self) -> None:
         self.site: Site | None = None
         self.changed: frozenset[date] = frozenset()
         self.items: dict[tuple[date, str], tuple[int, feeds.FeedItem | None]] = {}
         self.made = 0  # items made rather than reused, in all publishes so far
+        self.links: Links | None = None  # the last publish's, None after a failed or partial one
 
     def begin(
         self, site: Site, changed_days: Collection[date] | None, window: Collection[tuple[date, str]]
@@ -268,6 +273,7 @@ class Digests:
         items outside `window` (the (day, language) pairs this publish's digests hold)."""
         if changed_days is None or site != self.site:
             self.items.clear()
+            self.links = None
         self.site = site
         self.changed = frozenset(changed_days or ())
         keep = set(window)
@@ -408,10 +414,27 @@ def publish(
     # its archives; one rendering of each item, and one Atom entry per item, serve the combined
     # archive and its language's (`publish_day`).
     page_days: dict[str, set[date]] = {}
-    if calendar is not None:
+    before = digests.links if digests is not None else None
+    links = Links.of(calendar, days_of, site.entries_per_page) if calendar is not None else None
+    if digests is not None:
+        digests.links = None  # until this publish is done: a failure leaves no stale links
+    if calendar is not None and links is not None:
         for language in calendar.page_languages():
-            page_days[language] = _around(list(calendar.days.get(language, ())), changed_days)
-    wanted = {language: _around(days_of[language], changed_days) for language in languages}
+            page_days[language] = _around(
+                list(calendar.days.get(language, ())),
+                changed_days,
+                before.pages.get(language) if before else None,
+                links.pages.get(language),
+            )
+    wanted = {
+        language: _around(
+            days_of[language],
+            changed_days,
+            before.archives.get(language) if before else None,
+            links.archives.get(language) if links else None,
+        )
+        for language in languages
+    }
     for day in sorted(set().union(*page_days.values(), *wanted.values())):
         if calendar is None:  # no calendar, no days (for the type checker)
             break
@@ -438,6 +461,8 @@ def publish(
             )
         )
     _stamp(public_dir, config, today, whole=changed_days is None, failed=bool(failed))
+    if digests is not None and not failed:
+        digests.links = links
     return PublishReport(tuple(written), unchanged, tuple(failed))
 
 
@@ -673,10 +698,40 @@ def days_to_rebuild(
     return frozenset(days)
 
 
-def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
-    """The days of `days` to rebuild: those in `changed` and the days next to each (their
-    prev/next archive links may have changed: a day that gained its first entry is new in
-    `days`, between two old ones)."""
+@dataclass(frozen=True)
+class Links:
+    """What a publish linked days by, language -> day -> what a neighbour's link to that day
+    depends on. `pages`: the day pages link the previous and next day by date, so only that
+    the day exists (1). `archives`: a day archive's RFC 5005 next-archive leads to the next
+    newer day's last page, so also the day's number of pages (`pages_plan.page_count`)."""
+
+    pages: Mapping[str, Mapping[date, int]]
+    archives: Mapping[str, Mapping[date, int]]
+
+    @classmethod
+    def of(cls, calendar: Calendar, days_of: Mapping[str, list[date]], size: int) -> Links:
+        return cls(
+            {code: dict.fromkeys(calendar.days.get(code, ()), 1) for code in calendar.page_languages()},
+            {
+                code: {d: page_count(calendar.count(d, code), size) for d in days}
+                for code, days in days_of.items()
+            },
+        )
+
+
+def _around(
+    days: list[date],
+    changed: Collection[date] | None,
+    before: Mapping[date, int] | None = None,
+    after: Mapping[date, int] | None = None,
+) -> set[date]:
+    """The days of `days` to rebuild: those in `changed` and the days next to each, whose
+    prev/next links may have changed (a day that gained its first entry is new in `days`,
+    between two old ones; a day archive that gained a page is linked by its older neighbour
+    at its new last page). `before`/`after`: day -> what links to it depend on, at the last
+    publish and now (`Links`); with both, a changed day's neighbours are left alone when the day was
+    there before with as many pages, so 50 new entries on a 40,000-entry day rebuild that day
+    and not the one before it (issue 15, incremental publish)."""
     if changed is None:
         return set(days)
     wanted: set[date] = set()
@@ -685,6 +740,9 @@ def _around(days: list[date], changed: Collection[date] | None) -> set[date]:
         # relabelled) still changes its old neighbours' links, which now meet.
         i = bisect.bisect_left(days, day)
         present = i < len(days) and days[i] == day
+        if present and before is not None and after is not None and before.get(day) == after.get(day):
+            wanted.add(day)  # there before, with as many pages: what links to it is unchanged
+            continue
         wanted.update(days[max(i - 1, 0) : i + (2 if present else 1)])
     return wanted
 

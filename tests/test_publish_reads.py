@@ -109,7 +109,7 @@ def test_a_full_rebuild_pages_through_each_day_once_and_gives_the_pages_of_per_l
             assert not report.failed
             calendar = Calendar.from_counts(store.day_counts(), cfg.site.languages)
             # No day is read whole: each day's index once (the front pages' days are kept for
-            # the day loop), its entries by id, each once in the day loop and at most once more
+            # the day loop), its entries by seq, each once in the day loop and at most once more
             # for each front page showing it (its language's, the combined one); never a day
             # read per language.
             assert not store.day_reads
@@ -185,3 +185,33 @@ def test_remembered_link_checks_answer_as_the_checks_do(url: str, long: bool) ->
 def test_remembered_lede_cuts_are_the_cuts(text_: str, limit: int) -> None:
     assert common.cut(text_, limit) == cut_lede(text_, limit)
     assert common.cut(text_, limit) == cut_lede(text_, limit)
+
+
+def test_a_changed_days_neighbours_are_left_alone_while_their_links_to_it_hold(tmp_path: Path) -> None:
+    """An incremental publish rebuilds a changed day's neighbours only when what links them to
+    it changed: the day appeared, or its archive gained a page (the day before links the new
+    last page). 50 new entries on a 40,000-entry day rebuilt the day before too (issue 15)."""
+    cfg = config(tmp_path)
+    cfg = cfg.model_copy(update={"site": cfg.site.model_copy(update={"entries_per_page": 3})})
+    rows = [(back, "en", None, (), hour, True) for back, hour in [(-2, 1), (-2, 2), (-1, 1), (-1, 2)]]
+    rows += [(0, "en", None, (), hour, True) for hour in range(1, 8)]  # today: 4, then 5, then 7
+    made = _entries(rows)  # type: ignore[arg-type]
+    store = CountingStore(tmp_path / "aggregator.db")
+    digests = publishing.Digests()
+    yesterday = TODAY - timedelta(days=1)
+    try:
+        store.apply(UpdatePlan(inserts=tuple(made[:8])))
+        publishing.publish(store, cfg, tmp_path / "inc", now=NOW, digests=digests)
+        for batch, neighbour_rebuilt in ((made[8:9], False), (made[9:11], True)):  # 2 pages; 3
+            store.apply(UpdatePlan(inserts=tuple(batch)))
+            store.index_reads.clear()
+            report = publishing.publish(
+                store, cfg, tmp_path / "inc", now=NOW, changed_days={TODAY}, digests=digests
+            )
+            assert not report.failed
+            assert (yesterday in store.index_reads) is neighbour_rebuilt, store.index_reads
+            assert TODAY in store.index_reads
+            publishing.publish(store, cfg, tmp_path / "full", now=NOW)
+            assert tree(tmp_path / "inc") == tree(tmp_path / "full")
+    finally:
+        store.close()
