@@ -89,6 +89,9 @@ class Publishable:
     content_html: str  # sanitised, XML-safe HTML of the content, else of the summary; "" if none
     lede_text: str  # plain text of the summary, else the content; at most text.LEDE_TEXT_KEEP chars
     render_version: str  # text.RENDER_VERSION when it was made
+    # The lede cut to each length asked (`render.common.cut_of`), remembered for as long as the
+    # entry is held: a publish cuts each entry's lede up to nine times. Derived: not compared.
+    ledes: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from aggregator.models import DayRows, Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import Calendar, day_path, index_path
 from aggregator.render import common, pages
 from aggregator.store import SQLiteStore
-from aggregator.text import cut_lede
+from aggregator.text import cut_lede, publishable
 from aggregator.urls import strip_secrets
 from tests.test_feeds_valid import entry
 from tests.test_publish import config, tree
@@ -181,10 +181,18 @@ def test_remembered_link_checks_answer_as_the_checks_do(url: str, long: bool) ->
 
 
 @settings(max_examples=200, deadline=None)
-@given(text_=st.text(alphabet="ab. …\u00a0", max_size=300), limit=st.integers(1, 200))
-def test_remembered_lede_cuts_are_the_cuts(text_: str, limit: int) -> None:
-    assert common.cut(text_, limit) == cut_lede(text_, limit)
-    assert common.cut(text_, limit) == cut_lede(text_, limit)
+@given(
+    text_=st.text(alphabet="ab. …\u00a0", max_size=300),
+    limits=st.lists(st.integers(1, 200), min_size=1, max_size=4),
+)
+def test_remembered_lede_cuts_are_the_cuts(text_: str, limits: list[int]) -> None:
+    """A lede cut remembered on the entry's Publishable is the cut, for every length asked in
+    any order; the memo is not part of the Publishable's equality."""
+    safe = publishable(text_, "")
+    for limit in [*limits, *reversed(limits)]:
+        assert common.cut_of(safe, limit) == cut_lede(safe.lede_text, limit)
+    assert set(safe.ledes) == set(limits)
+    assert safe == publishable(text_, "")
 
 
 def test_a_changed_days_neighbours_are_left_alone_while_their_links_to_it_hold(tmp_path: Path) -> None:

@@ -112,15 +112,19 @@ def lede(entry: StoredEntry, limit: int = 600) -> str:
     """The entry's lede as plain text, at most `limit` characters (`site.lede_length`): its
     stored lede text cut by `text.cut_lede`, the same as `text.make_lede(summary, content,
     limit)` on stored (XML-safe) text."""
-    return cut(publishable(entry).lede_text, limit)
+    return cut_of(publishable(entry), limit)
 
 
-@lru_cache(maxsize=4096)
-def cut(text: str, limit: int) -> str:
-    """`text.cut_lede`, remembered: a publish cuts each entry's lede up to nine times (its feed
-    item, both digests, the language's and the combined page in three formats), and a day's
-    entries are rendered together (a key costs the text's cached hash, no copy)."""
-    return cut_lede(text, limit)
+def cut_of(safe: Publishable, limit: int) -> str:
+    """`text.cut_lede(safe.lede_text, limit)`, remembered on `safe` (`Publishable.ledes`): a
+    publish cuts each entry's lede up to nine times (its feed item, both digests, the
+    language's and the combined page in three formats), all on the entry it read. Remembered
+    on the entry, not in a cache of texts: 4,096 remembered texts of up to 10,001 characters
+    were tens of MB of each publish (issue 15, `run`'s memory)."""
+    found = safe.ledes.get(limit)
+    if found is None:
+        found = safe.ledes[limit] = cut_lede(safe.lede_text, limit)
+    return found
 
 
 def entry_title(entry: StoredEntry) -> str:

@@ -53,7 +53,7 @@ from ..pages_plan import PageRef, day_path, page_stem
 from ..text import LINK_REL, shorten, xml_safe
 from .common import (
     atom_id,
-    cut,
+    cut_of,
     heading,
     language_name,
     public_url,
@@ -243,7 +243,7 @@ def entry_item(entry: StoredEntry, site: Site) -> FeedItem | None:
     or a stale one), which is XML-safe even for an entry that did not come through the store."""
     safe = publishable(entry)
     title = xml_safe(entry.title or "").strip()
-    summary = cut(safe.lede_text, site.lede_length)
+    summary = cut_of(safe, site.lede_length)
     link = http_link(entry.link)
     enclosures = tuple(
         Enclosure(url, media_type(x.type), x.length if isinstance(x.length, int) and x.length >= 0 else None)
@@ -458,7 +458,7 @@ def digest_item(
     updated = []
     for e in entries:
         try:
-            text = cut(publishable(e).lede_text, site.lede_length)
+            text = cut_of(publishable(e), site.lede_length)
             title = xml_safe(e.title or "").strip() or shorten(text, TITLE_FROM_TEXT)
             link = http_link(e.link)
             tag = language_tag(e.language_tag or e.language) if language == "all" else None
