@@ -153,7 +153,7 @@ class Metrics:
         if report.skipped:
             return
         now = time.time() if now is None else now
-        status = _STATUS.get(report.status) or (str(report.status) if report.status is not None else "none")
+        status = _STATUS.get(report.status) or str(report.status)  # None is in _STATUS
         self.poll_seconds.observe(report.duration_ms / 1000)
         kind = error_kind(report.outcome.value, report.status, report.error)
         if kind is not None:
