@@ -70,30 +70,30 @@ class _PerFeed(Collector):
         self.last_ok: dict[str, float] = {}
 
     def describe(self) -> Iterator[Metric]:
-        """The families' names, without samples (the registry checks names for clashes)."""
-        yield CounterMetricFamily(*self.POLLS, labels=["feed", "outcome", "status"])
-        yield GaugeMetricFamily(*self.ERRORS, labels=["feed"])
-        yield GaugeMetricFamily(*self.LAST_OK, labels=["feed"])
+        """The families without samples (the registry checks their names for clashes)."""
+        return self._families([], [], [])
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:  # a copy: polls go on while the families are made
-            polls, errors, last_ok = (
-                list(self.polls.items()),
-                list(self.errors.items()),
-                list(self.last_ok.items()),
-            )
+            polls, errors = list(self.polls.items()), list(self.errors.items())
+            last_ok = list(self.last_ok.items())
+        return self._families(polls, errors, last_ok)
+
+    def _families(
+        self,
+        polls: list[tuple[tuple[str, str, str], int]],
+        errors: list[tuple[str, int]],
+        last_ok: list[tuple[str, float]],
+    ) -> Iterator[Metric]:
         family = CounterMetricFamily(*self.POLLS, labels=["feed", "outcome", "status"])
         for labels, count in polls:
             family.add_metric(labels, count)
         yield family
-        gauge = GaugeMetricFamily(*self.ERRORS, labels=["feed"])
-        for name, n in errors:
-            gauge.add_metric([name], n)
-        yield gauge
-        gauge = GaugeMetricFamily(*self.LAST_OK, labels=["feed"])
-        for name, when in last_ok:
-            gauge.add_metric([name], when)
-        yield gauge
+        for (name, doc), values in ((self.ERRORS, errors), (self.LAST_OK, last_ok)):
+            gauge = GaugeMetricFamily(name, doc, labels=["feed"])
+            for feed, value in values:
+                gauge.add_metric([feed], value)
+            yield gauge
 
 
 class Metrics:

@@ -256,11 +256,6 @@ class DayRows:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def pairs(self) -> Iterable[tuple[int, str | None]]:
-        """(seq, language) of each entry, in the day's order."""
-        languages = self.languages
-        return ((seq, languages[code]) for seq, code in zip(self.seqs, self.codes, strict=True))
-
 
 @dataclass(frozen=True, slots=True)
 class UpdatePlan:

@@ -37,6 +37,7 @@ from .pages_plan import (
     day_path,
     index_path,
     page_count,
+    page_stem,
 )
 from .render import FrontPage, Section, feeds, pages
 from .render.common import section_order
@@ -212,7 +213,7 @@ def feed_outputs(
     lang = None if language == "all" else language
     read = digest_entries or DigestEntries(DayReader(store, site), site)
     latest = _once(lambda: feeds.entry_items(store.latest(lang, site.entries_per_feed), site, language))
-    prev = urljoin(str(site.base_url), feeds.archive_path(days[-1], language) + ".atom") if days else None
+    prev = urljoin(str(site.base_url), page_stem(days[-1], language) + ".atom") if days else None
     meta = feeds.entry_feed_meta(site, language, prev)
 
     def make(day: date) -> feeds.FeedItem | None:
@@ -327,7 +328,7 @@ def archive_outputs(
     meta = feeds.archive_feed_meta(
         site, language, day, older, newer, complete=day < today, page=page, pages=pages_of(day)
     )
-    path = feeds.archive_path(day, language, page)
+    path = page_stem(day, language, page)
     return {
         f"{path}.atom": lambda: feeds.atom_document(meta, items(), elements),
         f"{path}.feed.json": lambda: feeds.json_document(meta, items(), elements).encode(),
@@ -494,7 +495,7 @@ def publish_day(
     wants_firsts = ALL in page_languages or digest_entries is not None
     first_order = index.first_seqs(site.frontpage_per_language) if wants_firsts else []
     first_seqs = set(first_order)
-    firsts: list[StoredEntry] = []
+    firsts_by_seq: dict[int | None, StoredEntry] = {}
     buffers: dict[str, list[tuple[StoredEntry, feeds.FeedItem | None]]] = {}
     numbers: dict[str, int] = {}
     elements = feeds.Elements()  # each entry's Atom and JSON Feed forms, until both archives have it
@@ -545,7 +546,7 @@ def publish_day(
         for start in range(0, len(seqs), size):
             for e in reader.entries(seqs[start : start + size]):
                 if e.seq in first_seqs:
-                    firsts.append(e)
+                    firsts_by_seq[e.seq] = e
                 archived = all_archive + (e.language in archive_languages)
                 item = feeds.entry_item_or_none(e, site, ALL) if archived else None
                 if item is not None:
@@ -558,8 +559,8 @@ def publish_day(
             flush(code)
     for language in list(buffers):
         flush(language)
-    rank = {i: n for n, i in enumerate(first_order)}
-    firsts.sort(key=lambda e: rank[e.seq or 0])  # the day's order, as the digests list them
+    # The day's order, as the digests list them (one deleted since the index was read is left out).
+    firsts = [firsts_by_seq[s] for s in first_order if s in firsts_by_seq]
     if ALL in page_languages:
         page = combined_page(store, config, index, firsts)
         emit(

@@ -198,10 +198,14 @@ def test_metrics_read_while_polls_are_counted() -> None:
     m = Metrics()
     stop = threading.Event()
     reads = []
+    errors: list[BaseException] = []
 
     def read() -> None:
-        while not stop.is_set():
-            reads.append(sum(v for (n, _), v in samples(m).items() if n == "aggregator_polls_total"))
+        try:
+            while not stop.is_set():
+                reads.append(sum(v for (n, _), v in samples(m).items() if n == "aggregator_polls_total"))
+        except BaseException as e:  # a read that broke (a dict changed while read) fails the test
+            errors.append(e)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -217,7 +221,7 @@ def test_metrics_read_while_polls_are_counted() -> None:
     finally:
         stop.set()
         reader.join(30)
-    assert reads and not reader.is_alive()
+    assert reads and not reader.is_alive() and not errors, errors
     assert sum(v for (n, _), v in samples(m).items() if n == "aggregator_polls_total") == sum(kept.values())
 
 

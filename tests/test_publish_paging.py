@@ -25,8 +25,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from aggregator import publish as publishing
 from aggregator.config import Config
 from aggregator.models import Source, StoredEntry, UpdatePlan
-from aggregator.pages_plan import ALL, Calendar, day_path, index_path, page_count
-from aggregator.render import feeds
+from aggregator.pages_plan import ALL, Calendar, day_path, index_path, page_count, page_stem
 from aggregator.store import SQLiteStore
 from tests.test_feeds_valid import entry
 from tests.test_publish import config, tree
@@ -268,4 +267,4 @@ def test_a_publish_holds_pages_not_the_day(tmp_path: Path) -> None:
     # 300 English entries of 1,200: six pages of 50, in each format
     made = tree(tmp_path / "large" / "public")
     assert {f"archive/2023/01/18/en.{n}.atom" for n in range(2, 7)} <= set(made)
-    assert f"{feeds.archive_path(TODAY, 'en', 7)}.atom" not in made
+    assert f"{page_stem(TODAY, 'en', 7)}.atom" not in made

@@ -405,12 +405,13 @@ def test_a_day_index_is_the_day_without_its_text_in_the_same_order(store: Store)
     store.apply(UpdatePlan(inserts=tuple(entries)))
     index = store.day_index(day)
     whole = store.day(day, None)
-    assert list(index.pairs()) == [(e.seq, e.language) for e in whole]
+    pairs = [(seq, index.languages[code]) for seq, code in zip(index.seqs, index.codes, strict=True)]
+    assert pairs == [(e.seq, e.language) for e in whole]
     assert sorted(index.languages, key=str) == [None, "de", "en", "es"]  # each language once
-    assert [s for s, code in index.pairs() if code == "en"] == [e.seq for e in store.day(day, "en")]
+    assert [s for s, code in pairs if code == "en"] == [e.seq for e in store.day(day, "en")]
     assert len(index) == len(languages) and len(store.day_index(date(2023, 1, 16))) == 0
     by_seq = {e.seq: e for e in store.entries_by_seq(list(index.seqs))}
-    assert {s: e.language for s, e in by_seq.items()} == dict(index.pairs())
+    assert {s: e.language for s, e in by_seq.items()} == dict(pairs)
     assert [by_seq[s].id for s in index.seqs] == [e.id for e in whole]
     assert store.entries_by_seq([max(index.seqs) + 1000]) == []  # not stored: left out
 

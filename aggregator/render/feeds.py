@@ -345,12 +345,6 @@ def entry_feed_meta(site: Site, language: str, prev_archive: str | None = None) 
     )
 
 
-def archive_path(day: date, language: str, page: int = 1) -> str:
-    """Relative path (no extension) of a day archive: archive/YYYY/MM/DD/{language}, and of its
-    further pages archive/YYYY/MM/DD/{language}.{page} (`site.entries_per_page`)."""
-    return page_stem(day, language, page)
-
-
 def archive_feed_meta(
     site: Site,
     language: str,
@@ -369,9 +363,9 @@ def archive_feed_meta(
     base = str(site.base_url)
 
     def at(ref: PageRef | None) -> str | None:
-        return urljoin(base, archive_path(ref[0], language, ref[1]) + ".atom") if ref else None
+        return urljoin(base, page_stem(ref[0], language, ref[1]) + ".atom") if ref else None
 
-    self_url = urljoin(base, archive_path(day, language, page))
+    self_url = urljoin(base, page_stem(day, language, page))
     title = f"{_feed_title(site, language)}: {heading(day, language, site)}"
     subtitle = f"Every entry of {day.isoformat()}"
     if pages > 1:
@@ -472,7 +466,7 @@ def digest_item(
         parts.append(digest_html(title, text, link, tag, via))
     ui = site.languages[0] if language == "all" else language
     for code, count in hidden:
-        target = urljoin(str(site.base_url), f"{archive_path(day, code)}.html") if code else None
+        target = urljoin(str(site.base_url), day_path(day, code, "html")) if code else None
         parts.append(more_html(say("more", ui, count=count, language=section_name(code, ui)), target))
     if not parts:
         return None
@@ -481,7 +475,7 @@ def digest_item(
         id=f"tag:{tag_authority(str(site.link))},2023:daily:{language}:{day.isoformat()}",
         title=xml_safe(heading(day, language, site)),
         atom_title=xml_safe(heading(day, language, site)),
-        link=urljoin(str(site.base_url), f"{archive_path(day, language)}.html"),
+        link=urljoin(str(site.base_url), day_path(day, language, "html")),
         content_html="".join(parts),
         summary=f"{len(parts)} entries",
         published=published,

@@ -747,18 +747,20 @@ class PostgresStore:
             r["id"]
             for r in conn.execute("SELECT id FROM entries WHERE fingerprint = ANY(%s)", [fingerprints])
         )
-        return self._entries_by_id(conn, sorted(ids))
+        return self._entries_where(conn, "id", sorted(ids))
 
     def entries_by_id(self, ids: Sequence[str]) -> list[StoredEntry]:
         with self._conn() as conn:
-            return self._entries_by_id(conn, ids)
+            return self._entries_where(conn, "id", ids)
 
-    def _entries_by_id(
-        self, conn: psycopg.Connection[dict[str, Any]], ids: Sequence[str]
+    def _entries_where(
+        self, conn: psycopg.Connection[dict[str, Any]], column: str, keys: Sequence[str] | Sequence[int]
     ) -> list[StoredEntry]:
-        if not ids:
+        """The entries whose `column` (a name written here, never a caller's text) is one of
+        `keys`, with their sources."""
+        if not keys:
             return []
-        rows = conn.execute("SELECT * FROM entries WHERE id = ANY(%s)", [list(ids)]).fetchall()
+        rows = conn.execute(f"SELECT * FROM entries WHERE {column} = ANY(%s)", [list(keys)]).fetchall()
         return self._with_sources(conn, rows)
 
     def apply(self, plan: UpdatePlan) -> None:
@@ -895,12 +897,9 @@ class PostgresStore:
             return DayRows.of(cur)
 
     def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
-        """See `Store.entries_by_seq`."""
-        if not seqs:
-            return []
+        """See `Store.entries_by_seq`: on the unique entries(seq) index."""
         with self._conn() as conn:
-            rows = conn.execute("SELECT * FROM entries WHERE seq = ANY(%s)", [list(seqs)]).fetchall()
-            return self._with_sources(conn, rows)
+            return self._entries_where(conn, "seq", seqs)
 
     def by_translation_keys(self, keys: Sequence[str]) -> list[StoredEntry]:
         if not keys:

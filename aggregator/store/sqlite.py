@@ -803,16 +803,18 @@ class SQLiteStore:
         return self.entries_by_id(sorted(ids))
 
     def entries_by_id(self, ids: Sequence[str]) -> list[StoredEntry]:
-        rows: list[dict[str, Any]] = []
-        for chunk in _chunks(ids):
-            rows.extend(self._query(f"SELECT * FROM entries WHERE id IN ({_marks(chunk)})", chunk))
-        return self._with_sources(rows)
+        return self._entries_where("id", ids)
 
     def entries_by_seq(self, seqs: Sequence[int]) -> list[StoredEntry]:
         """See `Store.entries_by_seq`: on the unique entries(seq) index."""
+        return self._entries_where("seq", seqs)
+
+    def _entries_where(self, column: str, keys: Sequence[str] | Sequence[int]) -> list[StoredEntry]:
+        """The entries whose `column` (a name written here, never a caller's text) is one of
+        `keys`, with their sources; in chunks that stay under SQLite's bound parameters."""
         rows: list[dict[str, Any]] = []
-        for chunk in _chunks(seqs):
-            rows.extend(self._query(f"SELECT * FROM entries WHERE seq IN ({_marks(chunk)})", chunk))
+        for chunk in _chunks(keys):
+            rows.extend(self._query(f"SELECT * FROM entries WHERE {column} IN ({_marks(chunk)})", chunk))
         return self._with_sources(rows)
 
     def apply(self, plan: UpdatePlan) -> None:
