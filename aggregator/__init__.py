@@ -14,8 +14,8 @@ from .lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import Config, ConfigError, load_config
-    from .models import FetchResult, ParsedEntry, ParsedFeed, PollReport, StoredEntry
-    from .parse import NotAFeed, parse_feed
+    from .models import FetchResult, NotAFeed, ParsedEntry, ParsedFeed, PollReport, StoredEntry
+    from .parse import parse_feed
 
 # Public name -> the submodule that defines it.
 _PUBLIC = {
@@ -27,7 +27,7 @@ _PUBLIC = {
     "ParsedFeed": "models",
     "PollReport": "models",
     "StoredEntry": "models",
-    "NotAFeed": "parse",
+    "NotAFeed": "models",
     "parse_feed": "parse",
 }
 

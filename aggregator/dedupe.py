@@ -30,8 +30,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from .models import Candidate, Source, StoredEntry, UpdatePlan
-from .normalise import entry_day
+from .models import Candidate, Source, StoredEntry, UpdatePlan, entry_day
 
 # How strong each kind of language evidence is; identification beats nothing, declarations beat both.
 EVIDENCE_RANK = {"entry": 4, "document": 3, "config": 2, "identified": 1, "none": 0}

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from .config import FeedConfig, FetchSettings
 from .fetch import Fetcher, IPAddress, Resolver, address_zone, check_target, is_public, system_resolver
-from .models import FetchResult, Outcome, ParsedFeed
-from .parse import NotAFeed, parse_feed
+from .models import FetchResult, NotAFeed, Outcome, ParsedFeed
+from .parse import parse_feed
 
 
 class DiscoveryError(Exception):

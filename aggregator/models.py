@@ -8,8 +8,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 
 class Outcome(StrEnum):
@@ -24,6 +28,28 @@ class Outcome(StrEnum):
     GONE = "gone"
     STORE_ERROR = "store-error"  # the answer arrived but could not be stored (disk full, locked, ...)
     INTERNAL_ERROR = "internal-error"  # a bug in this program, caught around the poll
+
+
+class NotAFeed(Exception):
+    """The body is not a feed; the message says what it is instead, for an operator.
+    `alternates`: the feeds a web page links to (its `<link rel="alternate">`s), if any.
+
+    Raised by the parser (`parse.parse_feed`) and carried back from parse workers; defined
+    here, with the data, so that a process whose workers parse (`run`'s parent, `fetch`)
+    catches it without importing the parsing stack (issue 15, memory)."""
+
+    def __init__(self, message: str, alternates: tuple[str, ...] = ()) -> None:
+        self.alternates = alternates
+        super().__init__(message)
+
+
+def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
+    """The front-page day an entry belongs to: its publication date in `zone` (site.timezone).
+    An entry its source dated with a calendar date only ("2024-05-01", stored as 00:00 UTC
+    of that date) belongs to that date itself, in every zone: read in a zone west of UTC it
+    would land on the day before. One rule for the normaliser, dedupe and the stores'
+    re-dating of entries after a time zone change."""
+    return published.astimezone(UTC).date() if date_only else published.astimezone(zone).date()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from . import language
-from .models import Candidate, ParsedEntry, ParsedFeed
+from .models import Candidate, ParsedEntry, ParsedFeed, entry_day
 from .text import fold, html_to_text, normalise_title, publishable, shorten, xml_safe
 
 # Dates outside this window are not believed: they fall back to the first-seen time.
@@ -100,14 +100,6 @@ def trusted_date(value: datetime | None, now: datetime) -> datetime:
     if value is None or value < EARLIEST_BELIEVABLE or value > now + FUTURE_TOLERANCE:
         return now
     return value
-
-
-def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
-    """The front-page day an entry belongs to: its publication date in `zone` (site.timezone);
-    for a date-only entry ("2024-05-01") that date itself, in every zone."""
-    if date_only:
-        return published.astimezone(UTC).date()
-    return published.astimezone(zone).date()
 
 
 def prepare(

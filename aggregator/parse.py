@@ -27,7 +27,7 @@ from feedparser.urls import resolve_relative_uris
 from ftfy.badness import BADNESS_RE, MOJIBAKE_CATEGORIES
 
 from . import parse_fast
-from .models import Enclosure, ParsedEntry, ParsedFeed
+from .models import Enclosure, NotAFeed, ParsedEntry, ParsedFeed
 from .text import fold, html_to_text, text_to_html, xml_safe
 from .urls import strip_secrets
 
@@ -41,14 +41,6 @@ _FEEDPARSER_HEAD_END = re.compile(rb"<\w")
 _ENTITY_OR_DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 # feedparser's last resorts when the declared encoding fails; a detector does better.
 _BLIND_FALLBACKS = {"windows-1252", "iso-8859-2"}
-
-
-class NotAFeed(Exception):
-    """The body is not a feed; the message says what it is instead, for an operator."""
-
-    def __init__(self, message: str, alternates: tuple[str, ...] = ()) -> None:
-        self.alternates = alternates
-        super().__init__(message)
 
 
 def parse_feed(

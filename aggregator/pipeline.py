@@ -21,8 +21,17 @@ from . import workers as parse_workers
 from .config import Config, FeedConfig
 from .error_kinds import error_kind
 from .fetch import Fetcher
-from .models import Candidate, FeedState, FetchResult, Outcome, ParsedFeed, PollRecord, PollReport, UpdatePlan
-from .parse import NotAFeed
+from .models import (
+    Candidate,
+    FeedState,
+    FetchResult,
+    NotAFeed,
+    Outcome,
+    ParsedFeed,
+    PollRecord,
+    PollReport,
+    UpdatePlan,
+)
 from .policy import MAX_BACKOFF, WEEK, next_poll, poll_interval
 from .store import Store, StoreError, StoreLocked
 from .workers import pool_min_feeds

@@ -34,9 +34,13 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import language, normalise
-from .models import Candidate, ParsedFeed
-from .parse import NotAFeed, parse_feed
+from .models import Candidate, NotAFeed, ParsedFeed
+
+# The parsing stack (parse, normalise, language: feedparser, ftfy, charset-normalizer, nh3,
+# pycld2, langcodes) is imported where a document is parsed, not with this module: a parent
+# whose workers parse (`run` and `fetch` from POOL_MIN_FEEDS feeds) never loads it, about
+# 38 MB of its memory (issue 15; docs/benchmarks.md). The workers have it from the forkserver
+# (`workers_preload`); a parse in this process imports it on its first document.
 
 log = logging.getLogger("aggregator.workers")
 
@@ -112,6 +116,9 @@ def process(job: ParseJob) -> tuple[ParsedFeed, list[Candidate]]:
     """Parse `job.body` and prepare its entries. Returns the parsed feed (its `entries`
     emptied: the candidates carry them on) with the feed's warning, and the candidates.
     Raises NotAFeed when the body is not a feed; any other exception is a bug in parsing."""
+    from . import normalise
+    from .parse import parse_feed
+
     parsed = parse_feed(job.body, job.headers, job.url)
     candidates, warning = normalise.prepare_feed(
         parsed,
@@ -130,6 +137,8 @@ Job = Callable[[ParseJob], tuple[ParsedFeed, list[Candidate]]]
 
 def _serve(conn: Connection, function: Job) -> None:  # pragma: no cover - runs in the worker
     """A worker's life: load the model, then answer jobs until the pipe closes."""
+    from . import language
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers end
     language.warm()
     conn.send(("ready",))  # a job's deadline starts once the worker can work

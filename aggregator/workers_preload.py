@@ -19,7 +19,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from . import language, workers  # noqa: F401  (workers: what each forked worker runs)
+# Everything a worker's `workers.process` imports, so that no worker imports it again.
+from . import language, normalise, parse, workers  # noqa: F401
 
 try:
     language.warm()

@@ -26,7 +26,8 @@ import contextlib
 
 import world
 
-from aggregator.parse import NotAFeed, parse_feed
+from aggregator.models import NotAFeed
+from aggregator.parse import parse_feed
 
 CORPUS = Path("/work/shared/corpus")
 HEADERS = {"content-type": "application/xml"}

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aggregator import dedupe, normalise
-from aggregator.models import Candidate, StoredEntry
+from aggregator.models import Candidate, StoredEntry, entry_day
 from aggregator.parse import parse_feed
 from aggregator.text import make_lede, sanitize_html
 
@@ -85,7 +85,7 @@ def test_05_zone_abbreviations_give_the_real_instant_day_and_offset() -> None:
     assert e41.published == datetime(2024, 7, 9, 22, 30, tzinfo=UTC) and e41.published_zone == "+02:00"
     assert e40.published == datetime(2024, 7, 9, 6, 40, tzinfo=UTC) and e40.published_zone == "+02:00"
     for c in (e41, e40):
-        assert normalise.entry_day(c.published, c.date_only, ZONE) == date(2024, 7, 9)
+        assert entry_day(c.published, c.date_only, ZONE) == date(2024, 7, 9)
 
 
 def test_07_json_feed_relative_urls_are_made_absolute() -> None:

@@ -26,8 +26,8 @@ from aggregator import fetch as fetch_module
 from aggregator.config import FetchSettings
 from aggregator.error_kinds import ERRNO_KINDS, KINDS, error_kind
 from aggregator.fetch import Fetcher, IPAddress, _describe_network_error
-from aggregator.models import FeedState, FetchResult, Outcome
-from aggregator.parse import NotAFeed, parse_feed
+from aggregator.models import FeedState, FetchResult, NotAFeed, Outcome
+from aggregator.parse import parse_feed
 from tests.feedserver import refused_url
 from tests.hostile_server import HostileServer, raw_response
 from tests.test_fetch import BAD_LOCATIONS, LoopbackOnly, feed, fetch

@@ -374,11 +374,11 @@ def test_304_skips_parsing_and_writes_only_the_poll_record(
     server.aliases[run.victim_path] = "/ok.xml"
     run.cli("fetch")
 
+    import aggregator.parse
     import aggregator.store
-    import aggregator.workers
 
     parsed: list[str] = []
-    real_parse = aggregator.workers.parse_feed
+    real_parse = aggregator.parse.parse_feed
 
     def counting_parse(body: bytes, headers: Any, url: str) -> Any:
         parsed.append(url)
@@ -391,7 +391,7 @@ def test_304_skips_parsing_and_writes_only_the_poll_record(
         real_init(self, path, **kwargs)
         self.db.conn.set_trace_callback(statements.append)
 
-    monkeypatch.setattr(aggregator.workers, "parse_feed", counting_parse)
+    monkeypatch.setattr(aggregator.parse, "parse_feed", counting_parse)
     monkeypatch.setattr(aggregator.store.SQLiteStore, "__init__", tracing_init)
     before = run.entries()
     output = run.cli("fetch", "--no-publish").stdout
@@ -544,7 +544,8 @@ DOCTYPE_TRICKS = {
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
 @pytest.mark.parametrize("trick", list(DOCTYPE_TRICKS))
 def test_doctype_guard_leaves_nothing_to_expand(trick: str, encoding: str) -> None:
-    from aggregator.parse import NotAFeed, parse_feed
+    from aggregator.models import NotAFeed
+    from aggregator.parse import parse_feed
 
     text = DOCTYPE_TRICKS[trick]
     if encoding == "utf-16":

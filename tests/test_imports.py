@@ -11,7 +11,9 @@ what the renderers make of `frontpages.frontpage` in every format, language and 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import aggregator.render
 import aggregator.store
 from aggregator import frontpages, render
 from aggregator.config import load_config
+from aggregator.store import default_store_url, open_store
 from tests.conftest import ROOT, read_store, run_cli
 from tests.feedserver import FeedServer, refused_url
 from tests.test_end_to_end import serve_seed, write_config
@@ -104,10 +107,11 @@ def loaded(modules: set[str], names: frozenset[str]) -> set[str]:
     return {m for m in modules for name in names if m == name or m.startswith(name + ".")}
 
 
-def test_the_probe_sees_what_a_command_imports(seeded: tuple[Path, Path]) -> None:
+def test_the_probe_sees_what_a_command_imports(seeded: tuple[Path, Path], tmp_path: Path) -> None:
     # The check below would pass vacuously if importtime's report were not read: polling
-    # must show the poller.
-    done, modules = imports_of(*seeded, "fetch", "--no-publish")
+    # into a new store (every feed answers 200 and is parsed here) must show the poller.
+    # (Polling the seeded store again parses nothing: every feed answers 304.)
+    done, modules = imports_of(seeded[0], tmp_path / "data", "fetch", "--no-publish")
     assert done.returncode == 0, done.stderr
     assert {"httpx", "feedparser", "aggregator.pipeline", "click"} <= modules
 
@@ -169,6 +173,63 @@ def test_export_opml_loads_no_poller(seeded: tuple[Path, Path]) -> None:
     done, modules = imports_of(*seeded, "export-opml")
     assert done.returncode == 0, done.stderr
     assert not loaded(modules, POLLER)
+
+
+# What a parse needs: with worker processes parsing, the polling parent must not load it.
+PARSING = frozenset(
+    {
+        "feedparser",
+        "feedparser_rs",
+        "ftfy",
+        "charset_normalizer",
+        "pycld2",
+        "langcodes",
+        "py3langid",
+        "aggregator.parse",
+        "aggregator.parse_fast",
+        "aggregator.normalise",
+        "aggregator.language",
+    }
+)
+
+# Runs the real command in this interpreter, then reports the modules this process (not the
+# workers: they report nothing) loaded. `-X importtime` would not do: the forkserver and the
+# workers inherit the flag and print their imports to the same stderr.
+PARENT_PROBE = """
+import json, sys
+from aggregator.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="parse workers run only on a machine with 2+ cores")
+def test_a_parent_whose_workers_parse_loads_no_parser(tmp_path: Path) -> None:
+    server = FeedServer().start()
+    try:
+        serve_seed(server)
+        config = write_config(tmp_path / "feeds.yaml", server)
+        env = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_STORE"}
+        env["AGGREGATOR_PARSE_PROCESSES_FROM"] = "1"  # the seed's few feeds go to the workers
+        argv = ["--config", str(config), "--data", str(tmp_path / "data"), "fetch", "--no-publish"]
+        done = subprocess.run(
+            [sys.executable, "-c", PARENT_PROBE, *argv], capture_output=True, text=True, env=env, cwd=ROOT,
+            timeout=180,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    modules = set(report["modules"])
+    assert {"aggregator.workers", "aggregator.pipeline", "httpx"} <= modules
+    assert not loaded(modules, PARSING)
+    # The entries were parsed all the same (by the workers) and stored: every feed of the seed.
+    with contextlib.closing(open_store(default_store_url(tmp_path / "data"), create=False)) as store:
+        assert store.count_entries() > 0
+        assert {s.language for s in store.feed_stats() if s.entries} == {"en", "es", "it", "fr", "ru"}
 
 
 # -- the lazy public names ---------------------------------------------------------------------

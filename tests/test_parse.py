@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.parse import NotAFeed, parse_feed
+from aggregator.models import NotAFeed
+from aggregator.parse import parse_feed
 from tests.conftest import FIXTURES
 
 CORPUS = FIXTURES / "corpus"

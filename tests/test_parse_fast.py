@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import normalise
-from aggregator.models import ParsedFeed
-from aggregator.parse import NotAFeed, parse_feed
+from aggregator.models import NotAFeed, ParsedFeed
+from aggregator.parse import parse_feed
 from aggregator.parse_fast import NotProven, read
 
 CORPUS = Path("/work/shared/corpus")

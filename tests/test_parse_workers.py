@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from aggregator.config import Config, FeedConfig, FetchSettings, Site
-from aggregator.models import Candidate, Outcome, ParsedFeed
-from aggregator.parse import NotAFeed
+from aggregator.models import Candidate, NotAFeed, Outcome, ParsedFeed
 from aggregator.pipeline import poll_many
 from aggregator.policy import sync_feeds
 from aggregator.store import SQLiteStore

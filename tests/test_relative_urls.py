@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.models import ParsedFeed
-from aggregator.parse import NotAFeed, has_relative_references, parse_feed
+from aggregator.models import NotAFeed, ParsedFeed
+from aggregator.parse import has_relative_references, parse_feed
 from aggregator.text import html_to_text, sanitize_html
 
 CORPUS = Path("/work/shared/corpus")

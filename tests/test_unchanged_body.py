@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import aggregator.workers
+import aggregator.parse
 from aggregator.config import Config, FeedConfig, Site
 from aggregator.models import Outcome
 from aggregator.pipeline import body_hash, poll_many
@@ -74,13 +74,13 @@ async def test_unchanged_body_is_not_parsed_and_a_changed_one_is(
     server: NoValidators, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[str] = []
-    real = aggregator.workers.parse_feed
+    real = aggregator.parse.parse_feed
 
     def counting(body: bytes, headers: Any, url: str, **kw: Any) -> Any:
         parsed.append(url)
         return real(body, headers, url, **kw)
 
-    monkeypatch.setattr(aggregator.workers, "parse_feed", counting)
+    monkeypatch.setattr(aggregator.parse, "parse_feed", counting)
     config = Config(site=Site(languages=["en"]), feeds=[FeedConfig(url=server.url, name="F")])  # type: ignore[arg-type]
     db = tmp_path / "aggregator.db"
     store = SQLiteStore(db)

@@ -40,7 +40,6 @@ from .common import (
     StoreMissing,
     StoreReadOnly,
     StoreSchemaError,
-    entry_day,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +79,6 @@ __all__ = [
     "StoreReadOnly",
     "StoreSchemaError",
     "default_store_url",
-    "entry_day",
     "open_store",
 ]
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..models import Enclosure, FeedState, Publishable, Source, StoredEntry
 from ..text import RENDER_VERSION, publishable_for, xml_safe
@@ -51,13 +50,6 @@ class StoreCorrupt(StoreError):
 
 class StoreSchemaError(StoreError):
     """The database's schema is newer than this program's."""
-
-
-def entry_day(published: datetime, date_only: bool, zone: ZoneInfo) -> date:
-    """The front-page day of an entry: its publication date in the site's zone, or, for an
-    entry the source dated with a calendar date only, that date itself in every zone (it is
-    stored as 00:00 UTC of that date)."""
-    return published.astimezone(UTC).date() if date_only else published.astimezone(zone).date()
 
 
 @dataclass(frozen=True, slots=True)

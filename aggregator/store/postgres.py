@@ -48,6 +48,7 @@ from ..models import (
     Source,
     StoredEntry,
     UpdatePlan,
+    entry_day,
 )
 from ..text import RENDER_VERSION, publishable, xml_safe
 from .common import (
@@ -60,7 +61,6 @@ from .common import (
     StoreMissing,
     StoreReadOnly,
     StoreSchemaError,
-    entry_day,
     entry_row,
     feed_state,
     own_source_links,

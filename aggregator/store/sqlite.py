@@ -39,6 +39,7 @@ from ..models import (
     Source,
     StoredEntry,
     UpdatePlan,
+    entry_day,
 )
 from ..text import RENDER_VERSION, normalise_title, publishable, xml_safe
 from .common import (
@@ -51,7 +52,6 @@ from .common import (
     StoreMissing,
     StoreReadOnly,
     StoreSchemaError,
-    entry_day,
     entry_row,
     feed_state,
     own_source_links,
