@@ -226,10 +226,10 @@ def test_a_parent_whose_workers_parse_loads_no_parser(tmp_path: Path) -> None:
     modules = set(report["modules"])
     assert {"aggregator.workers", "aggregator.pipeline", "httpx"} <= modules
     assert not loaded(modules, PARSING)
-    # The entries were parsed all the same (by the workers) and stored: every feed of the seed.
+    # The entries were parsed all the same (by the workers) and stored, in the seed's five
+    # languages (identified in the workers too).
     with contextlib.closing(open_store(default_store_url(tmp_path / "data"), create=False)) as store:
-        assert store.count_entries() > 0
-        assert {s.language for s in store.feed_stats() if s.entries} == {"en", "es", "it", "fr", "ru"}
+        assert {"en", "es", "it", "fr", "ru"} <= set(store.language_counts())
 
 
 # -- the lazy public names ---------------------------------------------------------------------
