@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from .config import Config, FeedConfig
+    from .config import Config, ConfigError, FeedConfig
     from .models import PollReport
+    from .settings import Site
     from .store import Store
 
 
@@ -74,9 +75,29 @@ class Context:
         try:
             return load_config(self.config_path) if feeds else load_settings(self.config_path)
         except ConfigError as e:
-            # Plain echo, not rich: one problem per unwrapped line, easy to grep and to click.
-            click.echo(f"invalid configuration:\n{e}", err=True)
-            sys.exit(1)
+            _invalid(e)
+
+    def site(self) -> Site:
+        """The site's settings, for commands that only show pages (`frontpage`). While
+        feeds.yaml's bytes are those of the last validation, its snapshot in DATA is read
+        (`settings.read_snapshot`: no YAML, no pydantic); otherwise the settings are validated
+        (exit 1 naming every problem, as `config`) and the snapshot written for next time."""
+        from . import settings
+
+        try:
+            source = self.config_path.read_bytes()
+        except OSError:
+            return self.config(feeds=False).site  # which says why it cannot be read
+        site = settings.read_snapshot(self.data_dir, source)
+        if site is None:
+            from .config import ConfigError, load_settings
+
+            try:
+                site = load_settings(self.config_path, source).site
+            except ConfigError as e:
+                _invalid(e)
+            settings.write_snapshot(self.data_dir, source, site)
+        return site
 
     def store(self, create: bool = False) -> Store:
         """The store in DATA; only `fetch` creates it (elsewhere a missing one is an error,
@@ -95,6 +116,13 @@ class Context:
     @property
     def public_dir(self) -> Path:
         return self.data_dir / "public"
+
+
+def _invalid(e: ConfigError) -> NoReturn:
+    """Exit 1 with every problem of feeds.yaml. Plain echo, not rich: one problem per
+    unwrapped line, easy to grep and to click."""
+    click.echo(f"invalid configuration:\n{e}", err=True)
+    sys.exit(1)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -373,10 +401,10 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
     from .frontpages import frontpage as build_frontpage
     from .store import StoreError
 
-    config = ctx.config(feeds=False)  # a page needs the site's settings, not the feed list...
-    if language != "all" and language not in config.site.languages:
+    site = ctx.site()  # a page needs the site's settings, not the feed list...
+    if language != "all" and language not in site.languages:
         raise click.BadParameter(
-            f"{language!r} is not in site.languages ({', '.join(config.site.languages)}) or 'all'",
+            f"{language!r} is not in site.languages ({', '.join(site.languages)}) or 'all'",
             param_hint="--lang",
         )
     store = ctx.store()
@@ -384,21 +412,21 @@ def frontpage(ctx: Context, day: datetime | None, language: str, fmt: str) -> No
         try:
             # Days are stored in site.timezone; after an edit of it, move them first (a read
             # when nothing changed), as fetch and publish do (README "Dates").
-            store.sync_zone(config.site.zone)
+            store.sync_zone(site.zone)
         except StoreError as e:  # read-only or locked: the page in the zone of the last fetch
-            click.echo(f"warning: days not moved to {config.site.timezone}: {_one_line(e)}", err=True)
-        page = build_frontpage(store, config, language, day.date() if day else None)
+            click.echo(f"warning: days not moved to {site.timezone}: {_one_line(e)}", err=True)
+        page = build_frontpage(store, site, language, day.date() if day else None)
         if page.day is None:  # ...except the page without entries, which lists failing feeds
-            config = ctx.config()
-            page = build_frontpage(store, config, language, day.date() if day else None)
+            feeds = [f.key for f in ctx.config().feeds]
+            page = build_frontpage(store, site, language, day.date() if day else None, feeds=feeds)
     finally:
         store.close()
     if fmt == "text":
-        sys.stdout.write(render.frontpage_text(page, config.site))
+        sys.stdout.write(render.frontpage_text(page, site))
     elif fmt == "json":
         sys.stdout.write(render.frontpage_json(page))
     else:
-        sys.stdout.write(render.frontpage_html(page, config.site))
+        sys.stdout.write(render.frontpage_html(page, site))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -16,12 +17,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     HttpUrl,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
+from .settings import Site
 from .urls import strip_secrets
 
 DEFAULT_USER_AGENT = (
@@ -114,7 +118,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Site(_Model):
+class SiteModel(_Model):
+    """feeds.yaml's `site:`: its fields, defaults and rules. Validating makes a plain
+    `settings.Site` (`settings()`), which is what `Config.site` holds and pages are made from."""
+
     title: str = "Aggregated news"
     link: HttpUrl = HttpUrl("http://127.0.0.1:8080/")
     base_url: HttpUrl = HttpUrl("http://127.0.0.1:8080/")
@@ -176,9 +183,31 @@ class Site(_Model):
             raise ValueError("each language may be listed only once")
         return primaries
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    def settings(self) -> Site:
+        """The validated values as plain data (URLs as text)."""
+        return Site(**self.model_dump(mode="json"))
+
+
+def make_site(**fields: Any) -> Site:
+    """A `Site` from `site:` fields as feeds.yaml would give them, validated, defaults for
+    the rest (`make_site(languages=["en", "es"])`). Raises pydantic.ValidationError."""
+    return SiteModel.model_validate(fields).settings()
+
+
+class _ValidatedAsSiteModel:
+    """`Config.site`'s schema (pydantic's `__get_pydantic_core_schema__` hook on Annotated
+    metadata): the value is validated as SiteModel, so each error keeps its path
+    (`site.languages`) for FILE:LINE: FIELD messages, and then kept as a plain Site. A Site
+    given in Python (tests, benchmarks) is validated again like any mapping."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            lambda v: dataclasses.asdict(v) if isinstance(v, Site) else v,
+            core_schema.no_info_after_validator_function(
+                SiteModel.settings, handler.generate_schema(SiteModel)
+            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(dataclasses.asdict),
+        )
 
 
 class FetchSettings(_Model):
@@ -236,7 +265,7 @@ class FeedConfig(_Model):
 
 
 class Config(_Model):
-    site: Site = Field(default_factory=lambda: Site())
+    site: Annotated[Site, _ValidatedAsSiteModel()] = Field(default_factory=lambda: SiteModel().settings())
     defaults: Defaults = Field(default_factory=lambda: Defaults())
     fetch: FetchSettings = Field(default_factory=lambda: FetchSettings())
     feeds: list[FeedConfig] = Field(default_factory=list)
@@ -432,7 +461,7 @@ def _without_feed_list(events: Iterable[yaml.Event]) -> list[yaml.Event] | None:
     return kept if documents == 1 and lists <= 1 else None
 
 
-def load_settings(path: str | Path) -> Config:
+def load_settings(path: str | Path, source: bytes | None = None) -> Config:
     """feeds.yaml without its feed list: the site, defaults and fetch settings, validated as
     `load_config` validates them, and `feeds` empty. For commands that show pages and need no
     feed list (`frontpage`; issue 15: "commands that need no feed list do not parse it"):
@@ -442,10 +471,13 @@ def load_settings(path: str | Path) -> Config:
     Raises ConfigError as `load_config` does. A file this cannot read alone (not one mapping,
     anchors or aliases, settings that do not validate) is read whole by `load_config`, whose
     result (feeds included) is returned, or whose error is raised. A mistake inside the feed
-    list itself is not seen here: `aggregator check` and every polling command see it."""
+    list itself is not seen here: `aggregator check` and every polling command see it.
+
+    `source`: the file's bytes, when the caller has read them already (and keys what it
+    keeps of the result by them: `settings.write_snapshot`); the file is then not read again."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8") if source is None else source.decode("utf-8")
         events = _without_feed_list(yaml.parse(text, Loader=_FastLoader))
         if events is not None:  # else read whole, below
             data = _Replay(events).get_single_data()
@@ -453,7 +485,12 @@ def load_settings(path: str | Path) -> Config:
                 return Config.model_validate({**(data or {}), "path": p})
     except (OSError, UnicodeDecodeError, yaml.YAMLError, _DuplicateKey, ValueError, TypeError):
         pass  # ValidationError is a ValueError; load_config says what and where
-    return load_config(p)
+    if source is None:
+        return load_config(p)
+    try:
+        return parse_config(source.decode("utf-8"), p)
+    except UnicodeDecodeError as e:
+        raise ConfigError(p, [(None, "", f"cannot read: {e}")]) from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -7,25 +7,28 @@ issue 15, light commands); `publish` builds every page of every day from these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from .config import Config
 from .models import StoredEntry
 from .render import FrontPage, Section
 from .render.common import section_order
+from .settings import Site
 from .store import Store
 
 
 def frontpage(
     store: Store,
-    config: Config,
+    site: Site,
     language: str,
     day: date | None = None,
     now: datetime | None = None,
+    *,
+    feeds: Collection[str] = (),
 ) -> FrontPage:
-    """The front page of `day` (default: the latest day with entries, never a future one)."""
-    site = config.site
+    """The front page of `day` (default: the latest day with entries, never a future one).
+    `feeds`: the URLs of the feeds in feeds.yaml; a page without entries lists those of them
+    whose last poll failed (none when empty)."""
     lang = None if language == "all" else language
     today = (now or datetime.now(UTC)).astimezone(site.zone).date()
     if day is None:
@@ -35,16 +38,15 @@ def frontpage(
         # than "No entries yet" while the feeds list entries (issue 12).
         day = store.latest_day(lang, not_after=today + timedelta(days=2))
     if day is None:
-        failing = tuple(
-            s for s in store.feed_states().values() if s.last_error and s.url in {f.key for f in config.feeds}
-        )
+        configured = set(feeds)
+        failing = tuple(s for s in store.feed_states().values() if s.last_error and s.url in configured)
         return FrontPage(day=None, language=language, sections=(), failing=failing)
     entries = store.day(day, lang)
-    return day_page(config, language, day, entries, translations_of(store, entries, site.languages))
+    return day_page(site, language, day, entries, translations_of(store, entries, site.languages))
 
 
 def day_page(
-    config: Config,
+    site: Site,
     language: str,
     day: date,
     entries: list[StoredEntry],
@@ -55,7 +57,7 @@ def day_page(
     here), and `translations_of` those entries (it may hold other entries' ids too)."""
     chosen = entries if language == "all" else [e for e in entries if e.language == language]
     return FrontPage(
-        day=day, language=language, sections=group_sections(chosen, config, language), also_in=also_in
+        day=day, language=language, sections=group_sections(chosen, site, language), also_in=also_in
     )
 
 
@@ -86,12 +88,12 @@ def translations_of(
     }
 
 
-def group_sections(entries: list[StoredEntry], config: Config, language: str) -> tuple[Section, ...]:
+def group_sections(entries: list[StoredEntry], site: Site, language: str) -> tuple[Section, ...]:
     """Sections in site.languages order; other languages (combined page only) after them."""
     if language != "all":
         return (Section(language, tuple(entries)),) if entries else ()
     sections = []
-    for code in section_order({e.language for e in entries}, config.site.languages):
+    for code in section_order({e.language for e in entries}, site.languages):
         chosen = tuple(e for e in entries if e.language == code)
         if chosen:
             sections.append(Section(code, chosen))

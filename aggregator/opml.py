@@ -22,7 +22,8 @@ import defusedxml.ElementTree as DET
 from babel import Locale, UnknownLocaleError
 from defusedxml import DefusedXmlException
 
-from .config import FeedConfig, Site, normalise_language_tag
+from .config import FeedConfig, normalise_language_tag
+from .settings import Site
 from .text import xml_safe
 from .urls import strip_secrets
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 from urllib.parse import urljoin
 
 from . import opml
-from .config import Config, Site
+from .config import Config
 from .frontpages import frontpage, group_sections, translations_of
 from .models import DayRows, StoredEntry
 from .pages_plan import (
@@ -41,6 +41,7 @@ from .pages_plan import (
 )
 from .render import FrontPage, Section, feeds, pages
 from .render.common import section_order
+from .settings import Site
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def index_outputs(
 
     def page() -> FrontPage:
         if shown is None:  # nothing stored: the empty page, with the failing feeds
-            return frontpage(store, config, language, None, now=now)
+            return frontpage(store, config.site, language, None, now=now, feeds=[f.key for f in config.feeds])
         index = read.index(shown)
         if language == ALL:
             return combined_page(store, config, index, read.firsts(index))
@@ -158,7 +159,7 @@ def combined_page(store: Store, config: Config, index: DayIndex, firsts: list[St
     languages by code, unknown last, each with its total for the "N more" line."""
     shown = [
         Section(section.language, section.entries, index.count(section.language))
-        for section in group_sections(firsts, config, ALL)
+        for section in group_sections(firsts, config.site, ALL)
     ]
     capped = [e for section in shown for e in section.entries[: config.site.frontpage_per_language]]
     return FrontPage(

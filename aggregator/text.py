@@ -7,6 +7,7 @@ import html
 import re
 import sys
 import unicodedata
+from functools import cache
 
 import nh3
 
@@ -214,11 +215,15 @@ def publishable_for(summary: str, content: str, known: Publishable | None) -> Pu
     return publishable(summary, content)
 
 
-# Combining marks of the Basic Multilingual Plane, deleted by str.translate (C speed).
-_COMBINING = {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
+@cache
+def _combining() -> dict[int, None]:
+    """Combining marks of the Basic Multilingual Plane, for str.translate to delete (C speed).
+    Made on first use, not at import: 17 ms that commands which only read (`frontpage`)
+    would pay for nothing (issue 15)."""
+    return {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
 
 
 def normalise_title(title: str) -> str:
     """Case, accents, punctuation and spacing removed: 'Perù – Il…' -> 'peru il'."""
-    stripped = unicodedata.normalize("NFKD", title.casefold()).translate(_COMBINING)
+    stripped = unicodedata.normalize("NFKD", title.casefold()).translate(_combining())
     return " ".join(_WORD.findall(stripped))

@@ -20,7 +20,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Everything a worker's `workers.process` imports, so that no worker imports it again.
-from . import language, normalise, parse, workers  # noqa: F401
+from . import language, normalise, parse, text, workers  # noqa: F401
+
+# The title-key table (`text.normalise_title`'s, made on first use) made here, shared by all.
+text.normalise_title("")
 
 try:
     language.warm()

@@ -85,7 +85,7 @@ async def plain(urls: list[str], concurrency: int, clients: int) -> dict[str, An
 
 
 async def pipeline(urls: list[str], concurrency: int, clients: int | None, profile: bool) -> dict[str, Any]:
-    from aggregator.config import Config, FeedConfig, FetchSettings, Site
+    from aggregator.config import Config, FeedConfig, FetchSettings, make_site
     from aggregator.fetch import Fetcher
     from aggregator.models import Outcome
     from aggregator.pipeline import poll_many
@@ -93,7 +93,7 @@ async def pipeline(urls: list[str], concurrency: int, clients: int | None, profi
     from aggregator.store import SQLiteStore
 
     config = Config(
-        site=Site(languages=["en"]),
+        site=make_site(languages=["en"]),
         fetch=FetchSettings(concurrency=concurrency, per_host=concurrency, timeout=timedelta(seconds=60)),
         feeds=[FeedConfig(url=u, name=f"feed {i}", language="en") for i, u in enumerate(urls)],  # type: ignore[arg-type]
     )

@@ -257,11 +257,11 @@ async def _plain(args: argparse.Namespace) -> dict[str, Any]:
 
 def _config(args: argparse.Namespace, feeds: list[world.WorldFeed]) -> Any:
     """The product's configuration for the world's `feeds` served on `args.port`."""
-    from aggregator.config import Config, FeedConfig, FetchSettings, Site
+    from aggregator.config import Config, FeedConfig, FetchSettings, make_site
 
     urls = _urls(args.port, feeds)
     return Config(
-        site=Site(languages=list(world.LANGUAGES), timezone="Europe/London"),  # type: ignore[arg-type]
+        site=make_site(languages=list(world.LANGUAGES), timezone="Europe/London"),  # type: ignore[arg-type]
         fetch=FetchSettings(concurrency=CONCURRENCY, per_host=CONCURRENCY, timeout=timedelta(seconds=120)),
         feeds=[
             FeedConfig(url=u, name=f"feed {f.n}", language=f.language if f.n % 4 else "auto")  # type: ignore[arg-type]

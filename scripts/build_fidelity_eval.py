@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aggregator import parse
-from aggregator.config import Site
+from aggregator.config import SiteModel
 from aggregator.models import ParsedFeed
 from aggregator.text import html_to_text, make_lede
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/London")
 SITE = ("en", "es", "it", "fr", "ru")
-LEDE: int = Site.model_fields["lede_length"].default  # what an operator gets unless configured
+LEDE: int = SiteModel.model_fields["lede_length"].default  # what an operator gets unless configured
 
 
 def _parse(path: Path) -> ParsedFeed | str:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aggregator.config import Site
+from aggregator.config import SiteModel
 from tests.conftest import FIXTURES, ROOT
 
 REPORT = ROOT / "docs" / "fidelity.md"
@@ -31,7 +31,7 @@ def test_the_fidelity_report_script_runs_on_the_current_code(tmp_path: Path) -> 
 
 
 def test_the_report_measures_ledes_at_the_default_length() -> None:
-    default = Site.model_fields["lede_length"].default
+    default = SiteModel.model_fields["lede_length"].default
     assert f"## Ledes at the default length ({default} characters)" in REPORT.read_text(encoding="utf-8")
 
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from aggregator import render
-from aggregator.config import Site
+from aggregator.config import make_site
 from aggregator.models import Enclosure, Source, StoredEntry
 from aggregator.parse import parse_feed
 from aggregator.render import FrontPage, Section, feeds
@@ -44,7 +44,7 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 ATOM = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-SITE = Site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
+SITE = make_site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
 T = datetime(2023, 1, 17, 9, tzinfo=UTC)
 _RNG = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
 PLAUSIBLE = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -458,7 +458,7 @@ def test_json_feed_authors_sources_and_titleless() -> None:
 
 
 def test_entry_summaries_are_the_lede_at_site_length() -> None:
-    site = Site(title="T", languages=["en"], lede_length=60)
+    site = make_site(title="T", languages=["en"], lede_length=60)
     e = entry(summary="", content="<p>" + "word " * 100 + "</p>")
     root = etree.fromstring(render.atom_feed([e], site, "en"))
     summary = root.findtext(f"{ATOM}entry/{ATOM}summary")
@@ -584,7 +584,7 @@ def test_archive_and_digest_feeds_are_valid_and_linked() -> None:
 
 
 def test_icon_and_logo_when_configured() -> None:
-    site = Site(
+    site = make_site(
         title="T", languages=["en"], icon="https://example.org/icon.png", logo="https://example.org/logo.png"
     )
     root = check_atom(render.atom_feed(realistic()[:1], site, "en"))

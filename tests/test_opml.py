@@ -9,14 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from aggregator.config import FeedConfig, Site, load_config
+from aggregator.config import FeedConfig, load_config, make_site
 from aggregator.feeds_file import NewFeed, plan_append
 from aggregator.opml import OpmlError, read_opml, sources_opml
 from tests.conftest import ROOT, run_cli
 
 from .test_add import only_insertions
 
-SITE = Site.model_validate({"title": "News & views", "languages": ["en", "es", "ru"]})
+SITE = make_site(title="News & views", languages=["en", "es", "ru"])
 
 
 def feeds(*items: dict[str, object]) -> list[FeedConfig]:

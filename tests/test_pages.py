@@ -11,6 +11,7 @@ import json
 import posixpath
 import re
 import tempfile
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import Config, Site, load_config
+from aggregator.config import Config, load_config, make_site
 from aggregator.frontpages import frontpage
 from aggregator.models import Source, StoredEntry, UpdatePlan
 from aggregator.pages_plan import ALL, Calendar, day_path, index_path, pages_to_rebuild, relative
@@ -40,7 +41,7 @@ from tests.feedserver import FeedServer
 from tests.test_end_to_end import SEED, _paragraphs, serve_seed, write_config
 
 LANGS = ["en", "es", "it", "fr", "ru"]
-SITE = Site(title="In Defence of Marxism", languages=LANGS, timezone="Europe/London")
+SITE = make_site(title="In Defence of Marxism", languages=LANGS, timezone="Europe/London")
 TODAY = date(2023, 1, 17)
 
 
@@ -54,7 +55,7 @@ def build_pages(
     return site_outputs(
         config.site,
         calendar,
-        lambda language, day: frontpage(store, config, language, day, now=at(today, 23)),
+        lambda language, day: frontpage(store, config.site, language, day, now=at(today, 23)),
         today,
         only=only,
     )
@@ -265,7 +266,7 @@ def test_archive_index_lists_days_by_month_with_counts(store: Store) -> None:
 
 # -- the combined page is bounded ------------------------------------------------------------------
 def test_combined_page_caps_each_language_and_links_to_the_rest(store: Store) -> None:
-    site = SITE.model_copy(update={"frontpage_per_language": 4})
+    site = replace(SITE, frontpage_per_language=4)
     config = Config(site=site)
     fill(store, [entry(i, "en", at(TODAY, 1 + i % 20)) for i in range(10)] + [entry(1, "es", at(TODAY))])
     out = build_pages(store, config, TODAY)
@@ -295,7 +296,7 @@ def test_combined_page_size_is_bounded_by_the_cap() -> None:
 # -- a page a person wants to read -----------------------------------------------------------------
 @pytest.mark.parametrize("language", [k for k in MESSAGES if k != "en"])
 def test_pages_speak_the_page_language(language: str) -> None:
-    site = Site(title="T", languages=["en", language], timezone="Europe/London")
+    site = make_site(title="T", languages=["en", language], timezone="Europe/London")
     calendar = Calendar.from_counts([(TODAY, language, 1), (date(2023, 1, 10), language, 1)], site.languages)
     e = entry(1, language, at(TODAY), sources=(Source("F", "Feed", "k", None, at(TODAY)),))
     out = day_outputs(FrontPage(TODAY, language, (Section(language, (e,)),)), site, calendar)
@@ -312,7 +313,7 @@ def test_pages_speak_the_page_language(language: str) -> None:
         and heading.group(1)[0].isupper()
         and heading.group(1)[1:] == render_heading(TODAY, language, site)[1:]
     )
-    archive = archive_outputs(site.model_copy(update={"languages": [language, "en"]}), calendar)
+    archive = archive_outputs(replace(site, languages=[language, "en"]), calendar)
     assert MESSAGES[language]["archive"] in archive["archive/index.html"].decode()
 
 
@@ -321,7 +322,7 @@ def test_every_phrase_is_in_every_catalogue_language() -> None:
 
 
 def test_month_names_and_times_come_from_the_locale() -> None:
-    site = Site(title="T", languages=["ru", "en"], timezone="Europe/Moscow")
+    site = make_site(title="T", languages=["ru", "en"], timezone="Europe/Moscow")
     calendar = Calendar.from_counts([(TODAY, "ru", 1)], site.languages)
     archive = archive_outputs(site, calendar)["archive/index.html"].decode()
     assert "январь 2023" in archive.lower()
@@ -343,7 +344,7 @@ def test_right_to_left_sections_isolate_left_to_right_bits() -> None:
         "</time></bdi> · via <bdi>BBC Urdu</bdi></p>"
     ) in html
     # On an Urdu page the catalogue has no Urdu: its English words are marked as English.
-    site = Site(title="T", languages=["ur", "en"], timezone="Asia/Karachi")
+    site = make_site(title="T", languages=["ur", "en"], timezone="Asia/Karachi")
     cal = Calendar.from_counts([(TODAY, "ur", 1), (date(2023, 1, 16), "ur", 1)], site.languages)
     page = day_outputs(FrontPage(TODAY, "ur", (Section("ur", (ur,)),)), site, cal)
     ur_html = page[day_path(TODAY, "ur", "html")].decode()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import Config, FeedConfig, FetchSettings, Site
+from aggregator.config import Config, FeedConfig, FetchSettings, make_site
 from aggregator.models import Candidate, NotAFeed, Outcome, ParsedFeed
 from aggregator.pipeline import poll_many
 from aggregator.policy import sync_feeds
@@ -144,7 +144,7 @@ async def test_poll_many_stores_the_same_with_processes_and_threads(
     server = feed_server
     urls = [server.add(f"/f{i}.rss", _rss(f"feed{i}", items=4)) for i in range(6)]
     config = Config(
-        site=Site(languages=["en"]),
+        site=make_site(languages=["en"]),
         fetch=FetchSettings(per_host=8),
         feeds=[FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(urls)],  # type: ignore[arg-type]
     )
@@ -337,7 +337,7 @@ async def test_bodies_waiting_for_their_parse_are_bounded(
     monkeypatch.setattr(aggregator.workers, "process", slow)
     urls = [feed_server.add(f"/b{i}.rss", _rss(f"b{i}", items=1)) for i in range(40)]
     config = Config(
-        site=Site(languages=["en"]),
+        site=make_site(languages=["en"]),
         fetch=FetchSettings(concurrency=4, per_host=4),
         feeds=[FeedConfig(url=u, name=f"b{i}") for i, u in enumerate(urls)],  # type: ignore[arg-type]
     )
@@ -373,7 +373,7 @@ async def test_a_pool_bounds_bodies_waiting_whoever_polls(tmp_path: Path, feed_s
 
     urls = [feed_server.add(f"/a{i}.rss", _rss(f"a{i}", items=1)) for i in range(15)]
     config = Config(
-        site=Site(languages=["en"]),
+        site=make_site(languages=["en"]),
         fetch=FetchSettings(concurrency=15, per_host=15),
         feeds=[FeedConfig(url=u, name=f"a{i}") for i, u in enumerate(urls)],  # type: ignore[arg-type]
     )

@@ -87,7 +87,7 @@ def test_a_digest_item_lists_what_the_combined_front_page_shows_then_links_the_r
         store.apply(UpdatePlan(inserts=tuple(rows)))
         report = publishing.publish(store, cfg, tmp_path / "public", now=NOW)
         assert not report.failed
-        page = publishing.frontpage(store, cfg, "all", TODAY, now=NOW)
+        page = publishing.frontpage(store, cfg.site, "all", TODAY, now=NOW)
     finally:
         store.close()
     shown_on_page = {e.id for _, entries, _ in capped(page, cfg.site) for e in entries}

@@ -88,7 +88,7 @@ def test_kept_digest_items_give_the_digests_of_a_full_rebuild(steps: list[tuple[
                     now += timedelta(hours=a)
                     changed |= {today, now.astimezone(cfg.site.zone).date()}
                 else:  # a setting changed: Digests sees a different site
-                    cfg = cfg.model_copy(update={"site": cfg.site.model_copy(update={"lede_length": a})})
+                    cfg = cfg.model_copy(update={"site": replace(cfg.site, lede_length=a)})
                 before = digests.made
                 report = publishing.publish(
                     store, cfg, root / "inc", now=now, changed_days=changed, digests=digests

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _entry(n: int, back: int, lang: str | None, minute: int, words: str = "") ->
 
 
 def _sized(cfg: Config, size: int, limit: int = 25) -> Config:
-    site = cfg.site.model_copy(update={"entries_per_page": size, "frontpage_per_language": limit})
+    site = replace(cfg.site, entries_per_page=size, frontpage_per_language=limit)
     return cfg.model_copy(update={"site": site})
 
 

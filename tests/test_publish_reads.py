@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -122,10 +123,10 @@ def test_a_full_rebuild_pages_through_each_day_once_and_gives_the_pages_of_per_l
             expected: dict[str, bytes] = {}
             for language in calendar.page_languages():
                 shown = calendar.latest(language, TODAY)
-                page = publishing.frontpage(store, cfg, language, shown, now=NOW)
+                page = publishing.frontpage(store, cfg.site, language, shown, now=NOW)
                 expected.update(pages.index_outputs(page, cfg.site, calendar))
                 for day in calendar.days[language]:
-                    page = publishing.frontpage(store, cfg, language, day, now=NOW)
+                    page = publishing.frontpage(store, cfg.site, language, day, now=NOW)
                     expected.update(pages.day_outputs(page, cfg.site, calendar))
             for path, data in expected.items():
                 assert published[path] == data, path
@@ -200,7 +201,7 @@ def test_a_changed_days_neighbours_are_left_alone_while_their_links_to_it_hold(t
     it changed: the day appeared, or its archive gained a page (the day before links the new
     last page). 50 new entries on a 40,000-entry day rebuilt the day before too (issue 15)."""
     cfg = config(tmp_path)
-    cfg = cfg.model_copy(update={"site": cfg.site.model_copy(update={"entries_per_page": 3})})
+    cfg = cfg.model_copy(update={"site": replace(cfg.site, entries_per_page=3)})
     rows = [(back, "en", None, (), hour, True) for back, hour in [(-2, 1), (-2, 2), (-1, 1), (-1, 2)]]
     rows += [(0, "en", None, (), hour, True) for hour in range(1, 8)]  # today: 4, then 5, then 7
     made = _entries(rows)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from aggregator import dedupe, normalise, text
 from aggregator import publish as publishing
-from aggregator.config import Config, Site, load_config
+from aggregator.config import Config, SiteModel, load_config
 from aggregator.models import Publishable, StoredEntry, UpdatePlan
 from aggregator.parse import parse_feed
 from aggregator.render import common, feeds, pages
@@ -127,7 +127,9 @@ def test_ledes_at_the_longest_limit_are_cut_as_from_the_whole_text(length: int, 
 
 
 def test_the_stored_text_covers_the_longest_lede_the_configuration_allows() -> None:
-    bounds = [m.le for m in Site.model_fields["lede_length"].metadata if isinstance(m, annotated_types.Le)]
+    bounds = [
+        m.le for m in SiteModel.model_fields["lede_length"].metadata if isinstance(m, annotated_types.Le)
+    ]
     assert bounds and all(isinstance(b, int) and b + 1 <= LEDE_TEXT_KEEP for b in bounds)
 
 
@@ -299,7 +301,7 @@ def test_a_new_lede_length_changes_the_ledes_without_re_ingesting(world: tuple[S
     store, tmp = world
     [long] = store.entries_by_id(["long0"])
     for limit in (60, 700, 10_000):
-        page = publishing.frontpage(store, _config(tmp, limit), "all", long.day, now=NOW)
+        page = publishing.frontpage(store, _config(tmp, limit).site, "all", long.day, now=NOW)
         body = pages.frontpage_text(page, _config(tmp, limit).site)
         want = make_lede(long.summary, long.content, limit)
         assert len(want) <= limit and f"\n{want}\n" in body

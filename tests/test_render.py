@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator import render
-from aggregator.config import Site
+from aggregator.config import make_site
 from aggregator.models import Source, StoredEntry
 from aggregator.render import FrontPage, Section, common, feeds
 from aggregator.text import xml_safe
 
-SITE = Site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
+SITE = make_site(title="T", languages=["en", "es", "it", "fr", "ru"], timezone="Europe/London")
 T = datetime(2023, 1, 17, 9, tzinfo=UTC)
 
 DANGEROUS = [

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import aggregator.parse
-from aggregator.config import Config, FeedConfig, Site
+from aggregator.config import Config, FeedConfig, make_site
 from aggregator.models import Outcome
 from aggregator.pipeline import body_hash, poll_many
 from aggregator.policy import sync_feeds
@@ -81,7 +81,7 @@ async def test_unchanged_body_is_not_parsed_and_a_changed_one_is(
         return real(body, headers, url, **kw)
 
     monkeypatch.setattr(aggregator.parse, "parse_feed", counting)
-    config = Config(site=Site(languages=["en"]), feeds=[FeedConfig(url=server.url, name="F")])  # type: ignore[arg-type]
+    config = Config(site=make_site(languages=["en"]), feeds=[FeedConfig(url=server.url, name="F")])  # type: ignore[arg-type]
     db = tmp_path / "aggregator.db"
     store = SQLiteStore(db)
     sync_feeds(config, store)
@@ -116,7 +116,7 @@ async def test_a_body_that_failed_is_parsed_again(
 ) -> None:
     """Only a body that was parsed and stored counts: one that failed is tried in full again."""
     server.body = b"<html><body>maintenance</body></html>"
-    config = Config(site=Site(languages=["en"]), feeds=[FeedConfig(url=server.url, name="F")])  # type: ignore[arg-type]
+    config = Config(site=make_site(languages=["en"]), feeds=[FeedConfig(url=server.url, name="F")])  # type: ignore[arg-type]
     store = SQLiteStore(tmp_path / "aggregator.db")
     sync_feeds(config, store)
     try:

@@ -13,8 +13,8 @@ from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from babel.dates import format_date
 
-from ..config import Site
 from ..models import FeedState, Publishable, StoredEntry
+from ..settings import Site
 from ..text import cut_lede, publishable_for, shorten
 from ..urls import strip_secrets
 from .i18n import say

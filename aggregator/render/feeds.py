@@ -47,9 +47,9 @@ from feedgen.ext.dc import DcEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree  # type: ignore[import-untyped]
 
-from ..config import Site
 from ..models import Enclosure, Source, StoredEntry
 from ..pages_plan import PageRef, day_path, page_stem
+from ..settings import Site
 from ..text import LINK_REL, shorten, xml_safe
 from .common import (
     atom_id,

@@ -25,7 +25,6 @@ from datetime import date
 from html import escape
 from typing import Any
 
-from ..config import Site
 from ..models import StoredEntry
 from ..pages_plan import (
     ALL,
@@ -37,6 +36,7 @@ from ..pages_plan import (
     relative,
     relative_from,
 )
+from ..settings import Site
 from ..text import shorten
 from ..urls import strip_secrets
 from .common import (
