@@ -21,7 +21,11 @@ from zoneinfo import ZoneInfo
 
 SNAPSHOT = "site-settings.json"  # in the data directory
 # The code whose rules make a Site: a snapshot made by other code is not used (an upgrade or
-# an edit of the rules validates feeds.yaml again, with no version number to remember).
+# an edit of the rules validates feeds.yaml again, with no version number to remember). The
+# libraries the rules call (pydantic's URL form, babel's locales, the zone database) are
+# not in the key: reading their versions would cost what the snapshot saves, and what they
+# decide about a valid file (a URL's normal form, that a zone exists) is stable across
+# their releases.
 _RULES = ("config.py", "settings.py")
 
 
