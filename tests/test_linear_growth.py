@@ -1,4 +1,5 @@
-"""Growth linear in N for every pure stage (issue 15): a quadratic loop anywhere shows at 10x.
+"""Growth linear in N for every pure stage and per-poll bookkeeping (issue 15): a quadratic loop
+anywhere shows at 10x.
 
 Each stage runs on generated documents of n and 10n entries (and the byte scans on documents
 of n and 10n KB); linear work takes about 10x as long, a quadratic loop about 100x. The bound
@@ -16,7 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aggregator import dedupe, normalise
-from aggregator.models import Candidate, ParsedFeed
+from aggregator.metrics import Metrics
+from aggregator.models import Candidate, Outcome, ParsedFeed, PollReport
 from aggregator.parse import (
     has_relative_references,
     parse_feed,
@@ -151,6 +153,19 @@ def _text(n: int) -> Callable[[], object]:
     return lambda: make_lede(html, "", 700) + html_to_text(html)
 
 
+def _metrics_cycle(n: int) -> Callable[[], object]:
+    """One cycle of n polls counted by `run`'s metrics, after a first cycle (every feed known)."""
+    metrics = Metrics()
+    ok, failed = (Outcome.NOT_MODIFIED, 304, None), (Outcome.HTTP_ERROR, 503, "HTTP 503")
+    reports = []
+    for i in range(n):
+        outcome, status, error = failed if i % 10 == 0 else ok  # some feeds failing
+        reports.append(PollReport(f"https://f{i}.example.org/", f"feed {i}", outcome, status, error))
+    for report in reports:
+        metrics.observe_poll(report, now=1.0)
+    return lambda: [metrics.observe_poll(report, now=2.0) for report in reports]
+
+
 STAGES: dict[str, tuple[Callable[[int], Callable[[], object]], int]] = {
     "parse rss": (_parse(rss), 30),
     "parse atom": (_parse(atom), 30),
@@ -161,6 +176,7 @@ STAGES: dict[str, tuple[Callable[[int], Callable[[], object]], int]] = {
     "relative-reference check": (_relative_check, 30),
     "DOCTYPE strip, CDATA, guids": (_byte_scans, 30),
     "text: plain text and lede": (_text, 30),
+    "metrics: a cycle of polls": (_metrics_cycle, 300),
 }
 
 
