@@ -411,6 +411,9 @@ class Service:
         poll_now: bool = False,
     ) -> None:
         self.config = config
+        # The feeds polled now, by key: a poll that ends after a reload removed or changed its
+        # feed is counted and rescheduled only as the reloaded configuration says.
+        self.feeds = _enabled_by_key(config)
         self.poll_now = poll_now  # first polls at start-up, whatever the stored schedule says
         self.config_path = config_path  # watched and re-read (hot reload) when given
         self.data_dir = data_dir
@@ -477,8 +480,9 @@ class Service:
             )
             gone = report.outcome is Outcome.GONE
             self._errors.pop(feed.key, None)
-            self.health.polled(report, datetime.now(UTC))
-            self.metrics.observe_poll(report)
+            if feed.key in self.feeds:  # else removed while it was polled: nothing to show
+                self.health.polled(report, datetime.now(UTC))
+                self.metrics.observe_poll(report)
             # Entries changed, or the feed started or stopped failing: pages list failing feeds
             # until the first entries arrive, so they must hear of it.
             if report.changed or (state.last_error if state else None) != report.error:
@@ -510,7 +514,13 @@ class Service:
         self, feed: FeedConfig, stored: bool, gone: bool, planned: datetime | None = None
     ) -> None:
         """Put the feed's next poll on the schedule; never raises (the feed must not be lost).
-        `planned` is the time the poll chose (with back-off), used when the store cannot say."""
+        `planned` is the time the poll chose (with back-off), used when the store cannot say.
+        A feed a reload removed or disabled while it was polled is not put back; one it changed
+        goes on with its new settings."""
+        current = self.feeds.get(feed.key)
+        if current is None:
+            return
+        feed = current
         when: datetime | None = planned
         now = datetime.now(UTC)
         if stored and self.store is not None:
@@ -552,7 +562,7 @@ class Service:
         `finally`; while synchronous store calls blocked the loop, the new date came due before
         the finished poll's instance was released, and the feed fell off the schedule.
         The still-running poll, if any, replaces this job when it reschedules itself."""
-        feed = next((f for f in self.config.feeds if f.key == event.job_id), None)
+        feed = self.feeds.get(event.job_id)
         if feed is None or self.stopping:
             return
         log.warning("feed=%r poll skipped: the previous one is still finishing; again in %.0f s",
@@ -640,7 +650,7 @@ class Service:
         try:
             self.open_store()
             self.fetcher = Fetcher(self.config.fetch)
-            self.pool = parse_pool(_enabled(self.config))
+            self.pool = parse_pool(len(self.feeds))
             now = datetime.now(UTC)
             self.schedule_feeds(now)
             self.scheduler.add_job(
@@ -721,6 +731,8 @@ class Service:
         if new == old:
             return False
         self.config = new
+        before, after = self.feeds, _enabled_by_key(new)
+        self.feeds = after
         self.publisher.config = new
         if self._app is not None:  # Cache-Control follows the new poll intervals
             self._app.files.policy = CachePolicy.from_config(new)
@@ -736,9 +748,7 @@ class Service:
             # Grown past the pool threshold: parse in worker processes from now on. A pool is
             # kept when feeds are removed (idle workers cost memory only; closing it would fail
             # parses in flight).
-            self.pool = parse_pool(_enabled(new))
-        before = {f.key: f for f in old.feeds if f.enabled}
-        after = {f.key: f for f in new.feeds if f.enabled}
+            self.pool = parse_pool(len(after))
         now = datetime.now(UTC)
         for key in before.keys() - after.keys():
             with contextlib.suppress(Exception):
@@ -747,6 +757,7 @@ class Service:
                     job.remove()
             with self.health.lock:
                 self.health.failing.discard(key)
+            self.metrics.forget_feed(before[key].title)  # no series, nor failing, of a feed not polled
         states = self.store.feed_states()
         for key in after.keys() - before.keys():
             state = states.get(key)
@@ -763,6 +774,8 @@ class Service:
                 job = self.scheduler.get_job(key)
                 if job:
                     job.modify(args=[after[key]])
+            if before[key].title != after[key].title:  # renamed: its series go on under the new name
+                self.metrics.forget_feed(before[key].title)
         log.info(
             "%s reloaded (%s): %d feeds added, %d removed, %d changed",
             self.config_path, reason, len(after.keys() - before.keys()),
@@ -861,9 +874,9 @@ class Service:
                 hold.close()
 
 
-def _enabled(config: Config) -> int:
-    """How many feeds are polled: what the parse pool is sized for."""
-    return sum(1 for f in config.feeds if f.enabled)
+def _enabled_by_key(config: Config) -> dict[str, FeedConfig]:
+    """The feeds that are polled (enabled), by key."""
+    return {f.key: f for f in config.feeds if f.enabled}
 
 
 async def _close_later(fetcher: Fetcher, seconds: float) -> None:

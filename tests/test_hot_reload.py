@@ -53,7 +53,9 @@ def test_edits_apply_without_a_restart_and_a_broken_edit_changes_nothing(tmp_pat
             before = hits(1)
             assert service.wait_for(lambda: hits(1) > before, 20)  # still polling the good config
 
-            # SIGHUP reloads too: feed 0 removed, so it is polled no more.
+            # SIGHUP reloads too: feed 0 removed, so it is polled no more, and its series leave
+            # /metrics (a failing one would count in aggregator_failing_feeds for ever).
+            assert 'feed="World 0"' in service.get("/metrics").text
             config.write_text(_feeds(world, [1]), encoding="utf-8")
             service.proc.send_signal(signal.SIGHUP)
             assert service.wait_for(lambda: "1 removed" in service.output, 20), service.output
@@ -62,6 +64,30 @@ def test_edits_apply_without_a_restart_and_a_broken_edit_changes_nothing(tmp_pat
             later = hits(1)
             time.sleep(4)
             assert hits(0) == stopped_at and hits(1) > later
+            exposition = service.get("/metrics").text
+            assert 'feed="World 0"' not in exposition and 'feed="World 1"' in exposition
             assert service.get("/healthz").json()["config_error"] is None
             code, seconds = service.stop(signal.SIGTERM)
             assert code == 0 and seconds < 10
+
+
+def test_a_feed_removed_while_it_is_polled_is_not_polled_again(tmp_path: Path) -> None:
+    """A reload that removes a feed whose poll is under way: that poll ends, and the feed is not
+    put back on the schedule (the poll reschedules itself when it ends, after the reload took
+    its job away), nor counted in /metrics. Every answer takes 3 s, so the poll is in flight."""
+    with FeedWorld(2, delay=3.0) as world:
+        config = tmp_path / "feeds.yaml"
+        _write(config, _feeds(world, [0, 1]))
+        with RunningService(config, tmp_path / "data", tmp_path / "run.log") as service:
+            hits = lambda n: world.hits.get(f"/feed/{n}.xml", 0)  # noqa: E731
+            assert service.wait_for(lambda: hits(0) >= 1, 30), service.output  # asked: 3 s to answer
+            _write(config, _feeds(world, [1]))
+            assert service.wait_for(lambda: "1 removed" in service.output, 20), service.output
+            removed_at = hits(0)
+            later = hits(1)
+            time.sleep(10)  # the poll in flight ends; feed 0's interval is 1 s
+            assert hits(0) == removed_at, "a removed feed was polled again"
+            assert hits(1) > later  # the other goes on
+            assert 'feed="World 0"' not in service.get("/metrics").text
+            code, _seconds = service.stop(signal.SIGTERM)
+            assert code == 0
